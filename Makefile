@@ -1,0 +1,33 @@
+# Set-up is part of every target: `make run` and `make test` work on a fresh clone.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+SPACE   ?= generalization.yaml
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: run test lint bench bench-quick clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, from the exact pin: a looser requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m baseres.train --epochs 3 --out results/train-default
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,136 @@
+"""Readers for the released BatVision layouts.
+
+V2: ``<root>/<Location>/{audio,depth,camera}/...`` with ``train.csv``/``val.csv``/``test.csv`` in
+each location; CSV paths are relative to root (``root / <x path> / <x file name>``).
+V1: ``<root>/{train,val,test}.csv`` naming per-channel ``.npy`` waveforms and ``.npy`` depth.
+Every failure names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 44100
+SPLITS = ("train", "val", "test")
+V2_COLUMNS = ("audio path", "audio file name", "depth path", "depth file name")
+V1_COLUMNS = ("audio path left", "audio path right", "depth path")
+
+
+class DataError(ValueError):
+    """A data set file is missing, unreadable or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """Where one sample's files are. V2 has one stereo WAV; V1 has one .npy per ear."""
+
+    audio: tuple[Path, ...]
+    depth: Path
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return (*self.audio, self.depth)
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise DataError(f"{path}: missing CSV column(s) {missing}; columns are {columns}")
+            return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except OSError as err:
+        raise DataError(f"{path}: cannot read split file: {err.strerror}") from None
+    except csv.Error as err:
+        raise DataError(f"{path}: malformed CSV: {err}") from None
+
+
+def _check_root(root: Path) -> Path:
+    if not root.is_dir():
+        raise DataError(f"{root}: data root does not exist or is not a folder")
+    return root
+
+
+def list_v2_samples(root: str | Path, split: str, locations: list[str] | None = None
+                    ) -> list[SampleRef]:
+    """All samples of `split` over the chosen locations (all folders holding split CSVs if None)."""
+    root = _check_root(Path(root))
+    if locations is None:
+        folders = sorted(p for p in root.iterdir() if (p / f"{split}.csv").is_file())
+        if not folders:
+            raise DataError(f"{root}: no location folder holds {split}.csv "
+                            "(not a BatVision V2 root)")
+    else:
+        folders = [root / name for name in locations]
+        for folder in folders:
+            if not (folder / f"{split}.csv").is_file():
+                raise DataError(f"{folder / f'{split}.csv'}: location's split file does not exist")
+    refs = []
+    for folder in folders:
+        for row in _read_csv(folder / f"{split}.csv", V2_COLUMNS):
+            refs.append(SampleRef(
+                audio=(root / row["audio path"] / row["audio file name"],),
+                depth=root / row["depth path"] / row["depth file name"],
+            ))
+    return refs
+
+
+def list_v1_samples(root: str | Path, split: str) -> list[SampleRef]:
+    root = _check_root(Path(root))
+    rows = _read_csv(root / f"{split}.csv", V1_COLUMNS)
+    return [SampleRef(audio=(root / row["audio path left"], root / row["audio path right"]),
+                      depth=root / row["depth path"]) for row in rows]
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file does not exist") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{path}: unreadable .npy file: {err}") from None
+
+
+def load_waveform(ref: SampleRef) -> np.ndarray:
+    """2 x T float32 waveform (left, right) at SAMPLE_RATE."""
+    if len(ref.audio) == 2:  # V1: one mono .npy per ear
+        ears = [_load_npy(p).astype(np.float32).reshape(-1) for p in ref.audio]
+        length = min(len(e) for e in ears)
+        return np.stack([e[:length] for e in ears])
+    path = ref.audio[0]
+    if not path.is_file():
+        raise DataError(f"{path}: file does not exist")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise DataError(f"{path}: unreadable WAV: {err}") from None
+    if rate != SAMPLE_RATE:
+        raise DataError(f"{path}: sample rate must be {SAMPLE_RATE} Hz, but got {rate}")
+    if data.shape[1] != 2:
+        raise DataError(f"{path}: audio must have 2 channels (left, right), "
+                        f"but got {data.shape[1]}")
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: audio has no frames")
+    return np.ascontiguousarray(data.T)
+
+
+def load_depth_mm(ref: SampleRef) -> np.ndarray:
+    """H x W depth in millimetres as float32; NaN, inf and negatives become 0 (invalid)."""
+    depth = _load_npy(ref.depth)
+    if depth.ndim == 3 and depth.shape[0] == 1:
+        depth = depth[0]
+    if depth.ndim != 2 or min(depth.shape) < 2:
+        raise DataError(f"{ref.depth}: depth must be a 2-D H x W array, "
+                        f"but got shape {depth.shape}")
+    if not np.issubdtype(depth.dtype, np.number):
+        raise DataError(f"{ref.depth}: depth must be numeric, but got dtype {depth.dtype}")
+    depth = depth.astype(np.float32)
+    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    return depth

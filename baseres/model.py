@@ -1,0 +1,156 @@
+"""The base + residual network: one U-Net encoder, a narrow base decoder, a wide residual decoder.
+
+base = sigmoid(head) * max_depth is the coarse room layout; residual = tanh(head) * max_depth *
+residual_range adds detail; final = clamp(base + residual, 0, max_depth). ``model: unet`` keeps
+the same encoder with a single decoder as the comparison baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baseres.config import TrainConfig
+
+# Inputs beyond this magnitude carry no more information and could overflow in bf16/fp32.
+_INPUT_LIMIT = 1e6
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3 conv + BN + ReLU, the U-Net stage."""
+
+    def __init__(self, in_ch: int, out_ch: int, mid_ch: int | None = None):
+        mid_ch = mid_ch or out_ch
+        super().__init__(
+            nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Encoder(nn.Module):
+    """Widths C, 2C, 4C, 8C, 8C with max-pooling between stages; returns skips + bottleneck."""
+
+    def __init__(self, in_ch: int, c: int):
+        super().__init__()
+        self.widths = [c, 2 * c, 4 * c, 8 * c, 8 * c]
+        ins = [in_ch, *self.widths[:-1]]
+        self.stages = nn.ModuleList(DoubleConv(i, o) for i, o in zip(ins, self.widths))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x if i == 0 else F.max_pool2d(x, 2))
+            features.append(x)
+        return features
+
+
+class Decoder(nn.Module):
+    """Four bilinear up stages with skip connections and a 1x1 head.
+
+    With ``divisor=None`` it is the classic U-Net decoder (mid width = input width / 2).
+    With a divisor, the bottleneck and every skip are first projected by a 1x1 conv to
+    width / divisor and every conv uses mid width = output width, so *every* conv narrows and
+    the parameter count falls about as divisor^2 (narrowing only the outputs would leave the
+    wide skip inputs, which is how the seed's base decoder kept 6.3 M parameters at divisor 4).
+    """
+
+    def __init__(self, encoder_widths: list[int], out_widths: list[int], divisor: int | None):
+        super().__init__()
+        skips = encoder_widths[3::-1]  # deepest skip first: 8C, 4C, 2C, C
+        bottleneck = encoder_widths[4]
+        if divisor is None:
+            self.projections = None
+            skip_widths, prev = skips, bottleneck
+        else:
+            skip_widths = [w // divisor for w in skips]
+            prev = bottleneck // divisor
+            self.projections = nn.ModuleList(
+                nn.Conv2d(i, o, 1, bias=False) for i, o in zip([bottleneck, *skips],
+                                                               [prev, *skip_widths])
+            )
+        stages = []
+        for skip_w, out_w in zip(skip_widths, out_widths):
+            in_w = prev + skip_w
+            stages.append(DoubleConv(in_w, out_w, in_w // 2 if divisor is None else out_w))
+            prev = out_w
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Conv2d(prev, 1, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x, skips = features[4], features[3::-1]
+        if self.projections is not None:
+            x = self.projections[0](x)
+            skips = [proj(s) for proj, s in zip(self.projections[1:], skips)]
+        for stage, skip in zip(self.stages, skips):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = stage(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+def _count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+class BaseResidualNet(nn.Module):
+    """forward(x) -> {"base", "residual", "final"}, each B x 1 x S x S in metres."""
+
+    def __init__(self, cfg: TrainConfig, in_channels: int = 2):
+        super().__init__()
+        c, divisor = cfg.base_channels, cfg.base_channel_divisor
+        self.max_depth = float(cfg.max_depth)
+        self.residual_range = float(cfg.residual_range)
+        self.is_unet = cfg.model == "unet"
+        self.encoder = Encoder(in_channels, c)
+        widths = self.encoder.widths
+        self.residual_decoder = Decoder(widths, [4 * c, 2 * c, c, c], divisor=None)
+        self.base_decoder = (
+            None if self.is_unet
+            else Decoder(widths, [w // divisor for w in (8 * c, 4 * c, 2 * c, c)], divisor=divisor)
+        )
+        self.base_frozen = False
+
+    def freeze_base(self) -> None:
+        """Fix the base decoder: no gradient, no optimiser update, BN statistics kept."""
+        if self.base_decoder is None:
+            return
+        self.base_frozen = True
+        self.base_decoder.requires_grad_(False)
+        self.base_decoder.eval()
+
+    def train(self, mode: bool = True) -> BaseResidualNet:
+        super().train(mode)
+        if self.base_frozen and self.base_decoder is not None:
+            self.base_decoder.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = torch.nan_to_num(x, nan=0.0).clamp(-_INPUT_LIMIT, _INPUT_LIMIT)
+        features = self.encoder(x)
+        if self.is_unet:
+            final = torch.sigmoid(self.residual_decoder(features).float()) * self.max_depth
+            return {"base": final, "residual": torch.zeros_like(final), "final": final}
+        base = torch.sigmoid(self.base_decoder(features).float()) * self.max_depth
+        residual = (torch.tanh(self.residual_decoder(features).float())
+                    * self.max_depth * self.residual_range)
+        # Once the base is fixed the reconstruction loss must not move it (seed's curriculum).
+        base_for_final = base.detach() if self.base_frozen else base
+        final = torch.clamp(base_for_final + residual, 0.0, self.max_depth)
+        return {"base": base, "residual": residual, "final": final}
+
+    def param_counts(self) -> dict[str, int]:
+        counts = {
+            "encoder": _count(self.encoder),
+            "base_decoder": _count(self.base_decoder),
+            "residual_decoder": _count(self.residual_decoder),
+        }
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+def build_model(cfg: TrainConfig) -> BaseResidualNet:
+    return BaseResidualNet(cfg)

@@ -1,0 +1,427 @@
+"""Training: ``Trainer`` (fit -> run_epoch -> process_batch -> compute_losses) and its CLI.
+
+Every step returns a dict of named values, so the console line, metrics.jsonl, TensorBoard and
+Ray Tune reporting all come from one per-epoch record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from baseres.config import ConfigError, TrainConfig, config_fields
+from baseres.data.batvision import DataError
+from baseres.data.cache import SplitArrays, load_split, resolve_data_root
+from baseres.data.loader import BatchLoader
+from baseres.losses import BaseResidualLoss, curriculum
+from baseres.metrics import MetricAccumulator
+from baseres.model import BaseResidualNet
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run cannot recover by itself."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device must be available, but got 'cuda' on a machine without CUDA")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains one config; `out_dir=None` keeps everything in memory (used by tests)."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None,
+                 data: dict[str, SplitArrays] | None = None):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.device = pick_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.model = BaseResidualNet(cfg).to(self.device, memory_format=torch.channels_last)
+        self.loss_fn = BaseResidualLoss(cfg)
+        self.optimizer = self._make_optimizer()
+        self.epoch = 0  # the next epoch to run
+        self.best = {"val_rmse": math.inf, "epoch": -1}
+        self.history: list[dict[str, float]] = []
+        self.data = data
+        self.writer = None
+        self.wandb_run = None
+
+    # ------------------------------------------------------------------ set-up
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params, cfg = self.model.parameters(), self.cfg
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=0.9,
+                               weight_decay=cfg.weight_decay)
+
+    def setup_data(self, progress: bool = True) -> dict[str, SplitArrays]:
+        """Load (or build once into the shared cache) the train and val features."""
+        if self.data is None:
+            root = resolve_data_root(self.cfg, progress=progress)
+            self.data = {split: load_split(self.cfg, split, root, progress=progress)
+                         for split in ("train", "val")}
+        return self.data
+
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _open_logs(self) -> None:
+        if self.out_dir is None or self.writer is not None:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg.to_yaml(self.out_dir / "config.yaml")
+        self.writer = SummaryWriter(str(self.out_dir))
+        if self.cfg.use_wandb:
+            self.wandb_run = start_wandb(self.cfg, self.out_dir)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+            progress: bool = True) -> dict[str, float]:
+        """Train from `self.epoch` to cfg.epochs; returns the last epoch's record."""
+        self.setup_data(progress=progress)
+        self._open_logs()
+        record: dict[str, float] = {}
+        try:
+            for epoch in range(self.epoch, self.cfg.epochs):
+                record = {"epoch": epoch + 1, **self.run_epoch(epoch, progress)}
+                record.update(self.validate(epoch))
+                self.epoch = epoch + 1
+                if record["val_rmse"] < self.best["val_rmse"]:
+                    self.best = {"val_rmse": record["val_rmse"], "epoch": epoch + 1}
+                record["best_val_rmse"] = self.best["val_rmse"]
+                self.history.append(record)
+                self.log_epoch(record)
+                if on_epoch_end is not None:
+                    on_epoch_end(record)
+        finally:
+            self.close()
+        return record
+
+    def run_epoch(self, epoch: int, progress: bool = True) -> dict[str, float]:
+        weights = curriculum(self.cfg, epoch)
+        if weights["base_frozen"] and not self.model.base_frozen:
+            self.model.freeze_base()
+        self.model.train()
+        loader = BatchLoader(self.data["train"], self.cfg.batch_size, shuffle=True,
+                             seed=self.cfg.seed)
+        loader.set_epoch(epoch)
+        totals: dict[str, float] = {}
+        samples, start = 0, time.perf_counter()
+        show = progress and self.cfg.progress and sys.stderr.isatty()
+        batches = _progress_bar(loader, show, f"epoch {epoch + 1}/{self.cfg.epochs}")
+        for step, batch in enumerate(batches):
+            _, losses = self.process_batch(batch, weights)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            n = batch[0].shape[0]
+            samples += n
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach()) * n
+        elapsed = time.perf_counter() - start
+        record = {f"train_{k}": v / max(samples, 1) for k, v in totals.items()}
+        record.update({k: float(v) for k, v in weights.items()})
+        record.update(epoch_time_s=elapsed, samples_per_s=samples / max(elapsed, 1e-9))
+        return record
+
+    def process_batch(self, batch, weights: dict[str, float]
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        features, depth = batch
+        features = features.to(self.device, memory_format=torch.channels_last)
+        depth = depth.to(self.device)
+        with self._autocast():
+            outputs = self.model(features)
+        return outputs, self.compute_losses(outputs, depth, weights)
+
+    def compute_losses(self, outputs, depth, weights) -> dict[str, torch.Tensor]:
+        return self.loss_fn(outputs, depth, weights)
+
+    @torch.no_grad()
+    def validate(self, epoch: int | None = None, split: str = "val") -> dict[str, float]:
+        """Val metrics (prefixed val_) and decomposition diagnostics over the whole split."""
+        self.model.eval()
+        accumulator = MetricAccumulator(self.cfg.max_depth, self.cfg.lowpass_kernel)
+        loader = BatchLoader(self.data[split], self.cfg.batch_size, shuffle=False)
+        panel_batch = None
+        for batch in loader:
+            features = batch[0].to(self.device, memory_format=torch.channels_last)
+            with self._autocast():
+                outputs = self.model(features)
+            accumulator.update(outputs, batch[1].to(self.device))
+            if panel_batch is None:
+                panel_batch = (outputs, batch[1])
+        values = accumulator.compute()
+        record = {("val_" + k if not k.startswith(("base_", "sparse")) else k): v
+                  for k, v in values.items()}
+        self.last_panel = panel_batch
+        return record
+
+    # ------------------------------------------------------------------ logging
+    def log_epoch(self, record: dict[str, float]) -> None:
+        epoch = int(record["epoch"])
+        print(format_record(record, self.cfg.epochs), flush=True)
+        if self.out_dir is None:
+            return
+        with (self.out_dir / "metrics.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key != "epoch":
+                self.writer.add_scalar(scalar_tag(key), value, epoch)
+        if self.cfg.image_every and (epoch % self.cfg.image_every == 0 or epoch == 1
+                                     or epoch == self.cfg.epochs):
+            self.log_panel(epoch)
+        self.writer.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(record, step=epoch)
+        self.save_checkpoint(self.out_dir / CHECKPOINT_FILE)
+        if self.best["epoch"] == epoch:
+            self.save_checkpoint(self.out_dir / "best.pt")
+
+    def log_panel(self, epoch: int, writer=None) -> None:
+        from baseres.viz import decomposition_panel
+
+        outputs, gt = self.last_panel
+        limit = self.cfg.max_depth * self.cfg.residual_range
+        panel = decomposition_panel(outputs, gt, self.cfg.max_depth, limit)
+        (writer or self.writer).add_image("decomposition/base|residual|final|gt", panel, epoch,
+                                          dataformats="HWC")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+            self.wandb_run = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epoch, "base_frozen": self.model.base_frozen,
+                "best": dict(self.best), "history": list(self.history),
+                "config": self.cfg.to_dict()}
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state.get("base_frozen"):
+            self.model.freeze_base()
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.best = dict(state["best"])
+        self.history = list(state["history"])
+
+
+def _progress_bar(iterable, show: bool, desc: str):
+    if not show:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, unit="batch")
+
+
+_TAG_GROUPS = (("train_", "train/"), ("val_", "val/"), ("lambda_", "curriculum/lambda_"))
+
+
+def scalar_tag(key: str) -> str:
+    """TensorBoard tag: train/..., val/..., curriculum/..., diagnostics/..., perf/..."""
+    for prefix, group in _TAG_GROUPS:
+        if key.startswith(prefix):
+            return group + key[len(prefix):]
+    if key in ("epoch_time_s", "samples_per_s"):
+        return "perf/" + key
+    if key == "base_frozen":
+        return "curriculum/base_frozen"
+    return "diagnostics/" + key
+
+
+def format_record(record: dict[str, float], epochs: int) -> str:
+    return (f"epoch {int(record['epoch'])}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"val_rmse {record['val_rmse']:.3f}  delta1 {record['val_delta1']:.3f}  "
+            f"sparse {record['sparse']:.3f}  base_rmse {record['base_rmse']:.3f}  "
+            f"({record['epoch_time_s']:.1f} s, {record['samples_per_s']:.0f} samples/s)")
+
+
+def start_wandb(cfg: TrainConfig, out_dir: Path):
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("use_wandb needs the wandb package, but it is not installed "
+                          "(pip install wandb)") from None
+    import os
+
+    mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return wandb.init(project=cfg.experiment_name, config=cfg.to_dict(), dir=str(out_dir),
+                      mode=mode)
+
+
+# ---------------------------------------------------------------------- CLI
+# The seed's own flag spellings, mapped onto TrainConfig keys.
+_ALIASES = {"lr": "learning_rate", "data-root": "data_root", "out": "out_dir"}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, but got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="python -m baseres.train",
+        description="Train a base + residual echo-depth model. Every TrainConfig key is a flag "
+        "(--key or --key-with-dashes); precedence: defaults < --config FILE < flags. Writes "
+        "<out>/config.yaml, metrics.jsonl, checkpoint.pt, best.pt and TensorBoard events.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help="YAML file of TrainConfig values (e.g. from tune.export)")
+    parser.add_argument("--use_silog", action="store_true",
+                        help="seed flag: SI-log reconstruction loss (= --recon_loss silog)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in --out instead of refusing")
+    aliases = {v: k for k, v in _ALIASES.items()}
+    for name, hint in config_fields().items():
+        if name == "extra":
+            continue
+        flags = sorted({f"--{name}", f"--{name.replace('_', '-')}"})
+        if name in aliases:
+            flags.append(f"--{aliases[name]}")
+        kind = _flag_type(hint)
+        doc = _FIELD_DOCS.get(name, "")
+        if kind is bool:
+            parser.add_argument(*flags, dest=name, nargs="?", const=True, type=_parse_bool,
+                                help=doc)
+        elif kind is list:
+            parser.add_argument(*flags, dest=name, nargs="+", help=doc)
+        else:
+            parser.add_argument(*flags, dest=name, type=kind, help=doc)
+    return parser
+
+
+def _flag_type(hint) -> type:
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    base = typing.get_origin(args[0]) or args[0]
+    return base if base in (bool, int, float, list) else str
+
+
+def _field_docs() -> dict[str, str]:
+    """The one-line comment beside each TrainConfig field, reused as its --help text."""
+    import inspect
+
+    from baseres import config
+
+    docs = {}
+    for line in inspect.getsource(config.TrainConfig).splitlines():
+        name, _, comment = line.partition("#")
+        if ":" in name and comment and "=" in name:
+            docs[name.split(":")[0].strip()] = comment.strip()
+    return docs
+
+
+_FIELD_DOCS = _field_docs()
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = vars(args).copy()
+    for flag in ("resume", "overwrite"):
+        values.pop(flag, None)
+    base = TrainConfig.from_yaml(values.pop("config")).to_dict() if "config" in values else {}
+    if values.pop("use_silog", False):
+        values["recon_loss"] = "silog"
+    return TrainConfig.from_dict({**base, **values}, source="command line")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out_dir = None
+    try:
+        cfg = config_from_args(args)
+        out_dir = cfg.resolved_out_dir
+        resume, overwrite = getattr(args, "resume", False), getattr(args, "overwrite", False)
+        if (out_dir / "config.yaml").exists() and not (resume or overwrite):
+            raise ConfigError(f"{out_dir}: holds an earlier run; pass --resume to continue it, "
+                              "--overwrite to replace it, or choose another --out")
+        if resume and not (out_dir / CHECKPOINT_FILE).exists():
+            raise ConfigError(f"{out_dir}: --resume needs {CHECKPOINT_FILE} there, but none exists")
+        if overwrite:
+            for name in ("metrics.jsonl", CHECKPOINT_FILE, "best.pt"):
+                (out_dir / name).unlink(missing_ok=True)
+        trainer = Trainer(cfg, out_dir)
+        if resume:
+            trainer.load_checkpoint(out_dir / CHECKPOINT_FILE)
+        print(f"training {cfg.model} (divisor {cfg.base_channel_divisor}, C={cfg.base_channels}, "
+              f"{cfg.image_size}x{cfg.image_size}) on {cfg.dataset}; "
+              f"parameters {trainer.model.param_counts()}; output {out_dir}", flush=True)
+        trainer.fit()
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"error: training diverged: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python -m baseres.train "
+              f"--config {out_dir / 'config.yaml'} --resume", file=sys.stderr)
+        return 130
+    print(f"done: best val_rmse {trainer.best['val_rmse']:.4f} at epoch {trainer.best['epoch']}; "
+          f"results in {out_dir} (tensorboard --logdir {out_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from baseres.train import Trainer, TrainingDiverged, build_parser, config_from_args, main
+
+
+def run(cfg, data, out_dir=None):
+    trainer = Trainer(cfg, out_dir, data=data)
+    trainer.fit(progress=False)
+    return trainer
+
+
+def test_same_seed_same_numbers_and_other_seed_differs(toy_data):
+    a = run(tiny_config(), toy_data).history
+    b = run(tiny_config(), toy_data).history
+    c = run(tiny_config(seed=1), toy_data).history
+    keys = [k for k in a[0] if k not in ("epoch_time_s", "samples_per_s")]
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+    assert a[-1]["val_rmse"] != c[-1]["val_rmse"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_reduces_the_error(toy_data, precision):
+    history = run(tiny_config(epochs=6, learning_rate=3e-3, precision=precision),
+                  toy_data).history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in history)
+
+
+def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path, toy_data):
+    cfg = tiny_config(epochs=3, use_adaptive_loss=True, warmup_epochs=1)
+    straight = run(cfg, toy_data).history
+    first = Trainer(cfg.replace(epochs=2), tmp_path, data=toy_data)
+    first.fit(progress=False)
+    resumed = Trainer(cfg, tmp_path, data=toy_data)
+    resumed.load_checkpoint(tmp_path / "checkpoint.pt")  # loaded with weights_only=True
+    assert resumed.epoch == 2 and resumed.model.base_frozen
+    resumed.fit(progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert resumed.history[-1]["val_rmse"] == pytest.approx(straight[-1]["val_rmse"], rel=1e-6)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["config"]["epochs"] == 3 and saved["epoch"] == 3
+
+
+def test_base_decoder_unchanged_once_frozen(toy_data):
+    trainer = Trainer(tiny_config(epochs=2, use_adaptive_loss=True, warmup_epochs=1),
+                      data=toy_data)
+    trainer.run_epoch(0, progress=False)
+    trainer.run_epoch(1, progress=False)  # epoch index 1 = warmup: the base is fixed now
+    frozen = {k: v.clone() for k, v in trainer.model.base_decoder.state_dict().items()}
+    encoder = {k: v.clone() for k, v in trainer.model.encoder.state_dict().items()}
+    trainer.run_epoch(2, progress=False)
+    after = trainer.model.base_decoder.state_dict()
+    assert all(torch.equal(frozen[k], after[k]) for k in frozen)
+    assert any(not torch.equal(encoder[k], v)
+               for k, v in trainer.model.encoder.state_dict().items())
+
+
+def test_nan_loss_stops_with_diverged(toy_data, monkeypatch):
+    trainer = Trainer(tiny_config(), data=toy_data)
+    real = trainer.compute_losses
+
+    def poisoned(*args):
+        losses = real(*args)
+        losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(trainer, "compute_losses", poisoned)
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1, step 1"):
+        trainer.fit(progress=False)
+
+
+SEED_COMMAND = ("--dataset batvisionv2 --batch_size 64 --learning_rate 0.001 --use_adaptive_loss "
+                "--warmup_epochs 50 --lambda_base 2.0 --lambda_sparse 0.05 "
+                "--experiment_name generalized_adaptive").split()
+
+
+def test_seed_command_is_accepted_verbatim():
+    cfg = config_from_args(build_parser().parse_args(
+        SEED_COMMAND + ["--data-root", "/data/BatvisionV2", "--use_silog", "--lr", "0.002",
+                        "--base_channels", "32", "--lowpass_kernel", "8", "--optimizer", "adam",
+                        "--lambda_recon", "0.9", "--epochs", "7"]))
+    assert cfg.dataset == "batvisionv2" and cfg.use_adaptive_loss and cfg.batch_size == 64
+    assert (cfg.lambda_base, cfg.warmup_epochs, cfg.recon_loss) == (2.0, 50, "silog")
+    assert (cfg.learning_rate, cfg.base_channels, cfg.image_size) == (0.002, 32, 256)
+    assert cfg.experiment_name == "generalized_adaptive" and cfg.data_root == "/data/BatvisionV2"
+
+
+def test_config_file_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    tiny_config(epochs=9, lambda_base=0.4).to_yaml(path)
+    cfg = config_from_args(build_parser().parse_args(["--config", str(path), "--epochs", "2"]))
+    assert (cfg.epochs, cfg.lambda_base, cfg.base_channels) == (2, 0.4, 8)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+    (["--use_adaptive_loss", "maybe"], "expected true or false"),
+    (["--dataset", "batvisionv2"], "needs a data root"),
+    (["--base_channel_divisor", "3"], "base_channel_divisor must be one of"),
+    (["--config", "/nonexistent.yaml"], "/nonexistent.yaml: cannot read config"),
+    (["--data-root", "/nonexistent", "--dataset", "batvisionv2"], "data root does not exist"),
+])
+def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        sys.exit(main([*argv, "--out", str(tmp_path / "run")]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_refuses_to_overwrite_an_earlier_run(tmp_path, capsys, fixture_root):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("epochs: 1\n")
+    args = ["--dataset", "batvisionv2", "--data-root", str(fixture_root), "--out", str(out)]
+    assert main(args) == 2
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == "epochs: 1\n"
+
+
+def test_cli_trains_on_the_real_sample_and_writes_every_file(tmp_path, fixture_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "x"
+    proc = subprocess.run(
+        [sys.executable, "-m", "baseres.train", "--dataset", "batvisionv2", "--data-root",
+         str(fixture_root), "--epochs", "2", "--out", str(out), "--image_size", "64",
+         "--base_channels", "8"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 2/2" in proc.stdout
+    for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("train_loss", "train_recon", "train_base", "train_sparse", "lambda_base",
+                "val_rmse", "val_delta1", "val_abs_rel", "sparse", "base_rmse",
+                "base_smoothness", "base_consistency"):
+        assert key in rows[0], key
+    events = EventAccumulator(str(out), size_guidance={"images": 0}).Reload()
+    assert len(events.Scalars("val/rmse")) == 2
+    assert events.Images("decomposition/base|residual|final|gt")

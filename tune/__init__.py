@@ -1,0 +1,1 @@
+"""The search service: study files, the Ray Tune trainable, the CLI, summaries and export."""

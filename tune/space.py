@@ -1,0 +1,650 @@
+"""Study files (search_spaces/*.yaml) -> a validated StudySpec, entirely before Ray starts.
+
+A study names the TrainConfig values every trial shares (``data``, ``train``), the searched
+parameters in Optuna's short form (``search``), the points evaluated first (``baselines``),
+and how to search (``sampler``, ``scheduler``, resources). Every mistake is refused with one
+line naming the file, the key path, the rule and the value, in Optuna's style::
+
+    generalization.yaml: search.lambda_base: `low <= high` must hold, but got (low=3.0, high=0.3)
+
+Every trial the study can produce is built as a TrainConfig once here, so a value that
+TrainConfig refuses fails now rather than hours into a search.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+import re
+import types
+import typing
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from baseres.config import DATASETS, ConfigError, TrainConfig, config_fields
+
+SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+METRICS = ("val_rmse",)  # what a study may optimise; all are minimised
+MAX_SAMPLES = 100_000  # more trials than this is a typo, not a study
+# Ray's and Optuna's own defaults (one trial, or no end) make no sense for a study file.
+DEFAULT_NUM_SAMPLES = 10
+SAMPLERS = ("tpe", "random", "qmc")
+SCHEDULERS = ("asha", "none")
+TARGET_LEVELS = ("minimum", "ideal")
+PARAM_TYPES = ("float", "int", "categorical")
+
+TOP_KEYS = ("name", "metric", "mode", "num_samples", "max_concurrent_trials",
+            "resources_per_trial", "data", "train", "search", "baselines", "sampler",
+            "scheduler", "targets")
+REQUIRED = ("name", "search")
+# study key under `data:` -> TrainConfig field
+DATA_FIELDS = {"dataset": "dataset", "root": "data_root", "locations": "locations"}
+# TrainConfig fields a study may neither fix in `train` nor search, and why
+NOT_SETTABLE = {
+    **{field: f"the data set is chosen under `data:`; set data.{key} instead"
+       for key, field in DATA_FIELDS.items()},
+    "out_dir": "each trial writes into its own trial folder; a study cannot set out_dir",
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder
+
+
+class StudyError(ValueError):
+    """A study file or a --set override is invalid; the message is one line."""
+
+
+# ------------------------------------------------------------------------------------ YAML
+class _StudyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (so tags such as !!python/object stay refused), plus two fixes.
+
+    Duplicate keys are refused: PyYAML silently keeps the last one, which would hide a
+    searched parameter written twice. And ``1e-3`` is read as a number, as YAML 1.2 and
+    every user expect, where YAML 1.1 makes it a string.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StudyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StudyLoader)  # a SafeLoader: safe_load's guarantees
+    except yaml.MarkedYAMLError as err:
+        problem = " ".join(part for part in (err.context, err.problem) if part)
+        mark = err.problem_mark or err.context_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise StudyError(_one_line(f"{where}: not valid YAML: {problem}{at}")) from None
+    except yaml.YAMLError as err:
+        raise StudyError(_one_line(f"{where}: not valid YAML: {err}")) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ------------------------------------------------------------------------------------ spec
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: what tune.run hands to Ray Tune and Optuna."""
+
+    name: str
+    path: Path  # the study file, absolute
+    metric: str
+    mode: str  # always "min"
+    num_samples: int
+    max_concurrent_trials: int
+    resources: dict[str, float]  # {"cpu": ..., "gpu": ...} per trial
+    fixed: dict[str, Any]  # TrainConfig values shared by every trial, data keys included
+    space: dict[str, BaseDistribution]  # searched TrainConfig field -> Optuna distribution
+    baselines: dict[str, dict[str, Any]]  # name -> point (searched values + extra fields)
+    sampler: dict[str, Any]  # {"type": "tpe" | "random" | "qmc", "seed": int}
+    scheduler: dict[str, Any]  # {"type": "none"} or ASHA's keys with max_t resolved
+    targets: dict[str, dict[str, tuple[float | None, float | None]]]  # level -> metric -> (lo, hi)
+
+    def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial: the fixed values, then the sample (or a baseline)."""
+        return TrainConfig.from_dict({**self.fixed, **sample}, source=f"{self.path}: trial")
+
+    def to_yaml(self) -> str:
+        """The resolved study as a study file (defaults filled in); load_study reads it back."""
+        data = {key: self.fixed[field] for key, field in DATA_FIELDS.items() if field in self.fixed}
+        train = {k: v for k, v in self.fixed.items() if k not in DATA_FIELDS.values()}
+        study = {
+            "name": self.name,
+            "metric": self.metric,
+            "mode": self.mode,
+            "num_samples": self.num_samples,
+            "max_concurrent_trials": self.max_concurrent_trials,
+            "resources_per_trial": dict(self.resources),
+            "data": data,
+            "train": train,
+            "search": {name: _short_form(dist) for name, dist in self.space.items()},
+            "baselines": {name: dict(point) for name, point in self.baselines.items()},
+            "sampler": dict(self.sampler),
+            "scheduler": dict(self.scheduler),
+            "targets": {level: {metric: list(bounds) for metric, bounds in metrics.items()}
+                        for level, metrics in self.targets.items()},
+        }
+        # Flow style for leaf collections keeps `choices: [1, 2, 4, 8]` on one line.
+        text = yaml.safe_dump(study, sort_keys=False, default_flow_style=None)
+        return f"# study {self.name}, resolved from {self.path}\n{text}"
+
+
+def _short_form(dist: BaseDistribution) -> dict[str, Any]:
+    """Optuna's short form of a distribution, as a study file writes it."""
+    if isinstance(dist, CategoricalDistribution):
+        return {"type": "categorical", "choices": list(dist.choices)}
+    kind = "int" if isinstance(dist, IntDistribution) else "float"
+    form = {"type": kind, "low": dist.low, "high": dist.high}
+    if dist.log:
+        form["log"] = True
+    if dist.step is not None and not (kind == "int" and dist.step == 1):
+        form["step"] = dist.step
+    return form
+
+
+# ------------------------------------------------------------------------------------ API
+def resolve_study_path(name_or_path: str | os.PathLike) -> Path:
+    """The study file for ``--space``: the working directory first, then search_spaces/.
+
+    ``.yaml`` may be left off. Returns an absolute path, since trials run elsewhere.
+    """
+    text = os.fspath(name_or_path)
+    if not text.strip():
+        raise StudyError("--space: a study name or path is required, but got ''")
+    given = Path(text).expanduser()
+    names = [given] if given.suffix in (".yaml", ".yml") else [given, Path(f"{given}.yaml")]
+    candidates = list(dict.fromkeys([*names, *(SEARCH_SPACES / name for name in names)]))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise StudyError(f"{text}: no such study file; looked for {looked}")
+
+
+def load_study(name_or_path: str | os.PathLike, overrides: Iterable[str] = ()) -> StudySpec:
+    """Read, override (``--set key=value``, dotted keys) and validate a study file."""
+    path = resolve_study_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StudyError(f"{path}: cannot read the study file: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise StudyError(f"{path}: cannot read the study file: not UTF-8 ({err.reason})") from None
+    raw = _parse_yaml(text, str(path))
+    if raw is None:
+        raise StudyError(f"{path}: the study file is empty; a study needs at least name and search")
+    if not isinstance(raw, dict):
+        raise StudyError(
+            _one_line(f"{path}: a study must be a mapping at the top level, but got {raw!r}")
+        )
+    raw, overridden = _apply_overrides(raw, list(overrides), path)
+    return _Checker(path, overridden).study(raw)
+
+
+def _apply_overrides(
+    raw: dict[str, Any], overrides: list[str], path: Path
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Set each dotted key to its YAML-parsed value, creating missing mappings on the way."""
+    raw = copy.deepcopy(raw)
+    keys = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or not all(parts):
+            raise StudyError(
+                f"{path}: --set {item}: expected key=value with a dotted key, e.g. train.epochs=3"
+            )
+        value = _parse_yaml(text, f"{path}: --set {key}")
+        node = raw
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            elif not isinstance(node[part], dict):
+                above = ".".join(parts[: depth + 1])
+                raise StudyError(_one_line(
+                    f"{path}: --set {key}: {above} must be a mapping to set {key}, "
+                    f"but got {node[part]!r}"
+                ))
+            node = node[part]
+        node[parts[-1]] = value
+        keys.append(key)
+    return raw, tuple(keys)
+
+
+# ------------------------------------------------------------------------------------ checks
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one key path lies inside the other (``search.x`` and ``search.x.low``)."""
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and long[len(short): len(short) + 1] in ("", ".", "[")
+
+
+def _field_types(hint: Any) -> set[Any]:
+    """The types a TrainConfig annotation admits: ``int | None`` -> {int, NoneType}."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return {typing.get_origin(arg) or arg for arg in typing.get_args(hint)}
+    return {typing.get_origin(hint) or hint}
+
+
+def _suggest(key: Any, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Checker:
+    """Validates one raw study; every failure goes through `fail` so messages share a form."""
+
+    def __init__(self, path: Path, overridden: tuple[str, ...]) -> None:
+        self.path = path
+        self.overridden = overridden
+        self.fields = config_fields()
+
+    def fail(self, key: str, rule: str, also: Iterable[str] = ()) -> NoReturn:
+        """Raise for `key`; a --set override of it (or of a key in `also`) is named first."""
+        keys = [key, *also]
+        blamed = [o for o in self.overridden if any(_related(o, k) for k in keys)]
+        parts = [str(self.path), *(f"--set {o}" for o in blamed)]
+        if key not in blamed:
+            parts.append(key)
+        raise StudyError(_one_line(": ".join(parts) + f": {rule}"))
+
+    # ---------------------------------------------------------------- generic values
+    def mapping(self, value: Any, key: str, empty_ok: bool = False) -> dict[str, Any]:
+        if value is None and empty_ok:  # a section whose entries are all commented out
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a mapping, but got {value!r}")
+        for name in value:
+            if not isinstance(name, str):
+                self.fail(key, f"keys must be strings, but got {name!r}")
+        return value
+
+    def known_keys(self, mapping: dict[str, Any], allowed: Sequence[str], key: str) -> None:
+        for name in mapping:
+            if name not in allowed:
+                self.fail(f"{key}.{name}" if key else name,
+                          f"unknown key{_suggest(name, allowed)}; allowed: {', '.join(allowed)}")
+
+    def train_key(self, name: str, key: str) -> None:
+        """`name` must be a TrainConfig field that a study may set."""
+        if name not in self.fields:
+            hint = _suggest(name, self.fields) or f"; known: {', '.join(self.fields)}"
+            self.fail(key, f"unknown TrainConfig key{hint}")
+        if name in NOT_SETTABLE:
+            self.fail(key, NOT_SETTABLE[name])
+
+    def integer(self, value: Any, key: str, low: int, high: int | None = None) -> int:
+        leaf = key.rsplit(".", 1)[-1]
+        if not _is_int(value):
+            self.fail(key, f"must be an integer, but got {value!r}")
+        if value < low:
+            self.fail(key, f"`{leaf} >= {low}` must hold, but got {leaf}={value}")
+        if high is not None and value > high:
+            self.fail(key, f"`{leaf} <= {high}` must hold, but got {leaf}={value}")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if not _is_number(value):
+            self.fail(key, f"must be a number, but got {value!r}")
+        if not math.isfinite(value):
+            self.fail(key, f"must be finite, but got {value!r}")
+        return value
+
+    def choice(self, value: Any, key: str, allowed: Sequence[str]) -> str:
+        if value not in allowed:
+            self.fail(key, f"must be one of {list(allowed)}, but got {value!r}")
+        return value
+
+    # ---------------------------------------------------------------- the study
+    def study(self, raw: dict[str, Any]) -> StudySpec:
+        raw = self.mapping(raw, "study")
+        self.known_keys(raw, TOP_KEYS, "")
+        for key in REQUIRED:
+            if key not in raw:
+                self.fail(key, "is required")
+        study_name = raw["name"]
+        if not isinstance(study_name, str) or not _NAME.fullmatch(study_name):
+            self.fail("name", "must be a folder name (letters, digits, '.', '_', '-'), "
+                              f"but got {study_name!r}")
+        metric = self.choice(raw.get("metric", METRICS[0]), "metric", METRICS)
+        mode = self.choice(raw.get("mode", "min"), "mode", ("min",))
+        num_samples = self.integer(raw.get("num_samples", DEFAULT_NUM_SAMPLES), "num_samples",
+                                   1, MAX_SAMPLES)
+        max_concurrent = self.integer(raw.get("max_concurrent_trials", 1),
+                                      "max_concurrent_trials", 1)
+        resources = self.resources(raw.get("resources_per_trial", {}))
+        data = self.data(raw.get("data", {}))
+        train = self.train(raw.get("train"))
+        space = self.search(raw["search"], train)
+        fixed = {**train, **data}
+        # Every trial starts from here: the fixed values with each parameter at its low end.
+        low = {name: _low(dist) for name, dist in space.items()}
+        owners = {**_owners(fixed),
+                  **{name: f"search.{name}.{_low_key(dist)}" for name, dist in space.items()}}
+        config = self.build({**fixed, **low}, "", owners)
+        self.corners(fixed, low, space)
+        baselines = self.baselines(raw.get("baselines"), fixed, space)
+        if num_samples < len(baselines):
+            self.fail("num_samples", "`num_samples >= len(baselines)` must hold (the baselines "
+                      f"run first), but got (num_samples={num_samples}, "
+                      f"baselines={len(baselines)})", also=("baselines",))
+        return StudySpec(
+            name=study_name,
+            path=self.path,
+            metric=metric,
+            mode=mode,
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
+            resources=resources,
+            fixed=fixed,
+            space=space,
+            baselines=baselines,
+            sampler=self.sampler(raw.get("sampler", {})),
+            scheduler=self.scheduler(raw.get("scheduler", {}), config.epochs),
+            targets=self.targets(raw.get("targets")),
+        )
+
+    def resources(self, raw: Any) -> dict[str, float]:
+        raw = self.mapping(raw, "resources_per_trial")
+        self.known_keys(raw, ("cpu", "gpu"), "resources_per_trial")
+        cpu = self.number(raw.get("cpu", 1), "resources_per_trial.cpu")
+        gpu = self.number(raw.get("gpu", 0), "resources_per_trial.gpu")
+        if cpu <= 0:
+            self.fail("resources_per_trial.cpu", f"`cpu > 0` must hold, but got cpu={cpu}")
+        if gpu < 0:
+            self.fail("resources_per_trial.gpu", f"`gpu >= 0` must hold, but got gpu={gpu}")
+        return {"cpu": cpu, "gpu": gpu}
+
+    def data(self, raw: Any) -> dict[str, Any]:
+        """`data:` as TrainConfig values; a relative root is taken from the working directory."""
+        raw = self.mapping(raw, "data")
+        self.known_keys(raw, tuple(DATA_FIELDS), "data")
+        dataset = self.choice(raw.get("dataset", "synthetic"), "data.dataset", DATASETS)
+        values: dict[str, Any] = {"dataset": dataset}
+        root = raw.get("root")
+        if root is None and dataset != "synthetic":
+            self.fail("data.root", f"is required for dataset {dataset}")
+        if root is not None:
+            if not isinstance(root, str) or not root.strip():
+                self.fail("data.root", f"must be a folder path, but got {root!r}")
+            # Trials run inside their own folders: resolve now, while "here" means something.
+            values["data_root"] = os.path.abspath(os.path.expanduser(root))
+        if "locations" in raw:
+            locations = raw["locations"]
+            if dataset == "batvisionv1":
+                self.fail("data.locations", "only the BatVision V2 layout (batvisionv2, "
+                                            "synthetic) has locations")
+            if not isinstance(locations, list) or not locations:
+                self.fail("data.locations", f"must be a non-empty list, but got {locations!r}")
+            for i, location in enumerate(locations):
+                if not isinstance(location, str) or not location:
+                    self.fail(f"data.locations[{i}]",
+                              f"must be a folder name, but got {location!r}")
+            values["locations"] = list(locations)
+        return values
+
+    def train(self, raw: Any) -> dict[str, Any]:
+        raw = self.mapping(raw, "train", empty_ok=True)
+        for name in raw:
+            self.train_key(name, f"train.{name}")
+        return dict(raw)
+
+    # ---------------------------------------------------------------- search space
+    def search(self, raw: Any, train: dict[str, Any]) -> dict[str, BaseDistribution]:
+        raw = self.mapping(raw, "search")
+        if not raw:
+            self.fail("search", "must name at least one parameter to search")
+        space = {}
+        for name, form in raw.items():
+            key = f"search.{name}"
+            self.train_key(name, key)
+            if name in train:
+                self.fail(key, f"is also fixed in train.{name}; a parameter is either fixed "
+                               "or searched", also=(f"train.{name}",))
+            space[name] = self.distribution(form, key, name)
+        return space
+
+    def distribution(self, form: Any, key: str, name: str) -> BaseDistribution:
+        if not isinstance(form, dict):
+            self.fail(key, "must be a mapping like {type: float, low: 0.1, high: 0.5}, "
+                           f"but got {form!r}")
+        kind = self.choice(form.get("type"), f"{key}.type", PARAM_TYPES)
+        if kind == "categorical":
+            self.known_keys(form, ("type", "choices"), key)
+            return self.categorical(form, key)
+        self.known_keys(form, ("type", "low", "high", "log", "step"), key)
+        admitted = _field_types(self.fields[name])
+        if float not in admitted and (kind == "float" or int not in admitted):
+            hint = "use `type: int`" if int in admitted else "use `type: categorical`"
+            self.fail(f"{key}.type", f"`type: {kind}` cannot set {name}, a TrainConfig field "
+                                     f"of type {self.fields[name]}; {hint}")
+        bounds = {}
+        for bound in ("low", "high", "step"):
+            if bound not in form:
+                if bound != "step":
+                    self.fail(f"{key}.{bound}", f"is required for `type: {kind}`")
+                continue
+            value = self.number(form[bound], f"{key}.{bound}")
+            if kind == "int" and not _is_int(value):
+                self.fail(f"{key}.{bound}",
+                          f"must be an integer for `type: int`, but got {value!r}")
+            bounds[bound] = value
+        log = form.get("log", False)
+        if not isinstance(log, bool):
+            self.fail(f"{key}.log", f"must be true or false, but got {log!r}")
+        if log and "step" in bounds:
+            self.fail(key, "`step` and `log: true` cannot be combined, but got "
+                           f"(step={bounds['step']}, log=True)")
+        build = FloatDistribution if kind == "float" else IntDistribution
+        try:
+            # Optuna warns and shrinks `high` when the range is not a multiple of the step;
+            # checked below as an error instead.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dist = build(**bounds, log=log)
+        except ValueError as err:
+            self.fail(key, str(err))
+        if dist.high != bounds["high"]:
+            self.fail(f"{key}.step", "`high - low` must be a multiple of `step`, but got "
+                                     f"(low={bounds['low']}, high={bounds['high']}, "
+                                     f"step={bounds['step']})")
+        return dist
+
+    def categorical(self, form: dict[str, Any], key: str) -> CategoricalDistribution:
+        if "choices" not in form:
+            self.fail(f"{key}.choices", "is required for `type: categorical`")
+        choices = form["choices"]
+        if not isinstance(choices, list):
+            self.fail(f"{key}.choices", f"must be a list, but got {choices!r}")
+        for i, choice in enumerate(choices):
+            where = f"{key}.choices[{i}]"
+            # What Optuna's storages keep; the journal file of tune.run is one.
+            if choice is not None and not isinstance(choice, (bool, int, float, str)):
+                self.fail(where, f"must be null, true/false, a number or a string, but got "
+                                 f"{choice!r}")
+            if isinstance(choice, float) and not math.isfinite(choice):
+                self.fail(where, f"must be finite, but got {choice!r}")
+            for j, earlier in enumerate(choices[:i]):
+                if earlier == choice:
+                    self.fail(where, f"choices must be distinct, but got {choice!r} again "
+                                     f"(choices[{j}]={earlier!r})")
+        try:
+            return CategoricalDistribution(choices)
+        except ValueError as err:
+            self.fail(f"{key}.choices", str(err))
+
+    # ---------------------------------------------------------------- whole trials
+    def build(self, values: dict[str, Any], where: str, owners: dict[str, str]) -> TrainConfig:
+        """Build a TrainConfig; on failure, blame the study key that the message starts with.
+
+        TrainConfig's messages begin with the field at fault, and `owners` maps fields to
+        where this study sets them. Inside a trial labelled `where`, a field set elsewhere is
+        named too (`also`), so a --set of it is reported.
+        """
+        try:
+            return TrainConfig.from_dict(values, source="trial")
+        except ConfigError as err:
+            message = str(err).removeprefix("trial: ")
+            word = re.match(r"\w+", message)
+            owner = owners.get(word.group()) if word else None
+            if owner and (not where or owner.startswith(f"{where}.")):
+                self.fail(owner, message)
+            self.fail(where or "train", message, also=(owner,) if owner else ())
+
+    def corners(self, fixed: dict[str, Any], low: dict[str, Any],
+                space: dict[str, BaseDistribution]) -> None:
+        """Build the trial at every other end of each parameter (the others at their low end)."""
+        owners = _owners(fixed)
+        for name, dist in space.items():
+            if isinstance(dist, CategoricalDistribution):
+                ends = [(f"choices[{i}]", c) for i, c in enumerate(dist.choices)][1:]
+            else:
+                ends = [("high", dist.high)] if dist.high != dist.low else []
+            for label, value in ends:
+                self.build({**fixed, **low, name: value}, f"search.{name}.{label}", owners)
+
+    def baselines(self, raw: Any, fixed: dict[str, Any],
+                  space: dict[str, BaseDistribution]) -> dict[str, dict[str, Any]]:
+        raw = self.mapping(raw, "baselines", empty_ok=True)
+        baselines = {}
+        for name, point in raw.items():
+            where = f"baselines.{name}"
+            point = self.mapping(point, where)
+            for key, value in point.items():
+                self.train_key(key, f"{where}.{key}")
+                if key == "epochs":
+                    self.fail(f"{where}.epochs", "every trial trains for train.epochs (the "
+                                                 "scheduler's max_t); a baseline cannot change it")
+                if key in space:
+                    self.inside(value, space[key], f"{where}.{key}")
+            missing = [p for p in space if p not in point]
+            if missing:
+                self.fail(where, "a baseline must set every searched parameter, but misses "
+                                 f"{', '.join(missing)}")
+            owners = {**_owners(fixed), **{k: f"{where}.{k}" for k in point}}
+            self.build({**fixed, **point}, where, owners)
+            baselines[name] = dict(point)
+        return baselines
+
+    def inside(self, value: Any, dist: BaseDistribution, key: str) -> None:
+        if isinstance(dist, CategoricalDistribution):
+            # 1 == True in Python, but a baseline of `true` is not the choice 1.
+            if not any(value == c and isinstance(value, bool) == isinstance(c, bool)
+                       for c in dist.choices):
+                self.fail(key, f"must be one of the searched choices {list(dist.choices)}, "
+                               f"but got {value!r}")
+            return
+        if not _is_number(value):
+            self.fail(key, f"must be a number, but got {value!r}")
+        # _contains is how Optuna itself checks a value against a distribution (bounds, step).
+        if not dist._contains(dist.to_internal_repr(value)):
+            self.fail(key, f"must lie in the search space {_short_form(dist)}, but got {value!r}")
+
+    # ---------------------------------------------------------------- search algorithm
+    def sampler(self, raw: Any) -> dict[str, Any]:
+        raw = self.mapping(raw, "sampler")
+        self.known_keys(raw, ("type", "seed"), "sampler")
+        kind = self.choice(raw.get("type", "tpe"), "sampler.type", SAMPLERS)
+        # numpy's RandomState, under every Optuna sampler, takes seeds in [0, 2**32 - 1].
+        seed = self.integer(raw.get("seed", 0), "sampler.seed", 0, 2**32 - 1)
+        return {"type": kind, "seed": seed}
+
+    def scheduler(self, raw: Any, epochs: int) -> dict[str, Any]:
+        raw = self.mapping(raw, "scheduler")
+        # ASHA's keys are allowed (and dropped) under `type: none`, so that
+        # `--set scheduler.type=none` works on an ASHA study.
+        self.known_keys(raw, ("type", "grace_period", "reduction_factor", "max_t"), "scheduler")
+        kind = self.choice(raw.get("type", "asha"), "scheduler.type", SCHEDULERS)
+        if kind == "none":
+            return {"type": "none"}
+        # Ray's ASHAScheduler defaults, except max_t: the trial length.
+        grace = self.integer(raw.get("grace_period", 1), "scheduler.grace_period", 1)
+        factor = self.number(raw.get("reduction_factor", 4), "scheduler.reduction_factor")
+        if factor <= 1:
+            self.fail("scheduler.reduction_factor", "`reduction_factor > 1` must hold, but got "
+                                                    f"reduction_factor={factor}")
+        max_t = self.integer(raw.get("max_t", epochs), "scheduler.max_t", 1)
+        if max_t > epochs:
+            self.fail("scheduler.max_t", "`max_t <= train.epochs` must hold, but got "
+                                         f"(max_t={max_t}, epochs={epochs})",
+                      also=("train.epochs",))
+        if grace > max_t:
+            self.fail("scheduler.grace_period", "`grace_period <= max_t` must hold, but got "
+                                                f"(grace_period={grace}, max_t={max_t})",
+                      also=("scheduler.max_t", "train.epochs"))
+        return {"type": "asha", "grace_period": grace, "reduction_factor": factor, "max_t": max_t}
+
+    def targets(self, raw: Any) -> dict[str, dict[str, tuple[float | None, float | None]]]:
+        raw = self.mapping(raw, "targets", empty_ok=True)
+        self.known_keys(raw, TARGET_LEVELS, "targets")
+        targets = {}
+        for level, metrics in raw.items():
+            metrics = self.mapping(metrics, f"targets.{level}")
+            targets[level] = {}
+            for metric, bounds in metrics.items():
+                key = f"targets.{level}.{metric}"
+                if not re.fullmatch(r"[A-Za-z_]\w*", metric):
+                    self.fail(key, f"must name a metric, but got {metric!r}")
+                if not isinstance(bounds, list) or len(bounds) != 2:
+                    self.fail(key, f"must be [low, high] (null for no bound), but got {bounds!r}")
+                for i, bound in enumerate(bounds):
+                    if bound is not None:
+                        self.number(bound, f"{key}[{i}]")
+                lo, hi = bounds
+                if lo is None and hi is None:
+                    self.fail(key, "needs at least one bound, but got [null, null]")
+                if lo is not None and hi is not None and lo > hi:
+                    self.fail(key, f"`low <= high` must hold, but got (low={lo}, high={hi})")
+                targets[level][metric] = (lo, hi)
+        return targets
+
+
+def _owners(fixed: dict[str, Any]) -> dict[str, str]:
+    """TrainConfig field -> the study key that fixes it."""
+    data = {field: f"data.{key}" for key, field in DATA_FIELDS.items()}
+    return {k: data.get(k, f"train.{k}") for k in fixed}
+
+
+def _low(dist: BaseDistribution) -> Any:
+    return dist.choices[0] if isinstance(dist, CategoricalDistribution) else dist.low
+
+
+def _low_key(dist: BaseDistribution) -> str:
+    return "choices[0]" if isinstance(dist, CategoricalDistribution) else "low"
