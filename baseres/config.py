@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ import yaml
 
 DATASETS = ("synthetic", "batvisionv2", "batvisionv1")
 # Per-data-set defaults for the knobs left at None: (base_channels, image_size, max_depth).
-# BatVision values are the seed's; the synthetic preset is sized for 2 CPU cores.
+# BatVision values are the seed's; the synthetic preset is sized for 2 CPU cores, and its
+# max_depth is the synthetic depth camera's range.
 DATASET_PRESETS = {
-    "synthetic": {"base_channels": 16, "image_size": 64, "max_depth": 30.0},
+    "synthetic": {"base_channels": 16, "image_size": 64, "max_depth": 12.0},
     "batvisionv2": {"base_channels": 64, "image_size": 256, "max_depth": 30.0},
     "batvisionv1": {"base_channels": 64, "image_size": 256, "max_depth": 12.0},
 }
@@ -32,11 +34,39 @@ CHOICES = {
     "base_channel_divisor": (1, 2, 4, 8, 16),
     "recon_loss": ("l1", "silog"),
     "optimizer": ("adamw", "adam", "sgd"),
+    "lr_schedule": ("cosine", "constant"),
     "dataset": DATASETS,
     "audio_format": ("spectrogram", "log_spectrogram", "mel"),
     "precision": ("fp32", "bf16"),
     "device": ("auto", "cpu", "cuda"),
 }
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (so tags such as !!python/object stay refused), plus two fixes.
+
+    Duplicate keys are refused: PyYAML silently keeps the last one, which would hide a
+    searched parameter written twice. And ``1e-3`` is read as a number, as YAML 1.2 and
+    every user expect, where YAML 1.1 makes it a string.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class ConfigError(ValueError):
@@ -50,7 +80,7 @@ class TrainConfig:
     base_channels: int | None = None  # encoder width C (widths C,2C,4C,8C,8C); None = preset
     base_channel_divisor: int = 4  # base decoder widths 8C,4C,2C,C divided by this
     residual_range: float = 0.3  # residual = tanh(.) * max_depth * residual_range
-    max_depth: float | None = None  # metres; depth clipped here (None = preset: V1 12, else 30)
+    max_depth: float | None = None  # metres; depth clipped here (None = preset: V2 30, else 12)
     # --- loss ---
     recon_loss: str = "l1"  # reconstruction term: l1 | silog
     silog_lambda: float = 0.5  # variance weight of the SI-log loss
@@ -66,6 +96,7 @@ class TrainConfig:
     # --- optimiser ---
     optimizer: str = "adamw"  # adamw | adam | sgd (momentum 0.9)
     learning_rate: float = 1e-3  # peak learning rate
+    lr_schedule: str = "cosine"  # cosine (decay to 0 over the epochs, per epoch) | constant
     weight_decay: float = 0.01  # decoupled for adamw, L2 otherwise
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
     # --- data ---
@@ -127,7 +158,7 @@ class TrainConfig:
         except OSError as err:
             raise ConfigError(f"{path}: cannot read config: {err.strerror}") from None
         try:
-            values = yaml.safe_load(text)
+            values = yaml.load(text, Loader=StrictSafeLoader)  # safe_load's guarantees
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {_one_line(err)}") from None
         return cls.from_dict(values if values is not None else {}, source=str(path))
@@ -168,6 +199,11 @@ class TrainConfig:
             value = getattr(self, key)
             if not value >= 0 or (isinstance(value, float) and math.isinf(value)):
                 raise ConfigError(f"{key} must be >= 0 and finite, but got {value!r}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2**32), but got {self.seed}")
+        if self.locations is not None and not self.locations:
+            raise ConfigError("locations must name at least one location (or be null for all), "
+                              "but got []")
         if self.model == "base_residual" and self.base_channels % self.base_channel_divisor:
             raise ConfigError(
                 "base_channels must be divisible by base_channel_divisor, but got "

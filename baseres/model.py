@@ -114,6 +114,17 @@ class BaseResidualNet(nn.Module):
         )
         self.base_frozen = False
 
+    def init_depth_bias(self, mean_depth: float) -> None:
+        """Start the sigmoid head at the data's mean depth instead of max_depth / 2.
+
+        At 0 bias a room averaging 3 m starts 12 m off with max_depth 30, and the residual
+        spends its whole range compensating while the base crawls toward the data.
+        """
+        share = min(max(mean_depth / self.max_depth, 0.01), 0.99)
+        head = (self.residual_decoder if self.is_unet else self.base_decoder).head
+        with torch.no_grad():
+            head.bias.fill_(float(torch.logit(torch.tensor(share))))
+
     def freeze_base(self) -> None:
         """Fix the base decoder: no gradient, no optimiser update, BN statistics kept."""
         if self.base_decoder is None:

@@ -52,9 +52,13 @@ class Trainer:
     """Trains one config; `out_dir=None` keeps everything in memory (used by tests)."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None,
-                 data: dict[str, SplitArrays] | None = None):
+                 data: dict[str, SplitArrays] | None = None, log_scalars: bool = True,
+                 save_checkpoints: bool = True):
         self.cfg = cfg
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        # Under Ray Tune the trial's own logger writes the scalars and Ray keeps checkpoints.
+        self.log_scalars = log_scalars
+        self.save_checkpoints = save_checkpoints
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.device = pick_device(cfg.device)
@@ -108,6 +112,8 @@ class Trainer:
             progress: bool = True) -> dict[str, float]:
         """Train from `self.epoch` to cfg.epochs; returns the last epoch's record."""
         self.setup_data(progress=progress)
+        if self.epoch == 0 and not self.history:
+            self.model.init_depth_bias(mean_valid_depth(self.data["train"]))
         self._open_logs()
         record: dict[str, float] = {}
         try:
@@ -126,8 +132,17 @@ class Trainer:
             self.close()
         return record
 
+    def learning_rate(self, epoch: int) -> float:
+        """The epoch's learning rate, a pure function of the epoch (so resuming needs no state)."""
+        if self.cfg.lr_schedule == "constant":
+            return self.cfg.learning_rate
+        return self.cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
+
     def run_epoch(self, epoch: int, progress: bool = True) -> dict[str, float]:
         weights = curriculum(self.cfg, epoch)
+        lr = self.learning_rate(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         if weights["base_frozen"] and not self.model.base_frozen:
             self.model.freeze_base()
         self.model.train()
@@ -155,7 +170,7 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + float(value.detach()) * n
         elapsed = time.perf_counter() - start
         record = {f"train_{k}": v / max(samples, 1) for k, v in totals.items()}
-        record.update({k: float(v) for k, v in weights.items()})
+        record.update({k: float(v) for k, v in weights.items()}, learning_rate=lr)
         record.update(epoch_time_s=elapsed, samples_per_s=samples / max(elapsed, 1e-9))
         return record
 
@@ -199,18 +214,20 @@ class Trainer:
             return
         with (self.out_dir / "metrics.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        for key, value in record.items():
-            if key != "epoch":
-                self.writer.add_scalar(scalar_tag(key), value, epoch)
+        if self.log_scalars:
+            for key, value in record.items():
+                if key != "epoch":
+                    self.writer.add_scalar(scalar_tag(key), value, epoch)
         if self.cfg.image_every and (epoch % self.cfg.image_every == 0 or epoch == 1
                                      or epoch == self.cfg.epochs):
             self.log_panel(epoch)
         self.writer.flush()
         if self.wandb_run is not None:
             self.wandb_run.log(record, step=epoch)
-        self.save_checkpoint(self.out_dir / CHECKPOINT_FILE)
-        if self.best["epoch"] == epoch:
-            self.save_checkpoint(self.out_dir / "best.pt")
+        if self.save_checkpoints:
+            self.save_checkpoint(self.out_dir / CHECKPOINT_FILE)
+            if self.best["epoch"] == epoch:
+                self.save_checkpoint(self.out_dir / "best.pt")
 
     def log_panel(self, epoch: int, writer=None) -> None:
         from baseres.viz import decomposition_panel
@@ -253,6 +270,13 @@ class Trainer:
         self.history = list(state["history"])
 
 
+def mean_valid_depth(split: SplitArrays, limit: int = 512) -> float:
+    """Mean of the valid depth over (up to) the first `limit` training samples."""
+    depth = np.asarray(split.depth[:limit])
+    valid = depth > 0
+    return float(depth[valid].mean()) if valid.any() else 1.0
+
+
 def _progress_bar(iterable, show: bool, desc: str):
     if not show:
         return iterable
@@ -269,7 +293,7 @@ def scalar_tag(key: str) -> str:
     for prefix, group in _TAG_GROUPS:
         if key.startswith(prefix):
             return group + key[len(prefix):]
-    if key in ("epoch_time_s", "samples_per_s"):
+    if key in ("epoch_time_s", "samples_per_s", "learning_rate"):
         return "perf/" + key
     if key == "base_frozen":
         return "curriculum/base_frozen"

@@ -34,7 +34,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from baseres.config import DATASETS, ConfigError, TrainConfig, config_fields
+from baseres.config import DATASETS, ConfigError, StrictSafeLoader, TrainConfig, config_fields
 
 SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -59,6 +59,7 @@ NOT_SETTABLE = {
        for key, field in DATA_FIELDS.items()},
     "out_dir": "each trial writes into its own trial folder; a study cannot set out_dir",
 }
+EPOCHS_FIXED = "every trial trains for train.epochs (the scheduler's max_t); fix it in train"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder
 
 
@@ -67,36 +68,9 @@ class StudyError(ValueError):
 
 
 # ------------------------------------------------------------------------------------ YAML
-class _StudyLoader(yaml.SafeLoader):
-    """yaml.safe_load's loader (so tags such as !!python/object stay refused), plus two fixes.
-
-    Duplicate keys are refused: PyYAML silently keeps the last one, which would hide a
-    searched parameter written twice. And ``1e-3`` is read as a number, as YAML 1.2 and
-    every user expect, where YAML 1.1 makes it a string.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StudyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def _parse_yaml(text: str, where: str) -> Any:
     try:
-        return yaml.load(text, Loader=_StudyLoader)  # a SafeLoader: safe_load's guarantees
+        return yaml.load(text, Loader=StrictSafeLoader)  # safe_load's guarantees, stricter
     except yaml.MarkedYAMLError as err:
         problem = " ".join(part for part in (err.context, err.problem) if part)
         mark = err.problem_mark or err.context_mark
@@ -212,8 +186,12 @@ def load_study(name_or_path: str | os.PathLike, overrides: Iterable[str] = ()) -
 
 def _apply_overrides(
     raw: dict[str, Any], overrides: list[str], path: Path
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Set each dotted key to its YAML-parsed value, creating missing mappings on the way."""
+) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """Set each dotted key to its YAML-parsed value, creating missing mappings on the way.
+
+    Returns the overrides as (key, scope): scope is the outermost mapping the override
+    created (else the key), so an error anywhere inside it is blamed on the override.
+    """
     raw = copy.deepcopy(raw)
     keys = []
     for item in overrides:
@@ -225,9 +203,11 @@ def _apply_overrides(
                 f"{path}: --set {item}: expected key=value with a dotted key, e.g. train.epochs=3"
             )
         value = _parse_yaml(text, f"{path}: --set {key}")
-        node = raw
+        node, scope = raw, key
         for depth, part in enumerate(parts[:-1]):
             if node.get(part) is None:
+                if scope == key:
+                    scope = ".".join(parts[: depth + 1])
                 node[part] = {}
             elif not isinstance(node[part], dict):
                 above = ".".join(parts[: depth + 1])
@@ -237,7 +217,7 @@ def _apply_overrides(
                 ))
             node = node[part]
         node[parts[-1]] = value
-        keys.append(key)
+        keys.append((key, scope))
     return raw, tuple(keys)
 
 
@@ -271,7 +251,7 @@ def _suggest(key: Any, known: Iterable[str]) -> str:
 class _Checker:
     """Validates one raw study; every failure goes through `fail` so messages share a form."""
 
-    def __init__(self, path: Path, overridden: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, overridden: tuple[tuple[str, str], ...]) -> None:
         self.path = path
         self.overridden = overridden
         self.fields = config_fields()
@@ -279,7 +259,7 @@ class _Checker:
     def fail(self, key: str, rule: str, also: Iterable[str] = ()) -> NoReturn:
         """Raise for `key`; a --set override of it (or of a key in `also`) is named first."""
         keys = [key, *also]
-        blamed = [o for o in self.overridden if any(_related(o, k) for k in keys)]
+        blamed = [o for o, scope in self.overridden if any(_related(scope, k) for k in keys)]
         parts = [str(self.path), *(f"--set {o}" for o in blamed)]
         if key not in blamed:
             parts.append(key)
@@ -435,6 +415,8 @@ class _Checker:
         for name, form in raw.items():
             key = f"search.{name}"
             self.train_key(name, key)
+            if name == "epochs":
+                self.fail(key, EPOCHS_FIXED)
             if name in train:
                 self.fail(key, f"is also fixed in train.{name}; a parameter is either fixed "
                                "or searched", also=(f"train.{name}",))
@@ -453,8 +435,9 @@ class _Checker:
         admitted = _field_types(self.fields[name])
         if float not in admitted and (kind == "float" or int not in admitted):
             hint = "use `type: int`" if int in admitted else "use `type: categorical`"
+            field_type = getattr(self.fields[name], "__name__", self.fields[name])
             self.fail(f"{key}.type", f"`type: {kind}` cannot set {name}, a TrainConfig field "
-                                     f"of type {self.fields[name]}; {hint}")
+                                     f"of type {field_type}; {hint}")
         bounds = {}
         for bound in ("low", "high", "step"):
             if bound not in form:
@@ -480,7 +463,7 @@ class _Checker:
                 warnings.simplefilter("ignore")
                 dist = build(**bounds, log=log)
         except ValueError as err:
-            self.fail(key, str(err))
+            self.fail(key, str(err).rstrip("."))
         if dist.high != bounds["high"]:
             self.fail(f"{key}.step", "`high - low` must be a multiple of `step`, but got "
                                      f"(low={bounds['low']}, high={bounds['high']}, "
@@ -508,7 +491,7 @@ class _Checker:
         try:
             return CategoricalDistribution(choices)
         except ValueError as err:
-            self.fail(f"{key}.choices", str(err))
+            self.fail(f"{key}.choices", str(err).rstrip("."))
 
     # ---------------------------------------------------------------- whole trials
     def build(self, values: dict[str, Any], where: str, owners: dict[str, str]) -> TrainConfig:
@@ -550,8 +533,7 @@ class _Checker:
             for key, value in point.items():
                 self.train_key(key, f"{where}.{key}")
                 if key == "epochs":
-                    self.fail(f"{where}.epochs", "every trial trains for train.epochs (the "
-                                                 "scheduler's max_t); a baseline cannot change it")
+                    self.fail(f"{where}.epochs", EPOCHS_FIXED)
                 if key in space:
                     self.inside(value, space[key], f"{where}.{key}")
             missing = [p for p in space if p not in point]

@@ -118,6 +118,9 @@ class SynthParams:
     speed_of_sound: float = 343.0  # metres per second
 
     def __post_init__(self) -> None:
+        # Lists (from JSON or YAML) become tuples, so equal params hash and digest alike.
+        object.__setattr__(self, "styles", tuple(self.styles))
+        object.__setattr__(self, "left_band", tuple(self.left_band))
         for name in ("num_train", "num_val", "num_test", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -141,18 +144,20 @@ class SynthParams:
                 "0 <= sensor_min_range < sensor_range <= 65.535 (uint16 mm) must hold, got "
                 f"(sensor_min_range={self.sensor_min_range}, sensor_range={self.sensor_range})"
             )
-        for name in ("specular_fraction", "grazing_cos", "head_shadow"):
+        for name in ("specular_fraction", "grazing_cos"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not 0 <= self.head_shadow < 1:  # 1 would silence the direct sound the gain is set by
+            raise ValueError(f"head_shadow must be in [0, 1), got {self.head_shadow!r}")
         if not 0 <= self.left_band[0] <= self.left_band[1] <= 1:
             raise ValueError(
                 f"0 <= left_band[0] <= left_band[1] <= 1 must hold, got {self.left_band}"
             )
         for name in ("depth_noise", "edge_jump", "stereo_baseline", "hole_rate", "directivity",
-                     "direct_gain", "reverb_level", "noise_level"):
+                     "reverb_level", "noise_level"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("mic_spacing", "output_level", "speed_of_sound"):
+        for name in ("mic_spacing", "direct_gain", "output_level", "speed_of_sound"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
@@ -175,15 +180,20 @@ def split_counts(params: SynthParams) -> dict[str, int]:
     return {"train": params.num_train, "val": params.num_val, "test": params.num_test}
 
 
-def split_of(params: SynthParams, index: int) -> str:
+def split_range(params: SynthParams, split: str) -> range:
     """Splits are consecutive index ranges: train, then val, then test."""
-    if index < params.num_train:
-        return "train"
-    return "val" if index < params.num_train + params.num_val else "test"
+    start = {"train": 0, "val": params.num_train, "test": params.num_train + params.num_val}
+    return range(start[split], start[split] + split_counts(params)[split])
 
 
 def location_of(params: SynthParams, index: int) -> str:
+    """Styles take turns, so every split mixes all locations."""
     return params.styles[index % len(params.styles)]
+
+
+def locations(params: SynthParams) -> tuple[str, ...]:
+    """The location folders that receive samples (a tiny set may not reach every style)."""
+    return params.styles[: min(len(params.styles), params.num_samples)]
 
 
 # --------------------------------------------------------------------------- scenes
@@ -248,39 +258,38 @@ def cast_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.nd
     # A zero component would give 0 * inf = nan in the slab tests; nudging it is harmless.
     dirs = np.where(np.abs(dirs) < 1e-12, dirs.dtype.type(1e-12), dirs)
     inv = 1.0 / dirs
+    mag = np.abs(dirs)
     # Python floats keep float32 rays in float32 (numpy scalars would promote to float64).
     o = [float(v) for v in origin]
-    t = surface = None
-    for a in range(3):
-        # Inside the room the exit through this axis' pair of walls is the positive root.
+    # Inside the room the exit through an axis' pair of walls is the positive slab root.
+    t = np.maximum((scene.room[0] - o[0]) * inv[0], -o[0] * inv[0])
+    surface = (dirs[0] > 0).astype(np.int8)
+    normal = mag[0]  # |ray component| along the hit surface's normal
+    for a in (1, 2):
         t_a = np.maximum((scene.room[a] - o[a]) * inv[a], -o[a] * inv[a])
-        side = 2 * a + (dirs[a] > 0)
-        if t is None:
-            t, surface = t_a, side
-        else:
-            closer = t_a < t
-            t = np.where(closer, t_a, t)
-            surface = np.where(closer, side, surface)
-    axis = surface // 2
+        closer = t_a < t
+        t = np.where(closer, t_a, t)
+        surface = np.where(closer, np.int8(2 * a) + (dirs[a] > 0), surface)
+        normal = np.where(closer, mag[a], normal)
     for k, box in enumerate(scene.boxes):
-        t_in = t_out = box_axis = None
+        t_in = t_out = box_normal = None
         for a in range(3):
             t1 = (box.lo[a] - o[a]) * inv[a]
             t2 = (box.hi[a] - o[a]) * inv[a]
             near = np.minimum(t1, t2)
             far = np.maximum(t1, t2)
             if t_in is None:
-                t_in, t_out, box_axis = near, far, np.zeros_like(axis)
+                t_in, t_out, box_normal = near, far, mag[a]
             else:
-                box_axis = np.where(near > t_in, a, box_axis)
+                box_normal = np.where(near > t_in, mag[a], box_normal)
                 t_in = np.maximum(t_in, near)
                 t_out = np.minimum(t_out, far)
         hit = (t_in <= t_out) & (t_in > 0) & (t_in < t)
         if hit.any():
             t = np.where(hit, t_in, t)
-            axis = np.where(hit, box_axis, axis)
-            surface = np.where(hit, 6 + k, surface)
-    cos_in = np.abs(np.choose(axis, dirs)) / np.sqrt(np.einsum("an,an->n", dirs, dirs))
+            normal = np.where(hit, box_normal, normal)
+            surface = np.where(hit, np.int8(6 + k), surface)
+    cos_in = normal / np.sqrt(np.einsum("an,an->n", dirs, dirs))
     return t, surface, cos_in
 
 
@@ -334,7 +343,7 @@ def sample_scene(params: SynthParams, index: int, rng: np.random.Generator) -> S
             gap = np.maximum(np.maximum(lo - pos[:2], np.array(pos[:2]) - hi), 0.0)
             if np.all(hi - lo >= 0.2) and np.hypot(*gap) >= 0.5:
                 boxes.append(Box((float(lo[0]), float(lo[1]), 0.0),
-                                 (float(hi[0]), float(hi[1]), min(float(size[2]), room[2])),
+                                 (float(hi[0]), float(hi[1]), float(size[2])),
                                  float(rng.uniform(0.3, 0.9))))
                 break
     colors = tuple(tuple(int(c) for c in rng.integers(60, 256, size=3))
@@ -396,7 +405,7 @@ def sensor_depth(
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         ry, rx = rng.uniform(0.02, 0.12, size=2) * width
         invalid |= ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 < 1
-    noisy = z + rng.standard_normal(z.shape) * (params.depth_noise * z * z)
+    noisy = z + rng.standard_normal(z.shape, dtype=np.float32) * (params.depth_noise * z * z)
     mm = np.clip(np.rint(noisy * 1000.0), 1, 65535)
     mm[invalid] = 0
     return mm.astype(np.uint16)
@@ -404,7 +413,7 @@ def sensor_depth(
 
 def render_camera(scene: Scene, z: np.ndarray, surface: np.ndarray, cos_in: np.ndarray):
     """A shaded RGB render (uint8, H x W x 3): surface colour x Lambert x distance falloff."""
-    colors = np.array(scene.colors or [(180, 180, 180)] * (6 + len(scene.boxes)), dtype=float)
+    colors = np.array(scene.colors or [(180, 180, 180)] * (6 + len(scene.boxes)), np.float32)
     shade = (0.35 + 0.65 * cos_in) / (1.0 + 0.06 * z)
     return np.clip(colors[surface] * shade[..., None], 0, 255).astype(np.uint8)
 
@@ -422,6 +431,7 @@ def chirp() -> np.ndarray:
     fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(_CHIRP_FADE) / _CHIRP_FADE)
     signal[:_CHIRP_FADE] *= fade
     signal[-_CHIRP_FADE:] *= fade[::-1]
+    signal.flags.writeable = False  # shared by every caller through the cache
     return signal
 
 
@@ -430,14 +440,18 @@ def _chirp_spectrum() -> np.ndarray:
     return np.fft.rfft(chirp(), _FFT_SIZE)
 
 
-@lru_cache(maxsize=8)
-def _sphere(n: int) -> np.ndarray:
-    """n near-uniform unit directions (Fibonacci spiral)."""
+def _sphere(n: int, turn: float) -> np.ndarray:
+    """(3, n) near-uniform unit directions: a Fibonacci spiral turned by ``turn`` about z."""
     k = np.arange(n) + 0.5
     z = 1 - 2 * k / n
-    phi = np.pi * (3 - math.sqrt(5)) * k
+    phi = np.pi * (3 - math.sqrt(5)) * k + turn
     r = np.sqrt(1 - z * z)
-    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def _dot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise a . v for a (3, n): plain arithmetic, so no BLAS thread pool is involved."""
+    return a[0] * v[0] + a[1] * v[1] + a[2] * v[2]
 
 
 def _directivity(cos_theta: np.ndarray, params: SynthParams) -> np.ndarray:
@@ -445,8 +459,8 @@ def _directivity(cos_theta: np.ndarray, params: SynthParams) -> np.ndarray:
 
 
 def _ear_gain(arrival: np.ndarray, ear_axis: np.ndarray, params: SynthParams) -> np.ndarray:
-    """Head shadow: louder from the ear's own side. arrival (n, 3) unit, ear_axis (3,)."""
-    return 1 + params.head_shadow * (arrival @ ear_axis)
+    """Head shadow: louder from the ear's own side. arrival (3, n) unit, ear_axis (3,)."""
+    return 1 + params.head_shadow * _dot(arrival, ear_axis)
 
 
 def _direct_amplitude(params: SynthParams) -> float:
@@ -460,7 +474,7 @@ def _faces(scene: Scene) -> dict[str, np.ndarray]:
     """All reflecting rectangles that face the speaker: the 6 walls, then the box faces."""
     room = scene.room
     pos = scene.position
-    axis, coord, lo, hi, refl, box_id = [], [], [], [], [], []
+    axis, coord, lo, hi, refl = [], [], [], [], []
     for a in range(3):
         for side, c in ((0, 0.0), (1, room[a])):
             axis.append(a)
@@ -468,8 +482,7 @@ def _faces(scene: Scene) -> dict[str, np.ndarray]:
             lo.append((0.0, 0.0, 0.0))
             hi.append(room)
             refl.append(scene.wall_reflectance[2 * a + side])
-            box_id.append(-1)
-    for k, box in enumerate(scene.boxes):
+    for box in scene.boxes:
         for a in range(3):
             for c, facing in ((box.lo[a], pos[a] < box.lo[a]), (box.hi[a], pos[a] > box.hi[a])):
                 if facing:
@@ -478,10 +491,9 @@ def _faces(scene: Scene) -> dict[str, np.ndarray]:
                     lo.append(box.lo)
                     hi.append(box.hi)
                     refl.append(box.reflectance)
-                    box_id.append(k)
     return {
         "axis": np.array(axis), "coord": np.array(coord), "lo": np.array(lo),
-        "hi": np.array(hi), "refl": np.array(refl), "box": np.array(box_id),
+        "hi": np.array(hi), "refl": np.array(refl),
     }
 
 
@@ -510,8 +522,9 @@ def _image_sources(scene: Scene, params: SynthParams, ears: np.ndarray, ear_axes
         out = points[ok] - speaker
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         arrival = (points[ok] - ears[m]) / np.linalg.norm(points[ok] - ears[m], axis=1)[:, None]
-        amp = (params.specular_fraction * faces["refl"][ok] * _directivity(out @ forward, params)
-               * _ear_gain(arrival, ear_axes[m], params) / length)
+        emitted = _directivity(_dot(out.T, forward), params)
+        amp = (params.specular_fraction * faces["refl"][ok] * emitted
+               * _ear_gain(arrival.T, ear_axes[m], params) / length)
         ear_idx.append(np.full(len(length), m))
         lengths.append(length)
         amps.append(amp)
@@ -557,26 +570,23 @@ def impulse_response(
     for store, part in zip((ear_idx, lengths, amps), specular, strict=True):
         store.append(part)
 
-    # Diffuse scattering: a random rotation about z of a fixed spiral keeps the rays uniform
-    # while the sampling pattern differs from scene to scene.
-    angle = rng.uniform(0, 2 * math.pi)
-    rot = np.array([[math.cos(angle), -math.sin(angle), 0.0],
-                    [math.sin(angle), math.cos(angle), 0.0], [0.0, 0.0, 1.0]])
-    dirs = _sphere(params.echo_rays) @ rot.T
-    t, surface, cos_in = cast_rays(scene, origin, np.ascontiguousarray(dirs.T))
+    # Diffuse scattering: a randomly turned spiral keeps the rays uniform while the sampling
+    # pattern differs from scene to scene.
+    dirs = _sphere(params.echo_rays, rng.uniform(0, 2 * math.pi))
+    t, surface, cos_in = cast_rays(scene, origin, dirs)
     refl = _reflectances(scene)[surface]
-    points = origin + t[:, None] * dirs
+    points = origin[:, None] + t * dirs
     # Lambertian patch of solid angle 4 pi / n: over a large facing wall the diffuse parts
     # add up to the specular amplitude, so specular_fraction splits the energy as named.
-    weight = ((1 - params.specular_fraction) * refl * _directivity(dirs @ forward, params)
+    weight = ((1 - params.specular_fraction) * refl * _directivity(_dot(dirs, forward), params)
               * cos_in * (4.0 / params.echo_rays))
     for m in range(2):
-        back = points - ears[m]
-        dist = np.linalg.norm(back, axis=1)
+        back = points - ears[m][:, None]
+        dist = np.sqrt(_dot(back, back))
         path = t + dist
         ear_idx.append(np.full(len(path), m))
         lengths.append(path)
-        amps.append(weight * _ear_gain(back / dist[:, None], ear_axes[m], params) / path)
+        amps.append(weight * _ear_gain(back / dist, ear_axes[m], params) / path)
 
     ear_idx = np.concatenate(ear_idx)
     delay = np.concatenate(lengths) / c * fs
@@ -601,7 +611,7 @@ def impulse_response(
         level = params.reverb_level * math.sqrt(
             4 * math.pi * c / (volume * fs) / (2 * params.directivity + 1))
         envelope = level * rise * np.exp(-6.91 * times / rt60)
-        ir += rng.standard_normal((2, NUM_FRAMES)) * envelope
+        ir += rng.standard_normal((2, NUM_FRAMES), dtype=np.float32) * envelope
     return ir
 
 
@@ -611,7 +621,8 @@ def render_audio(scene: Scene, params: SynthParams, rng: np.random.Generator) ->
     wave = np.fft.irfft(np.fft.rfft(ir, _FFT_SIZE) * _chirp_spectrum(), _FFT_SIZE)
     wave = wave[:, :NUM_FRAMES]
     if params.noise_level > 0:
-        wave += rng.standard_normal(wave.shape) * (params.noise_level * _direct_amplitude(params))
+        noise = rng.standard_normal(wave.shape, dtype=np.float32)
+        wave += noise * (params.noise_level * _direct_amplitude(params))
     # A fixed gain (not per-sample peak normalisation) keeps echo levels comparable across
     # samples: the direct sound is the same in every recording.
     return (wave * (params.output_level / _direct_amplitude(params))).T
@@ -690,7 +701,7 @@ def _csv_bytes(params: SynthParams, location: str, split: str) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text)  # "\r\n" line ends, like the released CSVs
     writer.writerow(CSV_COLUMNS)
-    for index in _split_range(params, split):
+    for index in split_range(params, split):
         if location_of(params, index) != location:
             continue
         time = repr(_EPOCH + 0.5 * index)
@@ -704,10 +715,10 @@ def _csv_bytes(params: SynthParams, location: str, split: str) -> bytes:
 
 
 def manifest(params: SynthParams) -> dict:
-    locations = {
-        loc: {s: sum(1 for i in _split_range(params, s) if location_of(params, i) == loc)
+    counts = {
+        loc: {s: sum(1 for i in split_range(params, s) if location_of(params, i) == loc)
               for s in SPLITS}
-        for loc in params.styles
+        for loc in locations(params)
     }
     return {
         "generator": "baseres.data.synth",
@@ -715,20 +726,15 @@ def manifest(params: SynthParams) -> dict:
         "digest": params.digest(),
         "seed": params.seed,
         "params": params.to_dict(),
-        "styles": {name: dataclasses.asdict(STYLES[name]) for name in params.styles},
+        "styles": {name: dataclasses.asdict(STYLES[name]) for name in locations(params)},
         "layout": "BatVision V2",
         "num_samples": params.num_samples,
-        "locations": locations,
+        "locations": counts,
         "audio": {"sample_rate": SAMPLE_RATE, "frames": NUM_FRAMES, "channels": 2,
                   "subtype": "PCM_32", "chirp": [CHIRP_SECONDS, CHIRP_F0, CHIRP_F1]},
         "depth": {"height": params.depth_height, "width": params.depth_width,
                   "dtype": "uint16", "unit": "mm", "invalid": 0},
     }
-
-
-def _split_range(params: SynthParams, split: str) -> range:
-    start = {"train": 0, "val": params.num_train, "test": params.num_train + params.num_val}
-    return range(start[split], start[split] + split_counts(params)[split])
 
 
 def read_manifest(root: Path) -> dict | None:
@@ -748,13 +754,15 @@ def generate(
     """Write the data set into ``out_dir``; resumes a run interrupted with the same params.
 
     Samples whose three files exist are kept (files are written atomically, so existing ones
-    are complete). The CSVs and, last, the manifest are rewritten at the end.
+    are complete). The CSVs and, last, the manifest are rewritten at the end. ``workers > 1``
+    spawns processes (the bytes do not change), which re-imports the caller's main module:
+    call it from under ``if __name__ == "__main__":``.
     """
     return _generate(Path(out_dir), params, workers, progress, announce=Path(out_dir))
 
 
 def _generate(
-    out: Path, params: SynthParams, workers: int, progress: bool, announce: Path | None
+    out: Path, params: SynthParams, workers: int, progress: bool, announce: Path
 ) -> Path:
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -768,12 +776,12 @@ def _generate(
             f"{out} holds a synthetic set with digest {found.get('digest')!r}, but these params "
             f"have digest {digest!r}: use another folder or delete it"
         )
-    for loc in params.styles:
+    for loc in locations(params):
         for kind in ("audio", "depth", "camera"):
             (out / loc / kind).mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         _write_atomic(marker, json.dumps({"digest": digest}).encode())
-    if progress and announce is not None:
+    if progress:
         print(f"baseres: generating {params.num_samples} synthetic samples (BatVision V2 "
               f"layout, seed {params.seed}, generator {GENERATOR_VERSION}) into {announce}",
               file=sys.stderr)
@@ -792,7 +800,7 @@ def _generate(
                                      jobs):
                     bar.update(done)
 
-    for loc in params.styles:
+    for loc in locations(params):
         for split in SPLITS:
             _write_atomic(out / loc / f"{split}.csv", _csv_bytes(params, loc, split))
     _write_atomic(out / MANIFEST, (json.dumps(manifest(params), indent=2) + "\n").encode())
@@ -826,14 +834,15 @@ def ensure_synthetic(
     params: SynthParams | None = None,
     root: str | os.PathLike | None = None,
     progress: bool = True,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> Path:
     """The ready synthetic set, generated on first use.
 
     Generation runs under a file lock next to ``root`` into a sibling ``.<name>.partial``
     folder (resumed if an earlier run died) that is renamed into place when complete, so
-    concurrent callers generate once and never see a half-written set. ``workers=None``
-    uses up to 4 processes for large sets.
+    concurrent callers generate once and never see a half-written set. One process by
+    default (about 20 s for the default 1500 samples): worker processes are spawned, which
+    re-imports the caller's main module, so only pass ``workers`` from guarded code.
     """
     params = params or SynthParams()
     root = Path(root) if root is not None else default_root(params)
@@ -856,8 +865,6 @@ def ensure_synthetic(
         if partial.exists() and (not marker.exists() or
                                  json.loads(marker.read_text()).get("digest") != params.digest()):
             shutil.rmtree(partial)
-        if workers is None:
-            workers = 1 if params.num_samples < 400 else min(4, os.cpu_count() or 1)
         _generate(partial, params, workers, progress, announce=root)
         os.replace(partial, root)
     return root
@@ -900,21 +907,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Generate the synthetic echo-room data set in the BatVision V2 layout: one folder "
             f"per room style ({', '.join(defaults.styles)}), each with audio/ (stereo 44.1 kHz "
             "32-bit PCM WAV), depth/ (uint16 mm, 0 = invalid), camera/ (JPEG) and "
-            "train/val/test.csv; manifest.json is written last. Output is deterministic in "
-            "the seed; an interrupted run resumes when started again with the same arguments."
+            "train/val/test.csv; manifest.json is written last. About 240 kB per sample, most "
+            "of it audio. Output is deterministic in the seed; an interrupted run resumes when "
+            "started again with the same arguments."
         ),
     )
-    parser.add_argument("--out", required=True, type=Path, help="folder to write the set into")
-    parser.add_argument("--num-train", type=_nonneg, default=defaults.num_train,
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="folder to write the set into (created if missing)")
+    parser.add_argument("--num-train", type=_nonneg, default=defaults.num_train, metavar="N",
                         help="train samples (default %(default)s)")
-    parser.add_argument("--num-val", type=_nonneg, default=defaults.num_val,
+    parser.add_argument("--num-val", type=_nonneg, default=defaults.num_val, metavar="N",
                         help="validation samples (default %(default)s)")
-    parser.add_argument("--num-test", type=_nonneg, default=defaults.num_test,
+    parser.add_argument("--num-test", type=_nonneg, default=defaults.num_test, metavar="N",
                         help="test samples (default %(default)s)")
-    parser.add_argument("--seed", type=_nonneg, default=defaults.seed,
-                        help="random seed; sample i is drawn from (seed, i) (default 0)")
-    parser.add_argument("--workers", type=_positive, default=1,
-                        help="worker processes (default 1); output is the same for any count")
+    parser.add_argument("--seed", type=_nonneg, default=defaults.seed, metavar="S",
+                        help="random seed; sample i is drawn from (S, i) (default %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=1, metavar="W",
+                        help="worker processes (default 1); the output is the same for any W")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
     try:

@@ -69,6 +69,7 @@ def test_bad_values_raise_naming_the_key(values, message):
     ("- 1\n- 2\n", "a config must be a mapping"),
     ("!!python/object:os.system {}\n", "not valid YAML"),
     ("epochs: 3\nbogus: 1\n", "unknown key 'bogus'"),
+    ("epochs: 3\nepochs: 4\n", "duplicate key 'epochs'"),
 ])
 def test_bad_yaml_files_name_the_file(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -76,6 +77,13 @@ def test_bad_yaml_files_name_the_file(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         TrainConfig.from_yaml(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_exponent_floats_read_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 1e-3\nweight_decay: 5E-4\n")
+    cfg = TrainConfig.from_yaml(path)
+    assert (cfg.learning_rate, cfg.weight_decay) == (1e-3, 5e-4)
 
 
 def test_missing_file_is_a_config_error(tmp_path):

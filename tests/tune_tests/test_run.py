@@ -1,0 +1,194 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tune.run import JOURNAL_FILE, main
+from tune.space import load_study
+
+SMOKE = load_study("smoke.yaml")
+
+
+def trials(experiment: Path) -> list[dict]:
+    """Each trial folder's params, reported rows and resolved config, in creation order."""
+    found = []
+    for folder in experiment.glob("trial_*"):
+        rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()
+                if line.strip()]
+        found.append({"folder": folder, "params": json.loads((folder / "params.json").read_text()),
+                      "rows": rows, "config": yaml.safe_load((folder / "config.yaml").read_text())})
+    return sorted(found, key=lambda t: t["rows"][0]["trial_id"] if False else t["folder"].stat()
+                  .st_ctime)
+
+
+def test_smoke_search_end_to_end(smoke_experiment):
+    found = trials(smoke_experiment)
+    assert len(found) == SMOKE.num_samples
+    by_baseline = {t["params"].get("baseline"): t for t in found}
+    assert set(SMOKE.baselines) <= set(by_baseline)
+    # baselines carry their non-searched keys into the trial (Optuna's enqueue would drop them)
+    assert by_baseline["unet"]["config"]["model"] == "unet"
+    assert by_baseline["seed_before"]["config"]["lambda_base_init"] == 1.5
+    assert by_baseline["seed_after"]["config"]["model"] == "base_residual"
+    for t in found:
+        assert list(t["folder"].glob("checkpoint_*")), t["folder"]
+        iterations = [r["training_iteration"] for r in t["rows"]]
+        assert iterations == list(range(1, len(iterations) + 1))  # one row per epoch
+        assert all("val_rmse" in r and "sparse" in r and "lambda_base" in r for r in t["rows"])
+    epochs_run = [len(t["rows"]) for t in found]
+    assert min(epochs_run) < SMOKE.scheduler["max_t"] == max(epochs_run)  # ASHA stopped one
+
+
+def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(smoke_experiment / JOURNAL_FILE)))
+    study = optuna.load_study(study_name="smoke", storage=storage)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    done = sorted(study.trials, key=lambda t: t.number)
+    assert len(done) == SMOKE.num_samples
+    for trial, point in zip(done, SMOKE.baselines.values()):
+        assert trial.params == {k: v for k, v in point.items() if k in SMOKE.space}
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
+
+
+def event_tags(folder: Path) -> tuple[set, set]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0}).Reload()
+    tags = events.Tags()
+    return set(tags["scalars"]), set(tags["images"])
+
+
+def test_every_trial_logs_scalars_and_decomposition_images(smoke_experiment):
+    for t in trials(smoke_experiment):
+        scalars, images = event_tags(t["folder"])
+        assert "ray/tune/val_rmse" in scalars
+        assert "decomposition/base|residual|final|gt" in images
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_the_smoke_study(smoke_experiment):
+    port = free_port()
+    board = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(smoke_experiment),
+         "--host", "127.0.0.1", "--port", str(port), "--load_fast", "false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/data/plugin"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                scalar_tags = get_json(f"{base}/scalars/tags")
+                image_tags = get_json(f"{base}/images/tags")
+                if len(scalar_tags) >= SMOKE.num_samples and image_tags:
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline, "TensorBoard did not serve the runs in time"
+            time.sleep(1)
+        run = next(r for r, tags in scalar_tags.items() if "ray/tune/val_rmse" in tags)
+        query = urllib.parse.urlencode({"run": run, "tag": "ray/tune/val_rmse"})
+        points = get_json(f"{base}/scalars/scalars?{query}")
+        assert points and all(len(p) == 3 for p in points)  # wall time, step, value
+        assert any("decomposition/base|residual|final|gt" in tags
+                   for tags in image_tags.values())
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
+
+
+def test_dry_run_prints_the_resolved_study_and_starts_nothing(capsys, tmp_path):
+    assert main(["--space", "smoke.yaml", "--dry-run", "--num-samples", "7",
+                 "--set", "train.epochs=5", "--storage", str(tmp_path)]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["num_samples"] == 7 and resolved["train"]["epochs"] == 5
+    assert resolved["scheduler"]["max_t"] == 5
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "nonexistent_study"], "nonexistent_study"),
+    (["--space", "smoke.yaml", "--set", "train.epochs=zero"], "train.epochs"),
+    (["--space", "smoke.yaml", "--num-samples", "0"], "num_samples"),
+    (["--space", "smoke.yaml", "--gpus-per-trial", "-1"], "gpu"),
+    (["--resume", "/"], "not an experiment folder"),
+    (["--space", "smoke.yaml", "--bogus"], "unrecognized arguments: --bogus"),
+    (["--num-samples", "3"], "one of the arguments --space --resume is required"),
+])
+def test_bad_usage_is_one_line_and_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        sys.exit(main(argv))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_refuses_to_start_over_an_existing_search(smoke_experiment, capsys):
+    before = sorted(p.name for p in smoke_experiment.iterdir())
+    assert main(["--space", "smoke.yaml", "--storage", str(smoke_experiment.parent)]) == 2
+    assert "already holds a search" in capsys.readouterr().err
+    assert sorted(p.name for p in smoke_experiment.iterdir()) == before
+
+
+def test_unwritable_storage_fails_before_trials(tmp_path, capsys):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    assert main(["--space", "smoke.yaml", "--storage", str(blocked / "sub")]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_interrupted_search_resumes_to_completion(ray_session, tmp_path):
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--storage", str(tmp_path),
+         "--name", "interrupted", "--max-concurrent", "1", "--set", "train.epochs=4"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    experiment = tmp_path / "interrupted"
+    try:
+        wait_for(lambda: len(list(experiment.glob("trial_*/checkpoint_*"))) >= 2, 240,
+                 "a checkpoint")
+        driver.send_signal(signal.SIGINT)
+        output, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert "resume with: python -m tune.run --resume" in output, output[-3000:]
+    before = {t["folder"].name: len(t["rows"]) for t in trials(experiment)}
+    assert len(before) < SMOKE.num_samples or min(before.values()) < 4
+
+    assert main(["--resume", str(experiment)]) == 0
+    after = trials(experiment)
+    assert len(after) == SMOKE.num_samples
+    for t in after:
+        iterations = [r["training_iteration"] for r in t["rows"]]
+        assert iterations == list(range(1, len(iterations) + 1)), t["folder"]  # no row twice
+        assert len(iterations) >= before.get(t["folder"].name, 0)

@@ -1,0 +1,296 @@
+"""``python -m tune.run``: an Optuna (TPE) search on Ray Tune with ASHA early stopping.
+
+The study file is validated completely before Ray starts; the experiment folder holds Ray's
+state, every trial (metrics, checkpoints, TensorBoard events), the resolved study
+(study.yaml) and the Optuna journal, so a search can be resumed, summarised and exported from
+the folder alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tune.space import StudyError, StudySpec, load_study
+
+STUDY_FILE = "study.yaml"
+JOURNAL_FILE = "optuna-journal.log"
+MIN_FREE_BYTES = 200 * 2**20  # below this a search cannot write a few checkpoints
+
+
+class UsageError(ValueError):
+    """Bad command-line use: one line, exit status 2."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="python -m tune.run",
+        description="Search base + residual hyperparameters: Optuna (TPE) on Ray Tune with ASHA "
+        "early stopping on val RMSE. Results, TensorBoard logs and the Optuna journal go to "
+        "<storage>/<name>; --resume finishes an interrupted search.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--space", help="study file: a path, or a name looked up in the working "
+                      "directory, then in search_spaces/ (e.g. generalization.yaml)")
+    what.add_argument("--resume", metavar="EXPERIMENT_DIR",
+                      help="finish an interrupted search (only resume folders you trust: Ray's "
+                      "state is unpickled)")
+    parser.add_argument("--name", help="experiment name (default: the study's name)")
+    parser.add_argument("--storage", default="results",
+                        help="where experiments go: a local folder (made absolute) or a URI "
+                        "such as s3://bucket/runs")
+    parser.add_argument("--num-samples", type=int, help="trials to run (overrides the study)")
+    parser.add_argument("--max-concurrent", type=int, help="trials at once (overrides the study)")
+    parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (overrides)")
+    parser.add_argument("--gpus-per-trial", type=float,
+                        help="GPUs per trial, fractions allowed (overrides)")
+    parser.add_argument("--address", help="join a running Ray cluster: auto or ray://host:port "
+                        "(default: start a local Ray bound to localhost)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a study key, e.g. train.epochs=5 or "
+                        "search.residual_range.high=0.4 (repeatable, validated like the file)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate and print the resolved study; start nothing")
+    parser.add_argument("--wandb", metavar="PROJECT",
+                        help="also log to Weights & Biases (offline without WANDB_API_KEY)")
+    return parser
+
+
+def study_overrides(args: argparse.Namespace) -> list[str]:
+    """Command-line flags as study overrides, validated together with the file."""
+    flags = {"num_samples": args.num_samples, "max_concurrent_trials": args.max_concurrent,
+             "resources_per_trial.cpu": args.cpus_per_trial,
+             "resources_per_trial.gpu": args.gpus_per_trial}
+    return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def resolve_storage(storage: str) -> str:
+    """Absolute local path or URI (Ray refuses relative paths: trials run in their own dirs)."""
+    if is_uri(storage):
+        return storage
+    return str(Path(storage).expanduser().resolve())
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any trial starts when results could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"--storage {folder}: cannot write there: {err.strerror}") from None
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"--storage {folder}: at least {MIN_FREE_BYTES // 2**20} MiB free space "
+                         f"is needed, but {free // 2**20} MiB is left")
+
+
+def make_sampler(sampler: dict[str, Any]):
+    import optuna
+
+    seed = sampler.get("seed")
+    if sampler["type"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sampler["type"] == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def build_searcher(spec: StudySpec, journal: Path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tune.trainable import BaselineSearcher
+
+    points, extras = [], []
+    for name, point in spec.baselines.items():
+        points.append({k: v for k, v in point.items() if k in spec.space})
+        extras.append((name, {k: v for k, v in point.items() if k not in spec.space}))
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    # metric/mode here as well as in TuneConfig: with a space given up front Ray never passes
+    # them on, and Optuna would create the study with its default direction (maximise).
+    optuna_search = OptunaSearch(space=dict(spec.space), metric=spec.metric, mode=spec.mode,
+                                 points_to_evaluate=points or None,
+                                 sampler=make_sampler(spec.sampler), study_name=spec.name,
+                                 storage=storage)
+    return BaselineSearcher(optuna_search, extras)
+
+
+def build_scheduler(spec: StudySpec):
+    if spec.scheduler["type"] == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=spec.scheduler["max_t"],
+                         grace_period=spec.scheduler["grace_period"],
+                         reduction_factor=spec.scheduler["reduction_factor"])
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folder names (Ray's default spells out every parameter)."""
+    return f"trial_{trial.trial_id}"
+
+
+def build_trainable(spec: StudySpec, fixed: dict[str, Any]):
+    from ray.tune import with_parameters, with_resources
+
+    from tune.trainable import train_trial
+
+    resources = {"cpu": spec.resources["cpu"], "gpu": spec.resources.get("gpu", 0)}
+    return with_resources(with_parameters(train_trial, fixed=fixed), resources)
+
+
+def absolute_data_paths(fixed: dict[str, Any]) -> dict[str, Any]:
+    """Trials run inside their own folders: relative data paths must be resolved here."""
+    fixed = dict(fixed)
+    if fixed.get("data_root") and not is_uri(fixed["data_root"]):
+        fixed["data_root"] = str(Path(fixed["data_root"]).expanduser().resolve())
+    return fixed
+
+
+def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig
+
+    callbacks = []
+    if wandb_project:
+        try:
+            import wandb  # noqa: F401
+            from ray.air.integrations.wandb import WandbLoggerCallback
+        except ImportError:
+            raise UsageError("--wandb needs the wandb package, but it is not installed "
+                             "(pip install wandb)") from None
+        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+        callbacks.append(WandbLoggerCallback(project=wandb_project, mode=mode))
+    return RunConfig(
+        name=name, storage_path=storage, callbacks=callbacks,
+        checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,
+                                           checkpoint_score_order=spec.mode),
+        failure_config=FailureConfig(max_failures=2),
+    )
+
+
+def start_ray(address: str | None, storage: str) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address is None:
+        # A local Ray listens on localhost only: nothing on the network can submit work to it.
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=True, configure_logging=False)
+        return
+    ray.init(address=address, configure_logging=False)
+    others = [n for n in ray.nodes() if n.get("Alive")]
+    if len(others) > 1 and not is_uri(storage):
+        ray.shutdown()
+        raise UsageError(f"--storage {storage}: a cluster of {len(others)} nodes needs shared "
+                         "storage (a URI such as s3://bucket/runs, or an NFS path given as a URI "
+                         "like file:///mnt/nfs/runs); a head-local folder fails when a worker "
+                         "checkpoints")
+
+
+def print_outcome(results, experiment: str, spec: StudySpec) -> None:
+    finished = [r for r in results if r.metrics and r.metrics.get("done")]
+    print(f"\nexperiment folder: {experiment}")
+    print(f"tensorboard --logdir {experiment}")
+    if len(results) < spec.num_samples or len(finished) < len(results):
+        print(f"search incomplete ({len(finished)}/{spec.num_samples} trials finished); "
+              f"resume with: python -m tune.run --resume {experiment}")
+    try:
+        from tune.summary import print_summary
+    except ImportError:
+        best = results.get_best_result(metric=spec.metric, mode=spec.mode, scope="all")
+        if best.metrics and math.isfinite(best.metrics.get(spec.metric, math.nan)):
+            print(f"best trial {best.path}: {spec.metric} "
+                  f"{best.metrics_dataframe[spec.metric].min():.4f}; config {best.config}")
+        return
+    print_summary(Path(experiment))
+
+
+def launch(spec: StudySpec, name: str, storage: str, address: str | None,
+           wandb_project: str | None):
+    from ray.tune import TuneConfig, Tuner
+
+    experiment = f"{storage.rstrip('/')}/{name}"
+    if not is_uri(storage):
+        check_writable(Path(storage))
+        if Path(experiment, "tuner.pkl").exists():
+            raise UsageError(f"{experiment}: already holds a search; finish it with --resume "
+                             f"{experiment}, or choose another --name")
+        Path(experiment).mkdir(parents=True, exist_ok=True)
+        journal_dir = Path(experiment)
+    else:
+        journal_dir = Path("results", name).resolve()  # Optuna's journal needs a local file
+        journal_dir.mkdir(parents=True, exist_ok=True)
+    (journal_dir / STUDY_FILE).write_text(spec.to_yaml())
+    start_ray(address, storage)
+    tuner = Tuner(
+        build_trainable(spec, absolute_data_paths(spec.fixed)),
+        tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
+                               search_alg=build_searcher(spec, journal_dir / JOURNAL_FILE),
+                               scheduler=build_scheduler(spec), num_samples=spec.num_samples,
+                               max_concurrent_trials=spec.max_concurrent_trials,
+                               trial_dirname_creator=trial_dirname),
+        run_config=run_config(spec, name, storage, wandb_project),
+    )
+    return tuner.fit(), experiment
+
+
+def resume(folder: str, address: str | None):
+    from ray.tune import Tuner
+
+    path = Path(folder).expanduser().resolve() if not is_uri(folder) else folder
+    study_file = Path(path) / STUDY_FILE
+    if is_uri(folder) or not study_file.is_file() or not Tuner.can_restore(str(path)):
+        raise UsageError(f"--resume {folder}: not an experiment folder of tune.run "
+                         f"(needs {STUDY_FILE} and Ray's tuner state)")
+    spec = load_study(study_file)
+    start_ray(address, str(Path(path).parent))
+    tuner = Tuner.restore(str(path), trainable=build_trainable(spec,
+                                                               absolute_data_paths(spec.fixed)),
+                          resume_errored=True)
+    return tuner.fit(), str(path), spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if args.resume:
+            results, experiment, spec = resume(args.resume, args.address)
+        else:
+            spec = load_study(args.space, study_overrides(args))
+            if args.dry_run:
+                print(spec.to_yaml(), end="")
+                return 0
+            name = args.name or spec.name
+            results, experiment = launch(spec, name, resolve_storage(args.storage),
+                                         args.address, args.wandb)
+    except (StudyError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_outcome(results, experiment, spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
