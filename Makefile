@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m baseres.train --epochs 3 --out results/train-default
+	$(PY) -m tune.run --space $(SPACE)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

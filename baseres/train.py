@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baseres.cli import OneLineParser
 from baseres.config import ConfigError, TrainConfig, config_fields
 from baseres.data.batvision import DataError
 from baseres.data.cache import SplitArrays, load_split, resolve_data_root
@@ -325,11 +327,6 @@ def start_wandb(cfg: TrainConfig, out_dir: Path):
 _ALIASES = {"lr": "learning_rate", "data-root": "data_root", "out": "out_dir"}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _parse_bool(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -340,7 +337,7 @@ def _parse_bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m baseres.train",
         description="Train a base + residual echo-depth model. Every TrainConfig key is a flag "
         "(--key or --key-with-dashes); precedence: defaults < --config FILE < flags. Writes "
@@ -355,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the run in --out from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in --out instead of refusing")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="train N full runs, seeds seed .. seed+N-1, into <out>/seed-<s>/ and "
+                        "write <out>/seeds.json (best val_rmse and val_delta1 per seed, mean and "
+                        "sample std), to confirm a result before believing it; with --resume, "
+                        "seeds that never checkpointed start afresh")
     aliases = {v: k for k, v in _ALIASES.items()}
     for name, hint in config_fields().items():
         if name == "extra":
@@ -401,7 +403,7 @@ _FIELD_DOCS = _field_docs()
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args).copy()
-    for flag in ("resume", "overwrite"):
+    for flag in ("resume", "overwrite", "seeds"):
         values.pop(flag, None)
     base = TrainConfig.from_yaml(values.pop("config")).to_dict() if "config" in values else {}
     if values.pop("use_silog", False):
@@ -409,29 +411,89 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict({**base, **values}, source="command line")
 
 
+def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, fresh_ok: bool = False) -> bool:
+    """Apply --resume / --overwrite to `out_dir`; True when the run continues from its checkpoint.
+
+    `fresh_ok`: --resume may start a run that never checkpointed (a seed --seeds had not reached).
+    """
+    if (out_dir / "config.yaml").exists() and not (resume or overwrite):
+        raise ConfigError(f"{out_dir}: holds an earlier run; pass --resume to continue it, "
+                          "--overwrite to replace it, or choose another --out")
+    checkpointed = (out_dir / CHECKPOINT_FILE).exists()
+    if resume and not checkpointed and not fresh_ok:
+        raise ConfigError(f"{out_dir}: --resume needs {CHECKPOINT_FILE} there, but none exists")
+    if overwrite or (resume and not checkpointed):
+        for name in ("metrics.jsonl", CHECKPOINT_FILE, "best.pt"):
+            (out_dir / name).unlink(missing_ok=True)
+    return resume and checkpointed
+
+
+def train_run(cfg: TrainConfig, out_dir: Path, from_checkpoint: bool) -> Trainer:
+    trainer = Trainer(cfg, out_dir)
+    if from_checkpoint:
+        trainer.load_checkpoint(out_dir / CHECKPOINT_FILE)
+    print(f"training {cfg.model} (divisor {cfg.base_channel_divisor}, C={cfg.base_channels}, "
+          f"{cfg.image_size}x{cfg.image_size}) on {cfg.dataset}; "
+          f"parameters {trainer.model.param_counts()}; output {out_dir}", flush=True)
+    trainer.fit()
+    return trainer
+
+
+def seed_summary(trainers: list[Trainer]) -> dict:
+    """Each seed's best epoch (lowest val_rmse), and mean and sample std over the seeds."""
+    seeds = []
+    for trainer in trainers:
+        best = next(r for r in trainer.history if r["epoch"] == trainer.best["epoch"])
+        seeds.append({"seed": trainer.cfg.seed, "best_epoch": int(best["epoch"]),
+                      "val_rmse": best["val_rmse"], "val_delta1": best["val_delta1"],
+                      "out_dir": str(trainer.out_dir)})
+    summary: dict = {"seeds": seeds}
+    for key in ("val_rmse", "val_delta1"):
+        values = [seed[key] for seed in seeds]
+        summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values)}
+    return summary
+
+
+def train_seeds(cfg: TrainConfig, out_dir: Path, count: int, resume: bool,
+                overwrite: bool) -> dict:
+    """Full runs of `cfg` at seeds seed .. seed+count-1; writes and returns <out>/seeds.json."""
+    if count < 2:
+        raise ConfigError(f"--seeds must be >= 2 (one seed is a plain run), but got {count}")
+    runs = [cfg.replace(seed=cfg.seed + i, out_dir=str(out_dir / f"seed-{cfg.seed + i}"))
+            for i in range(count)]
+    # Every folder is checked before the first run starts, not after hours of training.
+    continues = [prepare_out_dir(run.resolved_out_dir, resume, overwrite, fresh_ok=True)
+                 for run in runs]
+    trainers = [train_run(run, run.resolved_out_dir, from_checkpoint)
+                for run, from_checkpoint in zip(runs, continues)]
+    summary = seed_summary(trainers)
+    (out_dir / "seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_seed_summary(summary: dict, out_dir: Path) -> None:
+    for seed in summary["seeds"]:
+        print(f"seed {seed['seed']}: best val_rmse {seed['val_rmse']:.4f} "
+              f"(val_delta1 {seed['val_delta1']:.4f}) at epoch {seed['best_epoch']}")
+    rmse, delta1 = summary["val_rmse"], summary["val_delta1"]
+    print(f"over {len(summary['seeds'])} seeds (mean +- sample std): val_rmse {rmse['mean']:.4f} "
+          f"+- {rmse['std']:.4f}, val_delta1 {delta1['mean']:.4f} +- {delta1['std']:.4f}; "
+          f"written to {out_dir / 'seeds.json'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out_dir = None
+    seeds = getattr(args, "seeds", None)
     try:
         cfg = config_from_args(args)
         out_dir = cfg.resolved_out_dir
         resume, overwrite = getattr(args, "resume", False), getattr(args, "overwrite", False)
-        if (out_dir / "config.yaml").exists() and not (resume or overwrite):
-            raise ConfigError(f"{out_dir}: holds an earlier run; pass --resume to continue it, "
-                              "--overwrite to replace it, or choose another --out")
-        if resume and not (out_dir / CHECKPOINT_FILE).exists():
-            raise ConfigError(f"{out_dir}: --resume needs {CHECKPOINT_FILE} there, but none exists")
-        if overwrite:
-            for name in ("metrics.jsonl", CHECKPOINT_FILE, "best.pt"):
-                (out_dir / name).unlink(missing_ok=True)
-        trainer = Trainer(cfg, out_dir)
-        if resume:
-            trainer.load_checkpoint(out_dir / CHECKPOINT_FILE)
-        print(f"training {cfg.model} (divisor {cfg.base_channel_divisor}, C={cfg.base_channels}, "
-              f"{cfg.image_size}x{cfg.image_size}) on {cfg.dataset}; "
-              f"parameters {trainer.model.param_counts()}; output {out_dir}", flush=True)
-        trainer.fit()
+        if seeds is None:
+            trainer = train_run(cfg, out_dir, prepare_out_dir(out_dir, resume, overwrite))
+        else:
+            summary = train_seeds(cfg, out_dir, seeds, resume, overwrite)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -439,9 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m baseres.train "
-              f"--config {out_dir / 'config.yaml'} --resume", file=sys.stderr)
+        again = (f"python -m baseres.train --config {out_dir / 'config.yaml'} --resume"
+                 if seeds is None else "the same command with --resume")
+        print(f"\ninterrupted; continue with: {again}", file=sys.stderr)
         return 130
+    if seeds is not None:
+        print_seed_summary(summary, out_dir)
+        return 0
     print(f"done: best val_rmse {trainer.best['val_rmse']:.4f} at epoch {trainer.best['epoch']}; "
           f"results in {out_dir} (tensorboard --logdir {out_dir})")
     return 0

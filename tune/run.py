@@ -9,14 +9,16 @@ the folder alone.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from baseres.cli import OneLineParser
+from tune.errors import UsageError
 from tune.space import StudyError, StudySpec, load_study
 
 STUDY_FILE = "study.yaml"
@@ -24,17 +26,8 @@ JOURNAL_FILE = "optuna-journal.log"
 MIN_FREE_BYTES = 200 * 2**20  # below this a search cannot write a few checkpoints
 
 
-class UsageError(ValueError):
-    """Bad command-line use: one line, exit status 2."""
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m tune.run",
         description="Search base + residual hyperparameters: Optuna (TPE) on Ray Tune with ASHA "
         "early stopping on val RMSE. Results, TensorBoard logs and the Optuna journal go to "
@@ -47,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--resume", metavar="EXPERIMENT_DIR",
                       help="finish an interrupted search (only resume folders you trust: Ray's "
                       "state is unpickled)")
-    parser.add_argument("--name", help="experiment name (default: the study's name)")
+    parser.add_argument("--name", help="experiment name (default: the study's name, or name-2, "
+                        "name-3 ... when that folder is taken)")
     parser.add_argument("--storage", default="results",
                         help="where experiments go: a local folder (made absolute) or a URI "
                         "such as s3://bucket/runs")
@@ -80,11 +74,32 @@ def is_uri(storage: str) -> bool:
     return "://" in storage
 
 
+def local_path(location: str) -> Path | None:
+    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares);
+    None for remote storage such as s3://."""
+    if not is_uri(location):
+        return Path(location)
+    parsed = urlparse(location)
+    return Path(parsed.path) if parsed.scheme == "file" else None
+
+
 def resolve_storage(storage: str) -> str:
     """Absolute local path or URI (Ray refuses relative paths: trials run in their own dirs)."""
     if is_uri(storage):
         return storage
     return str(Path(storage).expanduser().resolve())
+
+
+def free_name(storage: str, name: str) -> str:
+    """`name`, or name-2, name-3 ... when a search already lives there (nothing is overwritten)."""
+    local = local_path(storage)
+    if local is None:
+        return name
+    candidate, number = name, 1
+    while (local / candidate).exists():
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
 
 
 def check_writable(folder: Path) -> None:
@@ -193,9 +208,9 @@ def start_ray(address: str | None, storage: str) -> None:
     if ray.is_initialized():
         return
     if address is None:
-        # A local Ray listens on localhost only: nothing on the network can submit work to it.
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=True, configure_logging=False)
+        # No dashboard: a local search needs no web server; Ray 2.60 guards its own ports
+        # with a token (~/.ray/auth_token).
+        ray.init(include_dashboard=False, configure_logging=False)
         return
     ray.init(address=address, configure_logging=False)
     others = [n for n in ray.nodes() if n.get("Alive")]
@@ -208,21 +223,32 @@ def start_ray(address: str | None, storage: str) -> None:
 
 
 def print_outcome(results, experiment: str, spec: StudySpec) -> None:
-    finished = [r for r in results if r.metrics and r.metrics.get("done")]
+    finished = results.num_terminated + results.num_errors
     print(f"\nexperiment folder: {experiment}")
     print(f"tensorboard --logdir {experiment}")
-    if len(results) < spec.num_samples or len(finished) < len(results):
-        print(f"search incomplete ({len(finished)}/{spec.num_samples} trials finished); "
+    if finished < spec.num_samples:
+        print(f"search incomplete ({finished}/{spec.num_samples} trials finished); "
               f"resume with: python -m tune.run --resume {experiment}")
-    try:
-        from tune.summary import print_summary
-    except ImportError:
-        best = results.get_best_result(metric=spec.metric, mode=spec.mode, scope="all")
-        if best.metrics and math.isfinite(best.metrics.get(spec.metric, math.nan)):
-            print(f"best trial {best.path}: {spec.metric} "
-                  f"{best.metrics_dataframe[spec.metric].min():.4f}; config {best.config}")
+    from tune.summary import print_summary
+
+    local = local_path(experiment)
+    if local is None:
+        print(f"to summarise, copy {experiment} to this machine with {STUDY_FILE} and "
+              f"{JOURNAL_FILE} from {state_folder(experiment).resolve()}, then run "
+              "python -m tune.summary on the copy")
         return
-    print_summary(Path(experiment))
+    try:
+        print_summary(local)
+    except UsageError as err:  # nothing finished yet: the resume hint above is what matters
+        print(f"no summary: {err}")
+
+
+def state_folder(experiment: str) -> Path:
+    """The local folder for study.yaml and the Optuna journal (which needs a local file): the
+    experiment folder itself when this machine can reach it, else ./results/<name>."""
+    local = local_path(experiment)
+    name = experiment.rstrip("/").rsplit("/", 1)[-1]
+    return local if local is not None else Path("results", name)
 
 
 def launch(spec: StudySpec, name: str, storage: str, address: str | None,
@@ -230,22 +256,20 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
     from ray.tune import TuneConfig, Tuner
 
     experiment = f"{storage.rstrip('/')}/{name}"
-    if not is_uri(storage):
-        check_writable(Path(storage))
-        if Path(experiment, "tuner.pkl").exists():
+    local = local_path(storage)
+    if local is not None:
+        check_writable(local)
+        if (local / name / "tuner.pkl").exists():
             raise UsageError(f"{experiment}: already holds a search; finish it with --resume "
                              f"{experiment}, or choose another --name")
-        Path(experiment).mkdir(parents=True, exist_ok=True)
-        journal_dir = Path(experiment)
-    else:
-        journal_dir = Path("results", name).resolve()  # Optuna's journal needs a local file
-        journal_dir.mkdir(parents=True, exist_ok=True)
-    (journal_dir / STUDY_FILE).write_text(spec.to_yaml())
+    folder = state_folder(experiment).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STUDY_FILE).write_text(spec.to_yaml())
     start_ray(address, storage)
     tuner = Tuner(
         build_trainable(spec, absolute_data_paths(spec.fixed)),
         tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
-                               search_alg=build_searcher(spec, journal_dir / JOURNAL_FILE),
+                               search_alg=build_searcher(spec, folder / JOURNAL_FILE),
                                scheduler=build_scheduler(spec), num_samples=spec.num_samples,
                                max_concurrent_trials=spec.max_concurrent_trials,
                                trial_dirname_creator=trial_dirname),
@@ -254,20 +278,20 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
     return tuner.fit(), experiment
 
 
-def resume(folder: str, address: str | None):
+def resume(experiment: str, address: str | None):
     from ray.tune import Tuner
 
-    path = Path(folder).expanduser().resolve() if not is_uri(folder) else folder
-    study_file = Path(path) / STUDY_FILE
-    if is_uri(folder) or not study_file.is_file() or not Tuner.can_restore(str(path)):
-        raise UsageError(f"--resume {folder}: not an experiment folder of tune.run "
-                         f"(needs {STUDY_FILE} and Ray's tuner state)")
+    if not is_uri(experiment):
+        experiment = str(Path(experiment).expanduser().resolve())
+    study_file = state_folder(experiment) / STUDY_FILE
+    if not study_file.is_file() or not Tuner.can_restore(experiment):
+        raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
+                         f"(needs {study_file} and Ray's tuner state)")
     spec = load_study(study_file)
-    start_ray(address, str(Path(path).parent))
-    tuner = Tuner.restore(str(path), trainable=build_trainable(spec,
-                                                               absolute_data_paths(spec.fixed)),
-                          resume_errored=True)
-    return tuner.fit(), str(path), spec
+    start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0])
+    trainable = build_trainable(spec, absolute_data_paths(spec.fixed))
+    tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+    return tuner.fit(), experiment, spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 print(spec.to_yaml(), end="")
                 return 0
-            name = args.name or spec.name
-            results, experiment = launch(spec, name, resolve_storage(args.storage),
-                                         args.address, args.wandb)
+            storage = resolve_storage(args.storage)
+            name = args.name or free_name(storage, spec.name)
+            results, experiment = launch(spec, name, storage, args.address, args.wandb)
     except (StudyError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 # Bump whenever the bytes written for given params change: it is part of every digest, so a
 # cached set from an older generator is never mistaken for a current one.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0-exp2"
 
 # Fixed by the BatVision V2 layout.
 SAMPLE_RATE = 44100
@@ -82,8 +82,15 @@ STYLES = {
     "Office": RoomStyle((3.0, 6.0), (3.5, 7.0), (2.5, 3.0), (0.55, 0.8), (1, 4)),
     "Corridor": RoomStyle((1.8, 3.0), (8.0, 15.0), (2.4, 3.0), (0.75, 0.95), (0, 2)),
     "Hall": RoomStyle((8.0, 15.0), (8.0, 15.0), (3.5, 6.0), (0.7, 0.9), (0, 3)),
-    "Storage": RoomStyle((4.0, 9.0), (4.0, 9.0), (2.6, 3.5), (0.35, 0.6), (2, 4)),
+    "Storage": RoomStyle((4.0, 9.0), (4.0, 9.0), (2.6, 3.5), (0.5, 0.75), (2, 4)),
 }
+
+# Scene randomness (tuning knobs, EXPERIMENT)
+YAW_SPREAD_DEG = 20.0
+END_PART = 0.3
+BOX_BEARING_DEG = 25.0
+BOXES_IN_VIEW = 0.9
+BOX_REFLECTANCE = (0.5, 0.9)
 
 
 @dataclass(frozen=True)
@@ -108,11 +115,11 @@ class SynthParams:
     hole_rate: float = 2.5  # mean number of dropout blobs per depth image
     echo_rays: int = 2048  # rays cast from the speaker for diffuse scattering
     mic_spacing: float = 0.2  # metres between the two ears, speaker midway between them
-    directivity: float = 2.0  # speaker pattern ((1 + cos)/2)^directivity (forward-facing)
-    head_shadow: float = 0.3  # ear gain 1 +- head_shadow for sound from its own / other side
+    directivity: float = 4.0  # speaker pattern ((1 + cos)/2)^directivity (forward-facing)
+    head_shadow: float = 0.6  # ear gain 1 +- head_shadow for sound from its own / other side
     direct_gain: float = 0.3  # extra attenuation of the speaker-to-ear direct path (baffle)
     specular_fraction: float = 0.5  # share of reflected sound that is specular, rest diffuse
-    reverb_level: float = 1.0  # scale of the late reverberant tail (0 = none)
+    reverb_level: float = 0.25  # scale of the late reverberant tail (0 = none)
     noise_level: float = 0.008  # sensor noise std relative to the direct sound's peak
     output_level: float = 0.5  # direct sound peak as a fraction of PCM full scale
     speed_of_sound: float = 343.0  # metres per second
@@ -321,10 +328,15 @@ def sample_scene(params: SynthParams, index: int, rng: np.random.Generator) -> S
     room = (rng.uniform(*style.width), rng.uniform(*style.length), rng.uniform(*style.height))
     walls = tuple(float(r) for r in rng.uniform(*style.reflectance, size=6))
     for _ in range(64):
-        pos = (float(rng.uniform(0.5, room[0] - 0.5)), float(rng.uniform(0.5, room[1] - 0.5)),
-               float(rng.uniform(0.8, min(1.6, room[2] - 0.4))))
+        # Along the room's long axis the robot stands in one end part, looking in.
+        xy = [float(rng.uniform(0.5, room[a] - 0.5)) for a in (0, 1)]
+        long_axis = int(room[1] > room[0])
+        reach = max(END_PART * room[long_axis], 0.6)
+        along = float(rng.uniform(0.5, reach))
+        xy[long_axis] = along if rng.random() < 0.5 else room[long_axis] - along
+        pos = (xy[0], xy[1], float(rng.uniform(0.8, min(1.6, room[2] - 0.4))))
         to_centre = math.atan2(room[1] / 2 - pos[1], room[0] / 2 - pos[0])
-        yaw = to_centre + float(rng.uniform(-1, 1)) * math.radians(60)
+        yaw = to_centre + float(rng.uniform(-1, 1)) * math.radians(YAW_SPREAD_DEG)
         empty = Scene(room, walls, pos, yaw)
         if cast_rays(empty, np.array(pos), empty.frame()[1][:, None])[0][0] >= 1.5:
             break
@@ -332,8 +344,8 @@ def sample_scene(params: SynthParams, index: int, rng: np.random.Generator) -> S
     for _ in range(int(rng.integers(style.obstacles[0], style.obstacles[1] + 1))):
         for _ in range(16):
             size = rng.uniform([0.3, 0.3, 0.4], [1.5, 1.5, 2.0])
-            if rng.random() < 0.7:
-                bearing = yaw + rng.uniform(-1, 1) * math.radians(40)
+            if rng.random() < BOXES_IN_VIEW:
+                bearing = yaw + rng.uniform(-1, 1) * math.radians(BOX_BEARING_DEG)
                 centre = np.array(pos[:2]) + rng.uniform(1.2, 5.0) * np.array(
                     [math.cos(bearing), math.sin(bearing)])
             else:
@@ -344,7 +356,7 @@ def sample_scene(params: SynthParams, index: int, rng: np.random.Generator) -> S
             if np.all(hi - lo >= 0.2) and np.hypot(*gap) >= 0.5:
                 boxes.append(Box((float(lo[0]), float(lo[1]), 0.0),
                                  (float(hi[0]), float(hi[1]), float(size[2])),
-                                 float(rng.uniform(0.3, 0.9))))
+                                 float(rng.uniform(*BOX_REFLECTANCE))))
                 break
     colors = tuple(tuple(int(c) for c in rng.integers(60, 256, size=3))
                    for _ in range(6 + len(boxes)))

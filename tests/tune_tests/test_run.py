@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tune.run import JOURNAL_FILE, main
+from tune.run import JOURNAL_FILE, free_name, main
 from tune.space import load_study
 
 SMOKE = load_study("smoke.yaml")
@@ -26,8 +26,7 @@ def trials(experiment: Path) -> list[dict]:
                 if line.strip()]
         found.append({"folder": folder, "params": json.loads((folder / "params.json").read_text()),
                       "rows": rows, "config": yaml.safe_load((folder / "config.yaml").read_text())})
-    return sorted(found, key=lambda t: t["rows"][0]["trial_id"] if False else t["folder"].stat()
-                  .st_ctime)
+    return sorted(found, key=lambda t: t["folder"].stat().st_ctime)
 
 
 def test_smoke_search_end_to_end(smoke_experiment):
@@ -63,19 +62,14 @@ def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
 
 
-def event_tags(folder: Path) -> tuple[set, set]:
+def test_every_trial_logs_scalars_images_and_hparams(smoke_experiment):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0}).Reload()
-    tags = events.Tags()
-    return set(tags["scalars"]), set(tags["images"])
-
-
-def test_every_trial_logs_scalars_and_decomposition_images(smoke_experiment):
     for t in trials(smoke_experiment):
-        scalars, images = event_tags(t["folder"])
-        assert "ray/tune/val_rmse" in scalars
-        assert "decomposition/base|residual|final|gt" in images
+        events = EventAccumulator(str(t["folder"]), size_guidance={"images": 0}).Reload()
+        assert "ray/tune/val_rmse" in events.Tags()["scalars"]
+        assert "decomposition/base|residual|final|gt" in events.Tags()["images"]
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
 
 
 def free_port() -> int:
@@ -147,9 +141,12 @@ def test_bad_usage_is_one_line_and_exit_2(capsys, argv, message):
 
 def test_refuses_to_start_over_an_existing_search(smoke_experiment, capsys):
     before = sorted(p.name for p in smoke_experiment.iterdir())
-    assert main(["--space", "smoke.yaml", "--storage", str(smoke_experiment.parent)]) == 2
+    assert main(["--space", "smoke.yaml", "--storage", str(smoke_experiment.parent),
+                 "--name", "smoke"]) == 2
     assert "already holds a search" in capsys.readouterr().err
     assert sorted(p.name for p in smoke_experiment.iterdir()) == before
+    # without --name the next free name is chosen instead
+    assert free_name(str(smoke_experiment.parent), "smoke") == "smoke-2"
 
 
 def test_unwritable_storage_fails_before_trials(tmp_path, capsys):
@@ -192,3 +189,43 @@ def test_interrupted_search_resumes_to_completion(ray_session, tmp_path):
         iterations = [r["training_iteration"] for r in t["rows"]]
         assert iterations == list(range(1, len(iterations) + 1)), t["folder"]  # no row twice
         assert len(iterations) >= before.get(t["folder"].name, 0)
+
+
+def test_search_on_a_two_node_cluster(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, connect=False,
+                      head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--address",
+               cluster.address, "--name", "cluster"]
+    try:
+        local = subprocess.run([*command, "--storage", str(tmp_path / "local")], cwd=tmp_path,
+                               capture_output=True, text=True, env=env, timeout=300)
+        assert local.returncode == 2
+        assert "needs shared storage" in local.stderr and "Traceback" not in local.stderr
+        shared = subprocess.run([*command, "--storage", f"file://{tmp_path}/shared"],
+                                cwd=tmp_path, capture_output=True, text=True, env=env,
+                                timeout=600)
+        assert shared.returncode == 0, shared.stdout[-3000:] + shared.stderr[-3000:]
+    finally:
+        cluster.shutdown()
+    found = trials(tmp_path / "shared" / "cluster")
+    assert len(found) == SMOKE.num_samples
+    assert all(list(t["folder"].glob("checkpoint_*")) for t in found)
+    hosts = {row["node_ip"] + str(row["pid"]) for t in found for row in t["rows"]}
+    assert len(hosts) >= 2  # trials ran in more than one worker process
+
+
+def test_full_disk_fails_before_trials(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr("tune.run.shutil.disk_usage",
+                        lambda path: SimpleNamespace(total=2**30, used=2**30, free=10 * 2**20))
+    assert main(["--space", "smoke.yaml", "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "MiB free space is needed, but 10 MiB is left" in err
+    assert not list(tmp_path.glob("smoke*"))
+

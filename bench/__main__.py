@@ -1,0 +1,57 @@
+"""``python -m bench [--quick]``: every benchmark, one table, appended to bench/RESULTS.md.
+
+Each figure is a ratio measured side by side in one run (absolute times on shared machines are
+noise); the table records the date, the machine and the commit it was measured on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from bench import synth, train_step
+
+BENCHMARKS = (synth, train_step)
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| figure | value | goal | ok | how |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['figure']} | {r['value']} {r['unit']} | {r['goal']} | "
+                     f"{'yes' if r['ok'] else 'NO'} | {r['note']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller runs (about 5 minutes)")
+    quick = parser.parse_args().quick
+    rows = []
+    for module in BENCHMARKS:
+        rows.extend(module.measure(quick))
+    header = (f"## {datetime.datetime.now():%Y-%m-%d %H:%M} · {platform.processor() or 'cpu'}, "
+              f"{os.cpu_count()} cores, torch {torch.__version__} · commit {_commit()}"
+              f"{' · quick' if quick else ''}")
+    text = f"{header}\n\n{table(rows)}\n"
+    print(text)
+    with RESULTS.open("a") as handle:
+        handle.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

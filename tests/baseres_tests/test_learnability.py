@@ -1,0 +1,39 @@
+"""The embedded default must carry signal: a briefly trained default model beats the
+mean-depth predictor (the per-pixel mean of the valid training depth maps) by >= 30 %."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from baseres.config import TrainConfig
+from baseres.data.cache import load_split
+from baseres.metrics import depth_metrics
+
+EPOCHS = 8
+
+
+def mean_map_rmse(cfg: TrainConfig) -> float:
+    train, val = load_split(cfg, "train", progress=False), load_split(cfg, "val", progress=False)
+    depth = np.asarray(train.depth)
+    valid = depth > 0
+    mean_map = torch.from_numpy((depth * valid).sum(0) / np.maximum(valid.sum(0), 1))
+    truth = torch.from_numpy(np.asarray(val.depth))
+    return depth_metrics(mean_map[None].expand_as(truth), truth, cfg.max_depth)["rmse"]
+
+
+def test_default_model_beats_the_mean_depth_map_by_30_percent(tmp_path):
+    # The CLI with no data flags: generates the default synthetic set on first use.
+    proc = subprocess.run([sys.executable, "-m", "baseres.train", "--epochs", str(EPOCHS),
+                           "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
+    best = min(r["val_rmse"] for r in rows)
+    baseline = mean_map_rmse(TrainConfig())
+    print(f"default model best val RMSE {best:.3f} m vs mean depth map {baseline:.3f} m "
+          f"(ratio {best / baseline:.3f})")
+    assert best <= 0.70 * baseline

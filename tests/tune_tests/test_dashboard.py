@@ -1,0 +1,58 @@
+"""tune.dashboard: the smoke search's Optuna journal served by optuna-dashboard on loopback."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from test_run import SMOKE, free_port, get_json
+
+from tune.dashboard import main
+
+
+def test_dashboard_serves_the_smoke_study(smoke_experiment):
+    pytest.importorskip("optuna_dashboard")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tune.dashboard", str(smoke_experiment), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                studies = get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+                break
+            except OSError:
+                pass
+            assert server.poll() is None, "the dashboard exited early"
+            assert time.time() < deadline, "the dashboard did not answer in 60 s"
+            time.sleep(0.5)
+        smoke = next(s for s in studies if s["study_name"] == "smoke")
+        assert smoke["directions"] == ["minimize"]
+        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{smoke['study_id']}")
+        assert len(detail["trials"]) == SMOKE.num_samples
+    finally:
+        server.terminate()
+        output, errors = server.communicate(timeout=30)
+    assert output.splitlines()[0] == (f"optuna-dashboard for {smoke_experiment}: "
+                                      f"http://127.0.0.1:{port}/ (Ctrl+C stops it)"), errors
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "0"], "`1 <= port <= 65535` must hold, but got port=0"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    ([], "no Optuna journal (optuna-journal.log)"),
+])
+def test_bad_use_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        sys.exit(main([str(tmp_path), *argv]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_without_optuna_dashboard_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # makes the import fail
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("error: optuna-dashboard is not installed; install it "
+                                       "with: pip install optuna-dashboard\n")

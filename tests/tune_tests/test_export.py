@@ -1,0 +1,208 @@
+"""tune.export: a trial of the smoke search -> a YAML that retrains to the trial's numbers, plus
+the weights of its best epoch; and ``baseres.train --seeds``, which confirms such a winner."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from baseres.config import TrainConfig
+from baseres.model import BaseResidualNet
+from baseres.train import main as train_main
+from tune.export import main
+from tune.run import STUDY_FILE
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ranking(experiment: Path) -> list[tuple[float, int, Path]]:
+    """(best finite val_rmse, its epoch, trial folder), best first: the test's own oracle."""
+    found = []
+    for folder in experiment.glob("trial_*"):
+        finite = [r for r in rows_of(folder / "result.json") if math.isfinite(r["val_rmse"])]
+        if finite:
+            best = min(finite, key=lambda r: r["val_rmse"])
+            found.append((best["val_rmse"], best["epoch"], folder))
+    return sorted(found)
+
+
+def export(experiment: Path, out: Path, *flags: str) -> str:
+    assert main([str(experiment), "--out", str(out), *flags]) == 0
+    return out.read_text()
+
+
+def test_rank_1_retrains_to_the_trials_val_rmse(smoke_experiment, tmp_path):
+    value, epoch, folder = ranking(smoke_experiment)[0]
+    out = tmp_path / "best.yaml"
+    export(smoke_experiment, out)
+    # The documented command, in a fresh process; XDG_CACHE_HOME (tests/conftest.py) is
+    # inherited, so it reads the data set and feature cache the trials used.
+    proc = subprocess.run([sys.executable, "-m", "baseres.train", "--config", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cfg = TrainConfig.from_yaml(out)
+    retrained = rows_of(tmp_path / cfg.resolved_out_dir / "metrics.jsonl")
+    assert [r["epoch"] for r in retrained] == list(range(1, cfg.epochs + 1))  # the full budget
+    assert retrained[epoch - 1]["val_rmse"] == pytest.approx(value, rel=0.01)
+    # every epoch the trial ran repeats, not only the best one
+    trial = {r["epoch"]: r["val_rmse"] for r in rows_of(folder / "result.json")}
+    assert [r["val_rmse"] for r in retrained[:len(trial)]] == pytest.approx(
+        [trial[e] for e in sorted(trial)], rel=0.01)
+
+
+def test_export_is_the_trials_config_with_provenance_and_its_best_weights(smoke_experiment,
+                                                                         tmp_path):
+    value, epoch, folder = ranking(smoke_experiment)[1]
+    out = tmp_path / "second.yaml"
+    text = export(smoke_experiment, out, "--rank", "2")
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    params = json.loads((folder / "params.json").read_text())
+    for needle in (str(smoke_experiment), folder.name, f"best epoch {epoch}", f"{value:.6g}",
+                   "val_delta1", "sparse", f"python -m baseres.train --config {out}",
+                   "same seed (0)", "num_threads 1", "cosine", "device cpu",
+                   params.get("baseline") or "sampled by the search"):
+        assert needle in header, needle
+
+    cfg = TrainConfig.from_yaml(out)
+    trained = yaml.safe_load((folder / "config.yaml").read_text())
+    changed = {"out_dir", "experiment_name", "progress", "extra"}
+    assert {k: v for k, v in cfg.to_dict().items() if k not in changed} == {
+        k: v for k, v in trained.items() if k not in changed}
+    assert cfg.out_dir is None
+    assert cfg.experiment_name == f"smoke-{folder.name.removeprefix('trial_')}"
+    assert cfg.resolved_out_dir == Path("results", "train", cfg.experiment_name)
+    assert cfg.epochs == 3  # smoke.yaml's train.epochs, whether or not ASHA stopped the trial
+
+    state = torch.load(tmp_path / "second.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())  # a plain state dict
+    BaseResidualNet(cfg).load_state_dict(state)  # strict: every key, every shape
+    kept = [torch.load(p, weights_only=True) for p in folder.glob("checkpoint_*/checkpoint.pt")]
+    source = next(k for k in kept if k["epoch"] == epoch)
+    assert all(torch.equal(state[k], v) for k, v in source["model"].items())
+
+
+def test_when_the_best_checkpoint_is_gone_the_lowest_kept_one_is_used(smoke_experiment, tmp_path):
+    # a trial that ran every epoch keeps two checkpoints; drop the best epoch's
+    folder = next(f for _, _, f in ranking(smoke_experiment)
+                  if len(list(f.glob("checkpoint_*"))) == 2)
+    experiment = tmp_path / "copy"
+    experiment.mkdir()
+    shutil.copy(smoke_experiment / STUDY_FILE, experiment)
+    shutil.copytree(folder, experiment / folder.name)
+    best_epoch = ranking(experiment)[0][1]
+    saved = {torch.load(p, weights_only=True)["epoch"]: p
+             for p in experiment.glob("trial_*/checkpoint_*/checkpoint.pt")}
+    shutil.rmtree(saved.pop(best_epoch).parent)
+    (left_epoch, left), = saved.items()
+
+    text = export(experiment, tmp_path / "best.yaml")
+    assert "best epoch's checkpoint was not kept" in text
+    assert f"epoch {left_epoch}" in text
+    state = torch.load(tmp_path / "best.pt", weights_only=True)
+    expected = torch.load(left, weights_only=True)["model"]
+    assert all(torch.equal(state[k], v) for k, v in expected.items())
+
+
+def no_finished_trial(tmp_path: Path, smoke_experiment: Path) -> Path:
+    """An experiment whose only trials reported nothing, or only NaN (diverged)."""
+    experiment = tmp_path / "unfinished"
+    (experiment / "trial_empty").mkdir(parents=True)
+    (experiment / "trial_nan").mkdir()
+    shutil.copy(smoke_experiment / STUDY_FILE, experiment)
+    for name in ("trial_empty", "trial_nan"):
+        (experiment / name / "params.json").write_text("{}")
+    (experiment / "trial_empty" / "result.json").write_text("")
+    (experiment / "trial_nan" / "result.json").write_text(
+        '{"epoch": 1, "training_iteration": 1, "trial_id": "nan", "val_rmse": NaN, '
+        '"diverged": 1}\n')
+    return experiment
+
+
+@pytest.mark.parametrize("case, message", [
+    ("rank too high", "`1 <= rank <= 4` must hold (4 trials have a finite val_rmse), "
+                      "but got rank=5"),
+    ("rank zero", "but got rank=0"),
+    ("not an experiment", "not an experiment folder of tune.run (needs study.yaml)"),
+    ("no finished trial", "no finished trial; none reported a finite val_rmse"),
+    ("missing --out folder", "does not exist"),
+    ("--out is a folder", "is a folder"),
+    ("bad flag", "unrecognized arguments: --bogus"),
+])
+def test_bad_use_is_one_line_exit_2_and_writes_nothing(smoke_experiment, tmp_path, capsys,
+                                                        case, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    experiment, out, flags = smoke_experiment, work / "best.yaml", []
+    if case == "rank too high":
+        flags = ["--rank", "5"]
+    elif case == "rank zero":
+        flags = ["--rank", "0"]
+    elif case == "not an experiment":
+        experiment = work
+    elif case == "no finished trial":
+        experiment = no_finished_trial(tmp_path, smoke_experiment)
+    elif case == "missing --out folder":
+        out = work / "missing" / "best.yaml"
+    elif case == "--out is a folder":
+        out = work
+    else:
+        flags = ["--bogus"]
+    with pytest.raises(SystemExit) as info:
+        sys.exit(main([str(experiment), "--out", str(out), *flags]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert not list(work.iterdir())
+
+
+def test_help_explains_the_ranking_and_the_retrain(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "best finite val_rmse" in text and "python -m baseres.train --config" in text
+
+
+def test_seeds_reruns_a_config_and_reports_mean_and_std(tmp_path, fixture_root, capsys):
+    out = tmp_path / "confirm"
+    argv = ["--dataset", "batvisionv2", "--data-root", str(fixture_root), "--image_size", "32",
+            "--base_channels", "8", "--batch_size", "4", "--epochs", "1", "--num_threads", "1",
+            "--image_every", "0", "--seed", "5", "--seeds", "2", "--out", str(out)]
+    assert train_main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "seeds.json").read_text())
+    assert [s["seed"] for s in summary["seeds"]] == [5, 6]
+    for seed in summary["seeds"]:
+        run = out / f"seed-{seed['seed']}"
+        assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed["seed"]
+        (row,) = rows_of(run / "metrics.jsonl")  # a full run of the config: its one epoch
+        assert (seed["best_epoch"], seed["val_rmse"], seed["val_delta1"]) == (
+            1, row["val_rmse"], row["val_delta1"])
+    rmse = [s["val_rmse"] for s in summary["seeds"]]
+    assert rmse[0] != rmse[1]  # the seed reached the model
+    assert summary["val_rmse"]["mean"] == pytest.approx(sum(rmse) / 2)
+    assert summary["val_rmse"]["std"] == pytest.approx(abs(rmse[0] - rmse[1]) / math.sqrt(2))
+    assert f"val_rmse {summary['val_rmse']['mean']:.4f} +- {summary['val_rmse']['std']:.4f}" \
+        in printed
+
+    # the folders are protected like a single run's, and --resume finishes without retraining
+    assert train_main(argv) == 2
+    assert "seed-5: holds an earlier run" in capsys.readouterr().err
+    assert train_main([*argv, "--resume"]) == 0
+    assert json.loads((out / "seeds.json").read_text()) == summary
+    assert len(rows_of(out / "seed-6" / "metrics.jsonl")) == 1
+
+
+def test_one_seed_is_refused(tmp_path, capsys):
+    assert train_main(["--seeds", "1", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --seeds must be >= 2 (one seed is a plain run), but got 1"
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,67 @@
+"""``python -m tune.dashboard EXPERIMENT_DIR``: the experiment's Optuna study in optuna-dashboard.
+
+tune.run keeps the search's Optuna journal (optuna-journal.log) in the experiment folder; this
+serves it read from there, so trials, parameter importances and history plots are a browser away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from baseres.cli import OneLineParser
+from tune.run import JOURNAL_FILE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m tune.dashboard",
+        description="Serve the Optuna study of a tune.run experiment (its optuna-journal.log) in "
+        "optuna-dashboard (pip install optuna-dashboard). Stop it with Ctrl+C.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR",
+                        help=f"experiment folder of tune.run (holds {JOURNAL_FILE})")
+    # Loopback by default: the dashboard can edit the study (notes, trial states) and has no login.
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0 exposes it to the network)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"argument --port: `1 <= port <= 65535` must hold, but got port={args.port}")
+    try:
+        import optuna_dashboard
+    except ImportError:
+        print("error: optuna-dashboard is not installed; install it with: pip install "
+              "optuna-dashboard", file=sys.stderr)
+        return 2
+    journal = Path(args.experiment) / JOURNAL_FILE
+    if not journal.is_file():
+        print(f"error: {args.experiment}: no Optuna journal ({JOURNAL_FILE}); is it an experiment "
+              "folder of tune.run?", file=sys.stderr)
+        return 2
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    print(f"optuna-dashboard for {args.experiment}: http://{args.host}:{args.port}/ "
+          "(Ctrl+C stops it)", flush=True)
+    try:
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        print(f"error: --host {args.host} --port {args.port}: cannot listen there: "
+              f"{err.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

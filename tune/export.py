@@ -1,0 +1,191 @@
+"""``python -m tune.export``: one trial of an experiment -> a TrainConfig YAML and its weights.
+
+Trials are ranked as tune.summary ranks them: by their best finite val_rmse over epochs (a
+diverged trial is never ranked).
+The YAML is the trial's own resolved config (the config.yaml its Trainer wrote) with a fresh
+output folder, so ``python -m baseres.train --config best.yaml`` retrains it over the study's
+full budget and repeats the trial's numbers epoch for epoch; the weights of the trial's best
+epoch go next to it (best.pt) as a plain state dict of BaseResidualNet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from baseres.cli import OneLineParser
+from baseres.config import ConfigError, TrainConfig
+from tune.errors import UsageError
+from tune.run import STUDY_FILE
+from tune.space import StudyError, StudySpec, load_study
+from tune.summary import TrialSummary, load_trials
+from tune.trainable import CHECKPOINT_NAME
+
+
+def load_experiment(folder: str | Path) -> tuple[Path, StudySpec]:
+    experiment = Path(folder).expanduser().resolve()
+    if not (experiment / STUDY_FILE).is_file():
+        raise UsageError(f"{folder}: not an experiment folder of tune.run (needs {STUDY_FILE})")
+    return experiment, load_study(experiment / STUDY_FILE)
+
+
+def pick_trial(experiment: Path, spec: StudySpec, rank: int) -> tuple[TrialSummary, int]:
+    """The trial at `rank` (1 = best; the order of tune.summary) and how many were ranked."""
+    ranked = [trial for trial in load_trials(experiment, spec) if trial.best]
+    if not ranked:
+        raise UsageError(f"{experiment}: no finished trial; none reported a finite {spec.metric}")
+    if not 1 <= rank <= len(ranked):
+        raise UsageError(f"--rank: `1 <= rank <= {len(ranked)}` must hold ({len(ranked)} trials "
+                         f"have a finite {spec.metric}), but got rank={rank}")
+    return ranked[rank - 1], len(ranked)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        message = " ".join(str(err).split())[:200]
+        raise UsageError(f"{path}: cannot read the checkpoint: {message}") from None
+
+
+def best_epoch(trial: TrialSummary) -> int:
+    return int(trial.best["epoch"])
+
+
+def pick_checkpoint(trial: TrialSummary, metric: str) -> tuple[Path, dict[str, Any]]:
+    """The trial's checkpoint of its best epoch; else (not kept) its lowest-`metric` one."""
+    saved = [(path, _load_checkpoint(path))
+             for path in sorted(trial.folder.glob(f"checkpoint_*/{CHECKPOINT_NAME}"))]
+    if not saved:
+        raise UsageError(f"{trial.folder}: no checkpoint_*/{CHECKPOINT_NAME} to take the "
+                         "weights from")
+    for path, state in saved:
+        if state["epoch"] == best_epoch(trial):
+            return path, state
+
+    def value(state: dict[str, Any]) -> float:
+        """The metric of the checkpoint's own (last) epoch; NaN must never win a min()."""
+        last = state["history"][-1] if state["history"] else {}
+        number = last.get(metric, math.nan)
+        return number if math.isfinite(number) else math.inf
+
+    return min(saved, key=lambda saved_one: value(saved_one[1]))
+
+
+def weights_path(out: Path) -> Path:
+    return out.with_suffix(".pt") if out.suffix in (".yaml", ".yml") else Path(f"{out}.pt")
+
+
+def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int, ranked: int,
+               checkpoint: Path, state: dict[str, Any], cfg: TrainConfig, out: Path) -> str:
+    best, metric = trial.best, spec.metric
+    lines = [
+        f"Exported by `python -m tune.export` from experiment {experiment}",
+        f"trial {trial.trial_id}: {trial.folder}",
+        (f"baseline {trial.baseline}" if trial.baseline else "sampled by the search")
+        + f"; rank {rank} of {ranked} trials by best {metric}",
+        f"best epoch {best_epoch(trial)} of the {trial.epochs_run} it ran ({trial.stop_reason}): "
+        f"{metric} {best[metric]:.6g}, "
+        f"val_delta1 {best.get('val_delta1', math.nan):.6g}, "
+        f"sparse {best.get('sparse', math.nan):.6g}",
+    ]
+    if state["epoch"] == best_epoch(trial):
+        lines.append(f"weights of epoch {state['epoch']}: {weights_path(out).name} "
+                     f"(from {checkpoint.relative_to(experiment)})")
+    else:
+        lines.append(f"the best epoch's checkpoint was not kept: {weights_path(out).name} holds "
+                     f"the lowest-{metric} one kept, epoch {state['epoch']} "
+                     f"(from {checkpoint.relative_to(experiment)})")
+    lines += [
+        f"retrain: python -m baseres.train --config {out}",
+        f"epochs {cfg.epochs}: the study's full budget (the search's max_t is "
+        f"{spec.scheduler.get('max_t', cfg.epochs)}).",
+    ]
+    determinism = (
+        "The retrain repeats the trial's numbers only with: the same seed "
+        f"({cfg.seed}); the same data set ({cfg.dataset}"
+        + (f" at {cfg.data_root}" if cfg.data_root else ", as generated by this version of "
+           "baseres.data.synth")
+        + ") and its feature cache; the same torch thread count "
+        f"(num_threads {cfg.num_threads}); the same epochs (the cosine learning-rate schedule "
+        f"spans them); and the same device and precision (device {cfg.device}, precision "
+        f"{cfg.precision}; other kernels round differently)."
+    )
+    # Only the prose is wrapped: paths and the command stay whole, to be copied.
+    lines += textwrap.wrap(determinism, 96, break_long_words=False, break_on_hyphens=False)
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def export(folder: str | Path, rank: int = 1, out: str | Path = "best.yaml") -> tuple[Path, Path]:
+    """Write the trial at `rank` as a TrainConfig YAML at `out` and its weights beside it."""
+    import torch
+
+    out = Path(out)
+    pt = weights_path(out)
+    experiment, spec = load_experiment(folder)
+    trial, ranked = pick_trial(experiment, spec, rank)
+    checkpoint, state = pick_checkpoint(trial, spec.metric)
+    trained = TrainConfig.from_yaml(trial.folder / "config.yaml")
+    # The trial's own config already spans the study's full budget (train.epochs, which the
+    # cosine schedule depends on); only where it writes, its name and the progress bar (off
+    # under Ray) change, none of which touches the numbers.
+    cfg = trained.replace(out_dir=None, experiment_name=f"{experiment.name}-{trial.trial_id}",
+                          progress=True,
+                          extra={**trained.extra, "exported_from": str(trial.folder)})
+    header = provenance(experiment, spec, trial, rank, ranked, checkpoint, state, cfg, out)
+    for target in (out, pt):
+        if target.is_dir():
+            raise UsageError(f"--out {out}: {target} is a folder")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
+    temporary = [Path(f"{target}.tmp") for target in (out, pt)]
+    try:
+        cfg.to_yaml(temporary[0], header=header)
+        torch.save(state["model"], temporary[1])
+        for tmp, target in zip(temporary, (out, pt)):
+            tmp.replace(target)
+    except OSError as err:
+        for tmp in temporary:
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"--out {out}: cannot write there: {err.strerror}") from None
+    return out, pt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m tune.export",
+        description="Export one trial of a tune.run experiment for retraining: trials are ranked "
+        "by their best finite val_rmse over epochs (diverged trials never rank); the trial at "
+        "--rank becomes a complete TrainConfig YAML (its resolved config, full epoch budget, "
+        "provenance in # comments) and its best epoch's weights a plain state dict beside it "
+        "(<out without .yaml>.pt). Retrain with: python -m baseres.train --config <out>.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR",
+                        help="experiment folder of tune.run (holds study.yaml and trial_*/)")
+    parser.add_argument("--rank", type=int, default=1, help="which trial: 1 = the best")
+    parser.add_argument("--out", default="best.yaml",
+                        help="YAML file to write (replaced if present); weights go to <out>.pt")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out, pt = export(args.experiment, args.rank, args.out)
+    except (StudyError, UsageError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"exported {out} and {pt}; retrain with: python -m baseres.train --config {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
