@@ -91,6 +91,9 @@ class Trainer:
             root = resolve_data_root(self.cfg, progress=progress)
             self.data = {split: load_split(self.cfg, split, root, progress=progress)
                          for split in ("train", "val")}
+            # Which data the run saw (for the synthetic set, its folder names the generator's
+            # digest), saved with the config so a retrain can tell whether it sees the same.
+            self.cfg.extra["data_root_resolved"] = str(root)
         return self.data
 
     def _autocast(self):
@@ -501,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if out_dir is None:  # interrupted before anything was written
+            print("\ninterrupted", file=sys.stderr)
+            return 130
         again = (f"python -m baseres.train --config {out_dir / 'config.yaml'} --resume"
                  if seeds is None else "the same command with --resume")
         print(f"\ninterrupted; continue with: {again}", file=sys.stderr)

@@ -1,11 +1,11 @@
 """``python -m tune.export``: one trial of an experiment -> a TrainConfig YAML and its weights.
 
 Trials are ranked as tune.summary ranks them: by their best finite val_rmse over epochs (a
-diverged trial is never ranked).
-The YAML is the trial's own resolved config (the config.yaml its Trainer wrote) with a fresh
-output folder, so ``python -m baseres.train --config best.yaml`` retrains it over the study's
-full budget and repeats the trial's numbers epoch for epoch; the weights of the trial's best
-epoch go next to it (best.pt) as a plain state dict of BaseResidualNet.
+diverged trial is never ranked). The YAML is the trial's own resolved config (the config.yaml
+its Trainer wrote) with a fresh output folder, so ``python -m baseres.train --config best.yaml``
+retrains it over the study's full budget and repeats the trial's numbers epoch for epoch; the
+weights of the trial's best epoch go next to it (best.pt) as a plain state dict of
+BaseResidualNet.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from baseres.cli import OneLineParser
 from baseres.config import ConfigError, TrainConfig
+from baseres.train import CHECKPOINT_FILE
 from tune.errors import UsageError
 from tune.run import STUDY_FILE
 from tune.space import StudyError, StudySpec, load_study
 from tune.summary import TrialSummary, load_trials
-from tune.trainable import CHECKPOINT_NAME
 
 
 def load_experiment(folder: str | Path) -> tuple[Path, StudySpec]:
@@ -46,8 +48,6 @@ def pick_trial(experiment: Path, spec: StudySpec, rank: int) -> tuple[TrialSumma
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    import torch
-
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
@@ -62,9 +62,9 @@ def best_epoch(trial: TrialSummary) -> int:
 def pick_checkpoint(trial: TrialSummary, metric: str) -> tuple[Path, dict[str, Any]]:
     """The trial's checkpoint of its best epoch; else (not kept) its lowest-`metric` one."""
     saved = [(path, _load_checkpoint(path))
-             for path in sorted(trial.folder.glob(f"checkpoint_*/{CHECKPOINT_NAME}"))]
+             for path in sorted(trial.folder.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))]
     if not saved:
-        raise UsageError(f"{trial.folder}: no checkpoint_*/{CHECKPOINT_NAME} to take the "
+        raise UsageError(f"{trial.folder}: no checkpoint_*/{CHECKPOINT_FILE} to take the "
                          "weights from")
     for path, state in saved:
         if state["epoch"] == best_epoch(trial):
@@ -125,8 +125,6 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
 
 def export(folder: str | Path, rank: int = 1, out: str | Path = "best.yaml") -> tuple[Path, Path]:
     """Write the trial at `rank` as a TrainConfig YAML at `out` and its weights beside it."""
-    import torch
-
     out = Path(out)
     pt = weights_path(out)
     experiment, spec = load_experiment(folder)

@@ -63,6 +63,9 @@ EPOCHS_FIXED = "every trial trains for train.epochs (the scheduler's max_t); fix
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder
 
 
+BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
+
+
 class StudyError(ValueError):
     """A study file or a --set override is invalid; the message is one line."""
 

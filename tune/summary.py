@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from baseres.cli import OneLineParser
 from tune.errors import UsageError
 from tune.run import JOURNAL_FILE, STUDY_FILE
-from tune.space import StudySpec, load_study
+from tune.space import BASELINE_KEY, StudySpec, load_study
 
 SCIENTIFIC = "base_channel_divisor"  # the isolation table's parameter; the others are nuisance
 BOUNDARY_SHARE = 0.10  # a best value this close to an end of its range asks for a wider range
@@ -38,7 +38,7 @@ class TrialSummary:
 
     @property
     def baseline(self) -> str | None:
-        return self.params.get("baseline")
+        return self.params.get(BASELINE_KEY)
 
     @property
     def model(self) -> str:

@@ -14,10 +14,8 @@ from ray.tune import Checkpoint, get_checkpoint, get_context
 from ray.tune.search import Searcher
 
 from baseres.config import TrainConfig
-from baseres.train import Trainer, TrainingDiverged
-
-CHECKPOINT_NAME = "checkpoint.pt"
-BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
+from baseres.train import CHECKPOINT_FILE, Trainer, TrainingDiverged
+from tune.space import BASELINE_KEY
 
 
 def trial_resources() -> tuple[int, float]:
@@ -40,11 +38,11 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     checkpoint = get_checkpoint()
     if checkpoint is not None:  # a retry after a failure, or a resumed search
         with checkpoint.as_directory() as folder:
-            trainer.load_checkpoint(Path(folder) / CHECKPOINT_NAME)
+            trainer.load_checkpoint(Path(folder) / CHECKPOINT_FILE)
 
     def report(record: dict[str, float]) -> None:
         with tempfile.TemporaryDirectory() as folder:
-            trainer.save_checkpoint(Path(folder) / CHECKPOINT_NAME)
+            trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
             ray.tune.report(record, checkpoint=Checkpoint.from_directory(folder))
 
     try:

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 # Bump whenever the bytes written for given params change: it is part of every digest, so a
 # cached set from an older generator is never mistaken for a current one.
-GENERATOR_VERSION = "2.0-exp2"
+GENERATOR_VERSION = "2.0"
 
 # Fixed by the BatVision V2 layout.
 SAMPLE_RATE = 44100
@@ -82,15 +82,18 @@ STYLES = {
     "Office": RoomStyle((3.0, 6.0), (3.5, 7.0), (2.5, 3.0), (0.55, 0.8), (1, 4)),
     "Corridor": RoomStyle((1.8, 3.0), (8.0, 15.0), (2.4, 3.0), (0.75, 0.95), (0, 2)),
     "Hall": RoomStyle((8.0, 15.0), (8.0, 15.0), (3.5, 6.0), (0.7, 0.9), (0, 3)),
-    "Storage": RoomStyle((4.0, 9.0), (4.0, 9.0), (2.6, 3.5), (0.5, 0.75), (2, 4)),
+    "Storage": RoomStyle((4.0, 9.0), (4.0, 9.0), (2.6, 3.5), (0.5, 0.75), (1, 3)),
 }
 
-# Scene randomness (tuning knobs, EXPERIMENT)
-YAW_SPREAD_DEG = 20.0
-END_PART = 0.3
-BOX_BEARING_DEG = 25.0
-BOXES_IN_VIEW = 0.9
-BOX_REFLECTANCE = (0.5, 0.9)
+# Scene randomness, sized so that what varies in the depth map is mostly what the binaural
+# echoes can reveal (generator 2.0; 1.0 had +-60 degrees of yaw anywhere in the room, boxes
+# anywhere 30 % of the time and boxes that were almost inaudible).
+YAW_SPREAD_DEG = 20.0  # the pose faces the room centre within +- this
+END_PART = 0.3  # along the long axis the pose stands in the first/last END_PART of the room
+BOXES_IN_VIEW = 0.9  # share of boxes placed ahead of the camera
+BOX_BEARING_DEG = 25.0  # ... within +- this of the view direction, 1.2 - 5 m away
+BOX_REFLECTANCE = (0.5, 0.9)  # amplitude reflectance range of boxes
+FRESNEL_MARGIN = 0.3  # metres: a finite face's specular echo fades as exp(-(miss/margin)^2)
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,9 @@ class SynthParams:
     directivity: float = 4.0  # speaker pattern ((1 + cos)/2)^directivity (forward-facing)
     head_shadow: float = 0.6  # ear gain 1 +- head_shadow for sound from its own / other side
     direct_gain: float = 0.3  # extra attenuation of the speaker-to-ear direct path (baffle)
-    specular_fraction: float = 0.5  # share of reflected sound that is specular, rest diffuse
-    reverb_level: float = 0.25  # scale of the late reverberant tail (0 = none)
-    noise_level: float = 0.008  # sensor noise std relative to the direct sound's peak
+    specular_fraction: float = 0.7  # share of reflected sound that is specular, rest diffuse
+    reverb_level: float = 0.1  # scale of the late reverberant tail (0 = none)
+    noise_level: float = 0.004  # sensor noise std relative to the direct sound's peak
     output_level: float = 0.5  # direct sound peak as a fraction of PCM full scale
     speed_of_sound: float = 343.0  # metres per second
 
@@ -319,10 +322,11 @@ def _segments_blocked(scene: Scene, p0: np.ndarray, p1: np.ndarray) -> np.ndarra
 def sample_scene(params: SynthParams, index: int, rng: np.random.Generator) -> Scene:
     """Draw the room of sample ``index`` (its style is ``location_of(params, index)``).
 
-    The pose comes first: 0.5 m or more from the walls, at a robot's camera height, facing
-    the room centre within +-60 degrees with at least 1.5 m of free space ahead (else the
-    last of 64 draws). Most boxes are then put in the camera's view, where they shape both
-    the depth map and the echoes; every box keeps 0.5 m away from the receiver.
+    The pose comes first: 0.5 m or more from the walls, in one end part of the room's long
+    axis (END_PART), at a robot's camera height, facing the room centre within
+    +-YAW_SPREAD_DEG with at least 1.5 m of free space ahead (else the last of 64 draws).
+    Most boxes (BOXES_IN_VIEW) are then put in the camera's view, where they shape both the
+    depth map and the echoes; every box keeps 0.5 m away from the receiver.
     """
     style = STYLES[location_of(params, index)]
     room = (rng.uniform(*style.width), rng.uniform(*style.length), rng.uniform(*style.height))
@@ -523,8 +527,11 @@ def _image_sources(scene: Scene, params: SynthParams, ears: np.ndarray, ear_axes
         span = ears[m] - images
         lam = (faces["coord"] - images[rows, faces["axis"]]) / span[rows, faces["axis"]]
         points = images + lam[:, None] * span
-        # The specular point must lie on the face; the plane's own axis is exact by construction.
-        on_face = np.all((points >= faces["lo"] - 1e-9) & (points <= faces["hi"] + 1e-9), axis=1)
+        # The specular point lies in the face's plane by construction.
+        # A finite face still reflects when the specular point falls just beside it (within
+        # about a Fresnel zone at audio wavelengths): the echo fades with the miss distance.
+        miss = np.linalg.norm(points - np.clip(points, faces["lo"], faces["hi"]), axis=1)
+        on_face = miss <= 2.5 * FRESNEL_MARGIN
         ok = on_face & (faces["refl"] > 0)
         ok &= ~_segments_blocked(scene, np.repeat(speaker[None], n, axis=0), points)
         ok &= ~_segments_blocked(scene, points, np.repeat(ears[m][None], n, axis=0))
@@ -536,6 +543,7 @@ def _image_sources(scene: Scene, params: SynthParams, ears: np.ndarray, ear_axes
         arrival = (points[ok] - ears[m]) / np.linalg.norm(points[ok] - ears[m], axis=1)[:, None]
         emitted = _directivity(_dot(out.T, forward), params)
         amp = (params.specular_fraction * faces["refl"][ok] * emitted
+               * np.exp(-(miss[ok] / FRESNEL_MARGIN) ** 2)
                * _ear_gain(arrival.T, ear_axes[m], params) / length)
         ear_idx.append(np.full(len(length), m))
         lengths.append(length)

@@ -1,9 +1,11 @@
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 import torch
+import yaml
 from conftest import tiny_config
 
 from baseres.train import Trainer, TrainingDiverged, build_parser, config_from_args, main
@@ -35,8 +37,14 @@ def test_training_reduces_the_error(toy_data, precision):
 def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path, toy_data):
     cfg = tiny_config(epochs=3, use_adaptive_loss=True, warmup_epochs=1)
     straight = run(cfg, toy_data).history
-    first = Trainer(cfg.replace(epochs=2), tmp_path, data=toy_data)
-    first.fit(progress=False)
+    first = Trainer(cfg, tmp_path, data=toy_data)
+
+    def crash_after_epoch_2(record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(on_epoch_end=crash_after_epoch_2, progress=False)
     resumed = Trainer(cfg, tmp_path, data=toy_data)
     resumed.load_checkpoint(tmp_path / "checkpoint.pt")  # loaded with weights_only=True
     assert resumed.epoch == 2 and resumed.model.base_frozen
@@ -146,3 +154,44 @@ def test_cli_trains_on_the_real_sample_and_writes_every_file(tmp_path, fixture_r
     events = EventAccumulator(str(out), size_guidance={"images": 0}).Reload()
     assert len(events.Scalars("val/rmse")) == 2
     assert events.Images("decomposition/base|residual|final|gt")
+
+
+def metrics_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_seeds_reruns_a_config_and_reports_mean_and_std(tmp_path, fixture_root, capsys):
+    out = tmp_path / "confirm"
+    argv = ["--dataset", "batvisionv2", "--data-root", str(fixture_root), "--image_size", "32",
+            "--base_channels", "8", "--batch_size", "4", "--epochs", "1", "--num_threads", "1",
+            "--image_every", "0", "--seed", "5", "--seeds", "2", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "seeds.json").read_text())
+    assert [s["seed"] for s in summary["seeds"]] == [5, 6]
+    for seed in summary["seeds"]:
+        run = out / f"seed-{seed['seed']}"
+        assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed["seed"]
+        (row,) = metrics_rows(run / "metrics.jsonl")  # a full run of the config: its one epoch
+        assert (seed["best_epoch"], seed["val_rmse"], seed["val_delta1"]) == (
+            1, row["val_rmse"], row["val_delta1"])
+    rmse = [s["val_rmse"] for s in summary["seeds"]]
+    assert rmse[0] != rmse[1]  # the seed reached the model
+    assert summary["val_rmse"]["mean"] == pytest.approx(sum(rmse) / 2)
+    assert summary["val_rmse"]["std"] == pytest.approx(abs(rmse[0] - rmse[1]) / math.sqrt(2))
+    assert f"val_rmse {summary['val_rmse']['mean']:.4f} +- {summary['val_rmse']['std']:.4f}" \
+        in printed
+
+    # the folders are protected like a single run's, and --resume finishes without retraining
+    assert main(argv) == 2
+    assert "seed-5: holds an earlier run" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert json.loads((out / "seeds.json").read_text()) == summary
+    assert len(metrics_rows(out / "seed-6" / "metrics.jsonl")) == 1
+
+
+def test_one_seed_is_refused(tmp_path, capsys):
+    assert main(["--seeds", "1", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --seeds must be >= 2 (one seed is a plain run), but got 1"
+    assert not (tmp_path / "x").exists()

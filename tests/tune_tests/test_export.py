@@ -14,7 +14,6 @@ import yaml
 
 from baseres.config import TrainConfig
 from baseres.model import BaseResidualNet
-from baseres.train import main as train_main
 from tune.export import main
 from tune.run import STUDY_FILE
 
@@ -169,40 +168,3 @@ def test_help_explains_the_ranking_and_the_retrain(capsys):
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "best finite val_rmse" in text and "python -m baseres.train --config" in text
-
-
-def test_seeds_reruns_a_config_and_reports_mean_and_std(tmp_path, fixture_root, capsys):
-    out = tmp_path / "confirm"
-    argv = ["--dataset", "batvisionv2", "--data-root", str(fixture_root), "--image_size", "32",
-            "--base_channels", "8", "--batch_size", "4", "--epochs", "1", "--num_threads", "1",
-            "--image_every", "0", "--seed", "5", "--seeds", "2", "--out", str(out)]
-    assert train_main(argv) == 0
-    printed = capsys.readouterr().out
-    summary = json.loads((out / "seeds.json").read_text())
-    assert [s["seed"] for s in summary["seeds"]] == [5, 6]
-    for seed in summary["seeds"]:
-        run = out / f"seed-{seed['seed']}"
-        assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed["seed"]
-        (row,) = rows_of(run / "metrics.jsonl")  # a full run of the config: its one epoch
-        assert (seed["best_epoch"], seed["val_rmse"], seed["val_delta1"]) == (
-            1, row["val_rmse"], row["val_delta1"])
-    rmse = [s["val_rmse"] for s in summary["seeds"]]
-    assert rmse[0] != rmse[1]  # the seed reached the model
-    assert summary["val_rmse"]["mean"] == pytest.approx(sum(rmse) / 2)
-    assert summary["val_rmse"]["std"] == pytest.approx(abs(rmse[0] - rmse[1]) / math.sqrt(2))
-    assert f"val_rmse {summary['val_rmse']['mean']:.4f} +- {summary['val_rmse']['std']:.4f}" \
-        in printed
-
-    # the folders are protected like a single run's, and --resume finishes without retraining
-    assert train_main(argv) == 2
-    assert "seed-5: holds an earlier run" in capsys.readouterr().err
-    assert train_main([*argv, "--resume"]) == 0
-    assert json.loads((out / "seeds.json").read_text()) == summary
-    assert len(rows_of(out / "seed-6" / "metrics.jsonl")) == 1
-
-
-def test_one_seed_is_refused(tmp_path, capsys):
-    assert train_main(["--seeds", "1", "--out", str(tmp_path / "x")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == "error: --seeds must be >= 2 (one seed is a plain run), but got 1"
-    assert not (tmp_path / "x").exists()
