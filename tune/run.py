@@ -243,6 +243,25 @@ def print_outcome(results, experiment: str, spec: StudySpec) -> None:
         print(f"no summary: {err}")
 
 
+def prepare_data(spec: StudySpec) -> None:
+    """Generate the synthetic set and build the feature cache once, before any trial starts:
+    progress shows here, trials only map the cache, and a bad data root fails before Ray."""
+    from baseres.data.batvision import DataError
+    from baseres.data.cache import load_split, resolve_data_root
+
+    first = next(iter(spec.baselines.values()), {})
+    cfg = spec.trial_config({k: v for k, v in first.items() if k in spec.space} or {
+        name: dist.choices[0] if hasattr(dist, "choices") else dist.low
+        for name, dist in spec.space.items()})
+    try:
+        root = resolve_data_root(cfg)
+        for split in ("train", "val"):
+            load_split(cfg, split, root)
+    except DataError as err:
+        raise UsageError(str(err)) from None
+    print(f"data ready: {root} (features cached for every trial)", flush=True)
+
+
 def state_folder(experiment: str) -> Path:
     """The local folder for study.yaml and the Optuna journal (which needs a local file): the
     experiment folder itself when this machine can reach it, else ./results/<name>."""
@@ -262,6 +281,8 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
         if (local / name / "tuner.pkl").exists():
             raise UsageError(f"{experiment}: already holds a search; finish it with --resume "
                              f"{experiment}, or choose another --name")
+    if address is None:
+        prepare_data(spec)
     folder = state_folder(experiment).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / STUDY_FILE).write_text(spec.to_yaml())

@@ -1,5 +1,6 @@
-import multiprocessing
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,7 +8,6 @@ import soundfile as sf
 import torch
 from conftest import make_v2_root, tiny_config
 
-from baseres.config import TrainConfig
 from baseres.data import cache as cache_module
 from baseres.data.batvision import (
     DataError,
@@ -187,22 +187,29 @@ def test_cache_hit_miss_stale_and_truncated(tmp_path, monkeypatch):
     assert len(calls) == 12 and stale.folder != first.folder  # edited data: never served stale
 
 
-def _build_in_child(args):
-    root, cache = args
-    os.environ["XDG_CACHE_HOME"] = cache
-    cfg = TrainConfig(dataset="batvisionv2", data_root=root, image_size=32)
-    arrays = load_split(cfg, "train", progress=False)
-    import json
-
-    return json.loads((arrays.folder / "manifest.json").read_text())["built_by_pid"], len(arrays)
+BUILD = """
+import json, sys
+from baseres.config import TrainConfig
+from baseres.data.cache import load_split
+cfg = TrainConfig(dataset="batvisionv2", data_root=sys.argv[1], image_size=32)
+arrays = load_split(cfg, "train", progress=False)
+manifest = json.loads((arrays.folder / "manifest.json").read_text())
+print(manifest["built_by_pid"], len(arrays))
+"""
 
 
 def test_two_processes_build_the_cache_once(tmp_path):
     root = make_v2_root(tmp_path / "v2", per_split=6)
-    args = (str(root), str(tmp_path / "cache"))
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        results = pool.map(_build_in_child, [args, args])
-    assert results[0] == results[1] and results[0][1] == 6
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    builders = [subprocess.Popen([sys.executable, "-c", BUILD, str(root)], env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(2)]
+    results = []
+    for builder in builders:
+        out, err = builder.communicate(timeout=120)
+        assert builder.returncode == 0, err[-2000:]
+        results.append(out.split())
+    assert results[0] == results[1] and results[0][1] == "6"  # one builder's cache, both read it
     leftovers = [p.name for p in (tmp_path / "cache" / "baseres" / "features").iterdir()
                  if ".tmp-" in p.name]
     assert not leftovers

@@ -130,6 +130,8 @@ def test_dry_run_prints_the_resolved_study_and_starts_nothing(capsys, tmp_path):
     (["--resume", "/"], "not an experiment folder"),
     (["--space", "smoke.yaml", "--bogus"], "unrecognized arguments: --bogus"),
     (["--num-samples", "3"], "one of the arguments --space --resume is required"),
+    (["--space", "smoke.yaml", "--set", "data.dataset=batvisionv2", "--set",
+      "data.root=/nonexistent"], "/nonexistent: data root does not exist"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as info:
