@@ -281,6 +281,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
         if (local / name / "tuner.pkl").exists():
             raise UsageError(f"{experiment}: already holds a search; finish it with --resume "
                              f"{experiment}, or choose another --name")
+    config = run_config(spec, name, storage, wandb_project)  # refuses --wandb without wandb
     if address is None:
         prepare_data(spec)
     folder = state_folder(experiment).resolve()
@@ -294,7 +295,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
                                scheduler=build_scheduler(spec), num_samples=spec.num_samples,
                                max_concurrent_trials=spec.max_concurrent_trials,
                                trial_dirname_creator=trial_dirname),
-        run_config=run_config(spec, name, storage, wandb_project),
+        run_config=config,
     )
     return tuner.fit(), experiment
 
