@@ -20,7 +20,7 @@ def mean_map_rmse(cfg: TrainConfig) -> float:
     depth = np.asarray(train.depth)
     valid = depth > 0
     mean_map = torch.from_numpy((depth * valid).sum(0) / np.maximum(valid.sum(0), 1))
-    truth = torch.from_numpy(np.asarray(val.depth))
+    truth = torch.from_numpy(np.array(val.depth))  # a writable copy of the read-only map
     return depth_metrics(mean_map[None].expand_as(truth), truth, cfg.max_depth)["rmse"]
 
 
