@@ -64,6 +64,8 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.device = pick_device(cfg.device)
+        if cfg.use_wandb:
+            import_wandb()
         seed_everything(cfg.seed)
         self.model = BaseResidualNet(cfg).to(self.device, memory_format=torch.channels_last)
         self.loss_fn = BaseResidualLoss(cfg)
@@ -312,17 +314,22 @@ def format_record(record: dict[str, float], epochs: int) -> str:
             f"({record['epoch_time_s']:.1f} s, {record['samples_per_s']:.0f} samples/s)")
 
 
-def start_wandb(cfg: TrainConfig, out_dir: Path):
+def import_wandb():
+    """wandb is optional: asking for it without it installed is a config error, said early."""
     try:
         import wandb
     except ImportError:
         raise ConfigError("use_wandb needs the wandb package, but it is not installed "
                           "(pip install wandb)") from None
+    return wandb
+
+
+def start_wandb(cfg: TrainConfig, out_dir: Path):
     import os
 
     mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-    return wandb.init(project=cfg.experiment_name, config=cfg.to_dict(), dir=str(out_dir),
-                      mode=mode)
+    return import_wandb().init(project=cfg.experiment_name, config=cfg.to_dict(),
+                               dir=str(out_dir), mode=mode)
 
 
 # ---------------------------------------------------------------------- CLI

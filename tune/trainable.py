@@ -56,7 +56,8 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 
 class BaselineSearcher(Searcher):
     """Wraps OptunaSearch so that the baselines it serves first (its points_to_evaluate, in
-    order) reach their trials with their non-searched keys and their name.
+    order) reach their trials with their non-searched keys and their name, and so that a
+    diverged trial reaches Optuna as FAIL.
 
     Optuna's enqueue carries only searched parameters, so ``model: unet`` would otherwise be lost.
     """
@@ -84,6 +85,11 @@ class BaselineSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        value = (result or {}).get(self.metric)
+        if isinstance(value, float) and not math.isfinite(value):
+            # A diverged trial: Optuna refuses to tell a NaN as COMPLETE and would leave the
+            # trial RUNNING in the journal; it is a failure, so say so.
+            result, error = None, True
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
     # Ray saves a wrapper's state with get_state and the wrapped OptunaSearch on its own.

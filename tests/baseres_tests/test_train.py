@@ -114,6 +114,7 @@ def test_config_file_then_flags(tmp_path):
     (["--base_channel_divisor", "3"], "base_channel_divisor must be one of"),
     (["--config", "/nonexistent.yaml"], "/nonexistent.yaml: cannot read config"),
     (["--data-root", "/nonexistent", "--dataset", "batvisionv2"], "data root does not exist"),
+    (["--use_wandb"], "use_wandb needs the wandb package"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
