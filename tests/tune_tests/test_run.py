@@ -22,6 +22,8 @@ def trials(experiment: Path) -> list[dict]:
     """Each trial folder's params, reported rows and resolved config, in creation order."""
     found = []
     for folder in experiment.glob("trial_*"):
+        if not (folder / "result.json").is_file() or not (folder / "config.yaml").is_file():
+            continue  # a trial still starting
         rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()
                 if line.strip()]
         found.append({"folder": folder, "params": json.loads((folder / "params.json").read_text()),
