@@ -6,7 +6,6 @@ project's benchmark runner. Torch is not involved: generation is numpy, soundfil
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from baseres.data import synth
+from bench import row, run_alone
 
 GOAL_SAMPLES_PER_S = 50.0
 GOAL_INVALID = (0.05, 0.25)
@@ -50,22 +50,15 @@ def measure(quick: bool) -> list[dict]:
     setting = (f"{count} samples of {params.depth_height}x{params.depth_width} depth, "
                f"{params.echo_rays} echo rays, files written, workers=1, {pinning}")
     return [
-        {"figure": "synthetic generation", "value": round(rate, 1), "unit": "samples/s",
-         "goal": f">= {GOAL_SAMPLES_PER_S:g}", "ok": rate >= GOAL_SAMPLES_PER_S,
-         "note": setting},
-        {"figure": "synthetic invalid depth", "value": round(100 * invalid, 1), "unit": "%",
-         "goal": f"{100 * GOAL_INVALID[0]:g} - {100 * GOAL_INVALID[1]:g}",
-         "ok": GOAL_INVALID[0] <= invalid <= GOAL_INVALID[1],
-         "note": f"mean over the same {count} samples (the real V2 sample: 21.7 %)"},
+        row("synthetic generation", round(rate, 1), "samples/s",
+            f">= {GOAL_SAMPLES_PER_S:g}", rate >= GOAL_SAMPLES_PER_S,
+            setting),
+        row("synthetic invalid depth", round(100 * invalid, 1), "%",
+            f"{100 * GOAL_INVALID[0]:g} - {100 * GOAL_INVALID[1]:g}",
+            GOAL_INVALID[0] <= invalid <= GOAL_INVALID[1],
+            f"mean over the same {count} samples (the real V2 sample: 21.7 %)"),
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.synth", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="60 samples instead of 300")
-    for row in measure(parser.parse_args().quick):
-        print(row)
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, "python -m bench.synth", __doc__)

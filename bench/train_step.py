@@ -6,7 +6,6 @@ in one run, channels_last on both), and how long producing batches takes next to
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -17,6 +16,7 @@ from baseres.data.cache import SplitArrays
 from baseres.data.loader import BatchLoader
 from baseres.losses import curriculum
 from baseres.train import Trainer
+from bench import row, run_alone
 
 GOAL_PIPELINE = 0.05
 
@@ -25,7 +25,7 @@ def _split(cfg: TrainConfig, n: int) -> SplitArrays:
     rng = np.random.default_rng(0)
     size = cfg.image_size
     return SplitArrays(features=rng.random((n, 2, size, size), dtype=np.float32),
-                       depth=(rng.random((n, 1, size, size), dtype=np.float32) * 8 + 0.5))
+                          depth=(rng.random((n, 1, size, size), dtype=np.float32) * 8 + 0.5))
 
 
 def _step_rate(cfg: TrainConfig, data: SplitArrays, steps: int) -> tuple[float, float]:
@@ -65,21 +65,14 @@ def measure(quick: bool) -> list[dict]:
     shape = (f"C={base.base_channels}, {base.image_size}x{base.image_size}, batch "
              f"{base.batch_size}, {threads} thread, {steps} steps")
     return [
-        {"figure": "bf16 / fp32 training step", "value": round(ratio, 2), "unit": "x",
-         "goal": "> 1 to keep bf16 the default", "ok": ratio > 1,
-         "note": f"{rates['bf16'][0]:.0f} vs {rates['fp32'][0]:.0f} samples/s; {shape}"},
-        {"figure": "input pipeline / training step", "value": round(pipeline, 4), "unit": "ratio",
-         "goal": f"<= {GOAL_PIPELINE}", "ok": pipeline <= GOAL_PIPELINE,
-         "note": f"batches from the cached arrays vs {base.precision} steps; {shape}"},
+        row("bf16 / fp32 training step", round(ratio, 2), "x",
+            "> 1 to keep bf16 the default", ratio > 1,
+            f"{rates['bf16'][0]:.0f} vs {rates['fp32'][0]:.0f} samples/s; {shape}"),
+        row("input pipeline / training step", round(pipeline, 4), "ratio",
+            f"<= {GOAL_PIPELINE}", pipeline <= GOAL_PIPELINE,
+            f"batches from the cached arrays vs {base.precision} steps; {shape}"),
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.train_step", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer steps")
-    for row in measure(parser.parse_args().quick):
-        print(row)
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, "python -m bench.train_step", __doc__)
