@@ -106,7 +106,6 @@ class TrainConfig:
     audio_format: str = "log_spectrogram"  # spectrogram | log_spectrogram | mel
     image_size: int | None = None  # S: inputs and depth resized to S x S (None = preset)
     skip_bad_samples: bool = False  # warn about and skip unreadable samples instead of failing
-    num_workers: int = 0  # DataLoader worker processes (features are cached, 0 is enough)
     # --- schedule ---
     epochs: int = 40  # training epochs
     batch_size: int = 32  # samples per optimiser step
@@ -194,7 +193,7 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be > 0 and finite, but got {value!r}")
         non_negative = ("silog_lambda", "lambda_recon", "lambda_base", "lambda_sparse",
                         "lambda_recon_init", "lambda_base_init", "warmup_epochs", "weight_decay",
-                        "grad_clip", "num_workers", "num_threads", "image_every")
+                        "grad_clip", "num_threads", "image_every")
         for key in non_negative:
             value = getattr(self, key)
             if not value >= 0 or (isinstance(value, float) and math.isinf(value)):

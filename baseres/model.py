@@ -161,7 +161,3 @@ class BaseResidualNet(nn.Module):
         }
         counts["total"] = sum(counts.values())
         return counts
-
-
-def build_model(cfg: TrainConfig) -> BaseResidualNet:
-    return BaseResidualNet(cfg)

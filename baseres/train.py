@@ -207,6 +207,8 @@ class Trainer:
             accumulator.update(outputs, batch[1].to(self.device))
             if panel_batch is None:
                 panel_batch = (outputs, batch[1])
+        if accumulator.images == 0:  # an error of 0 would rank as the best possible trial
+            raise DataError(f"split {split!r} has no image with a valid depth pixel")
         values = accumulator.compute()
         record = {("val_" + k if not k.startswith(("base_", "sparse")) else k): v
                   for k, v in values.items()}
@@ -275,6 +277,10 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.best = dict(state["best"])
         self.history = list(state["history"])
+        if self.out_dir is not None and (self.out_dir / "metrics.jsonl").exists():
+            # An interrupt between a line and its checkpoint would repeat that epoch's line.
+            (self.out_dir / "metrics.jsonl").write_text(
+                "".join(json.dumps(r) + "\n" for r in self.history))
 
 
 def mean_valid_depth(split: SplitArrays, limit: int = 512) -> float:
@@ -433,8 +439,9 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, fresh_ok: bool
     if resume and not checkpointed and not fresh_ok:
         raise ConfigError(f"{out_dir}: --resume needs {CHECKPOINT_FILE} there, but none exists")
     if overwrite or (resume and not checkpointed):
-        for name in ("metrics.jsonl", CHECKPOINT_FILE, "best.pt"):
-            (out_dir / name).unlink(missing_ok=True)
+        for path in [out_dir / n for n in ("metrics.jsonl", CHECKPOINT_FILE, "best.pt")] + list(
+                out_dir.glob("events.out.tfevents.*")):
+            path.unlink(missing_ok=True)
     return resume and checkpointed
 
 
@@ -500,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
         out_dir = cfg.resolved_out_dir
         resume, overwrite = getattr(args, "resume", False), getattr(args, "overwrite", False)
+        saved = out_dir / "config.yaml"
+        if resume and seeds is None and "config" not in vars(args) and saved.is_file():
+            # Continue the run as it was configured; flags given now still override.
+            args.config = str(saved)
+            cfg = config_from_args(args)
         if seeds is None:
             trainer = train_run(cfg, out_dir, prepare_out_dir(out_dir, resume, overwrite))
         else:
@@ -514,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         if out_dir is None:  # interrupted before anything was written
             print("\ninterrupted", file=sys.stderr)
             return 130
-        again = (f"python -m baseres.train --config {out_dir / 'config.yaml'} --resume"
+        again = (f"python -m baseres.train --out {out_dir} --resume"
                  if seeds is None else "the same command with --resume")
         print(f"\ninterrupted; continue with: {again}", file=sys.stderr)
         return 130

@@ -173,14 +173,6 @@ def build_trainable(spec: StudySpec, fixed: dict[str, Any]):
     return with_resources(with_parameters(train_trial, fixed=fixed), resources)
 
 
-def absolute_data_paths(fixed: dict[str, Any]) -> dict[str, Any]:
-    """Trials run inside their own folders: relative data paths must be resolved here."""
-    fixed = dict(fixed)
-    if fixed.get("data_root") and not is_uri(fixed["data_root"]):
-        fixed["data_root"] = str(Path(fixed["data_root"]).expanduser().resolve())
-    return fixed
-
-
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
@@ -284,12 +276,12 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
     config = run_config(spec, name, storage, wandb_project)  # refuses --wandb without wandb
     if address is None:
         prepare_data(spec)
+    start_ray(address, storage)  # refuses head-local storage on a cluster before any write
     folder = state_folder(experiment).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / STUDY_FILE).write_text(spec.to_yaml())
-    start_ray(address, storage)
     tuner = Tuner(
-        build_trainable(spec, absolute_data_paths(spec.fixed)),
+        build_trainable(spec, spec.fixed),
         tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
                                search_alg=build_searcher(spec, folder / JOURNAL_FILE),
                                scheduler=build_scheduler(spec), num_samples=spec.num_samples,
@@ -311,7 +303,7 @@ def resume(experiment: str, address: str | None):
                          f"(needs {study_file} and Ray's tuner state)")
     spec = load_study(study_file)
     start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0])
-    trainable = build_trainable(spec, absolute_data_paths(spec.fixed))
+    trainable = build_trainable(spec, spec.fixed)
     tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
     return tuner.fit(), experiment, spec
 
@@ -319,6 +311,15 @@ def resume(experiment: str, address: str | None):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.resume:
+        ignored = [flag for flag, value in (
+            ("--set", args.overrides), ("--dry-run", args.dry_run), ("--name", args.name),
+            ("--num-samples", args.num_samples), ("--max-concurrent", args.max_concurrent),
+            ("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial),
+            ("--wandb", args.wandb), ("--storage", args.storage != "results")) if value]
+        if ignored:
+            parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
+                         f"combined with {', '.join(ignored)}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         if args.resume:

@@ -33,6 +33,7 @@ class TrialSummary:
     rows: list[dict[str, Any]]
     status: str  # Ray's: TERMINATED, ERROR, RUNNING, PENDING, PAUSED, or unknown
     error: str = ""
+    fixed_model: str = "base_residual"  # the study's model where a trial does not set one
     stop_reason: str = ""
     best: dict[str, Any] | None = field(default=None)  # the row of the best finite val_rmse
 
@@ -42,11 +43,11 @@ class TrialSummary:
 
     @property
     def model(self) -> str:
-        return self.params.get("model", "base_residual")
+        return self.params.get("model", self.fixed_model)
 
     @property
     def epochs_run(self) -> int:
-        return len(self.rows)
+        return sum(not r.get("diverged") for r in self.rows)  # the divergence report is no epoch
 
     @property
     def best_val_rmse(self) -> float:
@@ -119,7 +120,8 @@ def load_trials(experiment: Path, spec: StudySpec) -> list[TrialSummary]:
         trial = TrialSummary(trial_id=trial_id, folder=folder,
                              params=json.loads(params_file.read_text()), rows=rows,
                              status=statuses.get(trial_id, "unknown"),
-                             error=_last_error_line(folder))
+                             error=_last_error_line(folder),
+                             fixed_model=spec.fixed.get("model", "base_residual"))
         finite = [r for r in rows if _finite(r.get("val_rmse"))]
         trial.best = min(finite, key=lambda r: r["val_rmse"]) if finite else None
         trial.stop_reason = stop_reason(trial, spec.scheduler.get("max_t", spec.fixed["epochs"]),
@@ -442,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment", help="the experiment folder (e.g. results/generalization)")
     parser.add_argument("--top", type=int, default=10, help="rows in the trial table")
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"argument --top: `top >= 1` must hold, but got top={args.top}")
     try:
         print_summary(Path(args.experiment).expanduser().resolve(), args.top)
     except UsageError as err:

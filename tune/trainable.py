@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray.tune import Checkpoint, get_checkpoint, get_context
 from ray.tune.search import Searcher
 
@@ -33,7 +32,6 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     cfg = cfg.replace(num_threads=cpus, device="cuda" if gpus > 0 else "cpu", progress=False,
                       out_dir=str(trial_dir), extra={**cfg.extra, "trial": trial_dir.name,
                                                      "baseline": config.get(BASELINE_KEY)})
-    torch.set_num_threads(cpus)
     trainer = Trainer(cfg, trial_dir, log_scalars=False, save_checkpoints=False)
     checkpoint = get_checkpoint()
     if checkpoint is not None:  # a retry after a failure, or a resumed search

@@ -111,9 +111,17 @@ def _open(folder: Path, manifest: dict) -> SplitArrays:
 
 def _compute(refs, settings, skip_bad, progress, label):
     """Write features and depth for every readable sample into a fresh temporary folder."""
-    size = settings.image_size
     tmp = Path(f"{label}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
+    try:
+        return _fill(tmp, refs, settings, skip_bad, progress, label)
+    except BaseException:  # Ctrl-C, a full disk, a bad sample: never leave a half folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _fill(tmp, refs, settings, skip_bad, progress, label):
+    size = settings.image_size
     features = open_memmap(tmp / "features.npy", "w+", np.float32, (len(refs), 2, size, size))
     depth = open_memmap(tmp / "depth.npy", "w+", np.float32, (len(refs), 1, size, size))
     skipped, kept = [], 0
@@ -125,7 +133,6 @@ def _compute(refs, settings, skip_bad, progress, label):
             depth[kept] = depth_to_metres(load_depth_mm(ref), settings).numpy()
         except DataError as err:
             if not skip_bad:
-                shutil.rmtree(tmp, ignore_errors=True)
                 raise
             skipped.append(str(err))
             continue

@@ -40,6 +40,10 @@ from filelock import FileLock
 from PIL import Image
 from tqdm import tqdm
 
+from baseres.cli import OneLineParser
+from baseres.data.batvision import DataError
+from baseres.data.cache import cache_home
+
 # Bump whenever the bytes written for given params change: it is part of every digest, so a
 # cached set from an older generator is never mistaken for a current one.
 GENERATOR_VERSION = "2.0"
@@ -834,8 +838,7 @@ def _generate(
 def default_root(params: SynthParams | None = None) -> Path:
     """$XDG_CACHE_HOME/baseres/synthetic-<digest> (else ~/.cache/baseres/...)."""
     params = params or SynthParams()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "baseres" / f"synthetic-{params.digest()}"
+    return cache_home() / f"synthetic-{params.digest()}"
 
 
 def _complete(root: Path, params: SynthParams) -> bool:
@@ -843,7 +846,7 @@ def _complete(root: Path, params: SynthParams) -> bool:
     if found is None:
         return False
     if found.get("digest") != params.digest():
-        raise ValueError(
+        raise DataError(
             f"{root} holds a synthetic set with digest {found.get('digest')!r}, but these params "
             f"have digest {params.digest()!r}: pass another root"
         )
@@ -874,7 +877,7 @@ def ensure_synthetic(
             return root
         if root.exists():
             if any(root.iterdir()):
-                raise ValueError(
+                raise DataError(
                     f"{root} exists and is not a complete synthetic set (no {MANIFEST}): "
                     "pass another root or delete it"
                 )
@@ -891,11 +894,6 @@ def ensure_synthetic(
 
 
 # --------------------------------------------------------------------------- CLI
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's own adds the usage)
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _integer(text: str) -> int:
@@ -921,7 +919,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = SynthParams()
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m baseres.data.synth",
         description=(
             "Generate the synthetic echo-room data set in the BatVision V2 layout: one folder "

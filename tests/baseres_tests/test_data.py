@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import make_v2_root, tiny_config
+from helpers import make_v2_root, tiny_config
 
 from baseres.data import cache as cache_module
 from baseres.data.batvision import (

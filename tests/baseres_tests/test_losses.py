@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from baseres.losses import BaseResidualLoss, curriculum, lowpass_depth
 

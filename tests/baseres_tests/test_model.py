@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from baseres.config import TrainConfig
 from baseres.losses import BaseResidualLoss, curriculum

@@ -406,7 +406,8 @@ def test_cli_module_writes_a_set_and_rejects_bad_input(tmp_path):
                          text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [
-        "python -m baseres.data.synth: error: argument --num-val: must be >= 0, got -3"]
+        "python -m baseres.data.synth: error: argument --num-val: must be >= 0, got -3 "
+        "(see --help)"]
 
 
 def test_cli_help_explains_the_layout(capsys):

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
+from helpers import tiny_config
 
 from baseres.train import Trainer, TrainingDiverged, build_parser, config_from_args, main
 
@@ -67,6 +67,17 @@ def test_base_decoder_unchanged_once_frozen(toy_data):
     assert all(torch.equal(frozen[k], after[k]) for k in frozen)
     assert any(not torch.equal(encoder[k], v)
                for k, v in trainer.model.encoder.state_dict().items())
+
+
+def test_a_validation_split_without_valid_depth_is_an_error(toy_data):
+    from baseres.data.batvision import DataError
+    from baseres.data.cache import SplitArrays
+
+    val = toy_data["val"]
+    blank = SplitArrays(features=val.features, depth=val.depth * 0)
+    trainer = Trainer(tiny_config(), data={"train": toy_data["train"], "val": blank})
+    with pytest.raises(DataError, match="has no image with a valid depth pixel"):
+        trainer.fit(progress=False)  # an error of 0 would otherwise rank as the best trial
 
 
 def test_nan_loss_stops_with_diverged(toy_data, monkeypatch):
@@ -196,3 +207,19 @@ def test_one_seed_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "error: --seeds must be >= 2 (one seed is a plain run), but got 1"
     assert not (tmp_path / "x").exists()
+
+
+def test_resume_continues_with_the_saved_config(tmp_path, fixture_root, capsys):
+    out = tmp_path / "run"
+    first = ["--dataset", "batvisionv2", "--data-root", str(fixture_root), "--image_size", "32",
+             "--base_channels", "8", "--epochs", "1", "--lambda_base", "0.7", "--out", str(out)]
+    assert main(first) == 0
+    (out / "events.out.tfevents.stale").write_text("old curves")
+    # only --out, --resume and a longer budget: the saved lambda_base and sizes carry on
+    assert main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["lambda_base"], saved["image_size"], saved["epochs"]) == (0.7, 32, 2)
+    assert [r["epoch"] for r in metrics_rows(out / "metrics.jsonl")] == [1, 2]
+    assert main([*first, "--overwrite"]) == 0  # replaces the run, curves included
+    assert not (out / "events.out.tfevents.stale").exists()
+    assert [r["epoch"] for r in metrics_rows(out / "metrics.jsonl")] == [1]

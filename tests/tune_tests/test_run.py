@@ -133,6 +133,8 @@ def test_dry_run_prints_the_resolved_study_and_starts_nothing(capsys, tmp_path):
     (["--space", "smoke.yaml", "--bogus"], "unrecognized arguments: --bogus"),
     (["--num-samples", "3"], "one of the arguments --space --resume is required"),
     (["--space", "smoke.yaml", "--wandb", "proj"], "--wandb needs the wandb package"),
+    (["--resume", "results/x", "--dry-run", "--num-samples", "9"],
+     "cannot be combined with --dry-run, --num-samples"),
     (["--space", "smoke.yaml", "--set", "data.dataset=batvisionv2", "--set",
       "data.root=/nonexistent"], "/nonexistent: data root does not exist"),
 ])

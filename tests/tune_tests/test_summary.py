@@ -138,6 +138,9 @@ def test_zero_finished_trials_is_a_clear_error(smoke_experiment, tmp_path, capsy
     assert "no trial has finished an epoch" in err and "\n" not in err.strip()
     assert main([str(tmp_path / "nothing-here")]) == 2
     assert "not an experiment folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main([str(experiment), "--top", "0"])
+    assert info.value.code == 2 and "`top >= 1` must hold" in capsys.readouterr().err
 
 
 def test_build_summary_on_a_running_search_tolerates_partial_rows(smoke_experiment, tmp_path):
