@@ -122,7 +122,8 @@ def load_waveform(ref: SampleRef) -> np.ndarray:
 
 
 def load_depth_mm(ref: SampleRef) -> np.ndarray:
-    """H x W depth in millimetres as float32; NaN, inf and negatives become 0 (invalid)."""
+    """H x W depth in millimetres as float32. V1: NaN, inf and negatives become 0 (invalid);
+    V2: NaN or inf is an error (its files are uint16)."""
     depth = _load_npy(ref.depth)
     if depth.ndim == 3 and depth.shape[0] == 1:
         depth = depth[0]
@@ -132,5 +133,9 @@ def load_depth_mm(ref: SampleRef) -> np.ndarray:
     if not np.issubdtype(depth.dtype, np.number):
         raise DataError(f"{ref.depth}: depth must be numeric, but got dtype {depth.dtype}")
     depth = depth.astype(np.float32)
-    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    broken = ~np.isfinite(depth)
+    if len(ref.audio) == 1 and broken.any():  # V2 depth is uint16: NaN means a damaged file
+        raise DataError(f"{ref.depth}: depth holds {int(broken.sum())} NaN or infinite values "
+                        "(BatVision V2 depth is uint16 millimetres)")
+    depth[broken | (depth < 0)] = 0.0  # V1 marks missing depth with NaN/inf: invalid pixels
     return depth

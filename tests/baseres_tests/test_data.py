@@ -116,13 +116,20 @@ def flat_depth(root):
     return "depth_0.npy: depth must be a 2-D", "train"
 
 
+def nan_depth(root):
+    depth = np.full((18, 32), 1500.0)
+    depth[3, 4] = np.nan
+    np.save(root / "Room_A" / "depth" / "depth_0.npy", depth)
+    return "depth_0.npy: depth holds 1 NaN or infinite values", "train"
+
+
 def absent_depth(root):
     (root / "Room_A" / "depth" / "depth_0.npy").unlink()
     return "depth_0.npy: file does not exist", "train"
 
 
 @pytest.mark.parametrize("damage", [break_csv_column, remove_wav, truncate_wav, mono_wav,
-                                    wrong_rate, flat_depth, absent_depth])
+                                    wrong_rate, flat_depth, nan_depth, absent_depth])
 def test_bad_files_are_named(tmp_path, damage):
     root = make_v2_root(tmp_path / "v2")
     message, split = damage(root)

@@ -158,3 +158,28 @@ def test_malformed_study_files_are_refused_by_the_cli_before_ray(case, tmp_path,
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
     assert str(study) in err
     assert not (tmp_path / "results").exists()  # nothing written
+
+
+def test_two_searches_at_once_share_one_data_build(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    drivers = [subprocess.Popen(
+        [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--storage",
+         str(tmp_path / "results"), "--name", f"search-{i}", "--set", "baselines={}",
+         "--num-samples", "1", "--set", "train.epochs=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for i in (1, 2)]
+    outputs = []
+    for driver in drivers:
+        output, _ = driver.communicate(timeout=600)
+        assert driver.returncode == 0, output[-3000:]
+        outputs.append(output)
+    printed = "".join(outputs)
+    assert printed.count("baseres: generating") == 1  # the synthetic set, once
+    assert printed.count("baseres: computing the features of split 'train'") == 1
+    assert printed.count("baseres: computing the features of split 'val'") == 1
+    for i in (1, 2):
+        (trial,) = (tmp_path / "results" / f"search-{i}").glob("trial_*")
+        assert (trial / "result.json").read_text().strip()
