@@ -194,14 +194,24 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
     )
 
 
+def keep_ray_on_localhost() -> None:
+    """Make a Ray started by this process listen on 127.0.0.1 only.
+
+    Ray rewrites a 127.0.0.1 node address to the machine's routable one, except where clusters
+    are switched off (its macOS/Windows default), when it uses the loopback address for every
+    server it starts. Read when ray is first imported, so call this before that.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def start_ray(address: str | None, storage: str) -> None:
     import ray
 
     if ray.is_initialized():
         return
     if address is None:
-        # No dashboard: a local search needs no web server; Ray 2.60 guards its own ports
-        # with a token (~/.ray/auth_token).
+        # No dashboard: a local search needs no web server. Its servers listen on localhost
+        # (keep_ray_on_localhost) and Ray 2.60 also guards them with a token.
         ray.init(include_dashboard=False, configure_logging=False)
         return
     ray.init(address=address, configure_logging=False)
@@ -321,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
                          f"combined with {', '.join(ignored)}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if args.address is None:
+        keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
     try:
         if args.resume:
             results, experiment, spec = resume(args.resume, args.address)

@@ -236,3 +236,23 @@ def test_full_disk_fails_before_trials(tmp_path, capsys, monkeypatch):
     assert "MiB free space is needed, but 10 MiB is left" in err
     assert not list(tmp_path.glob("smoke*"))
 
+
+
+def test_a_local_ray_listens_on_localhost_only(tmp_path):
+    script = ("from tune.run import keep_ray_on_localhost, start_ray\n"
+              "keep_ray_on_localhost()\n"
+              "start_ray(None, '.')\n"
+              "import ray, psutil  # Ray vendors psutil and puts it on the path\n"
+              "print(sorted({n['NodeManagerAddress'] for n in ray.nodes()}))\n"
+              "raylets = [p for p in psutil.process_iter(['name']) if p.info['name'] in "
+              "('raylet', 'gcs_server')]\n"
+              "hosts = {c.laddr.ip.removeprefix('::ffff:') for p in raylets\n"
+              "         for c in p.net_connections('tcp') if c.status == 'LISTEN'}\n"
+              "print(sorted(hosts))\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path, env={**env, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    nodes, listening = proc.stdout.strip().splitlines()[-2:]
+    assert nodes == "['127.0.0.1']"
+    assert listening == "['127.0.0.1']"  # no server of Ray's on a routable address
