@@ -1,5 +1,6 @@
 import json
 import math
+import pickle
 import subprocess
 import sys
 
@@ -223,3 +224,15 @@ def test_resume_continues_with_the_saved_config(tmp_path, fixture_root, capsys):
     assert main([*first, "--overwrite"]) == 0  # replaces the run, curves included
     assert not (out / "events.out.tfevents.stale").exists()
     assert [r["epoch"] for r in metrics_rows(out / "metrics.jsonl")] == [1]
+
+
+class Payload:
+    """Stands for code a tampered checkpoint would run when unpickled."""
+
+
+def test_checkpoints_load_with_weights_only(tmp_path, toy_data):
+    trainer = Trainer(tiny_config(), data=toy_data)
+    path = tmp_path / "tampered.pt"
+    torch.save({**trainer.state(), "payload": Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        trainer.load_checkpoint(path)
