@@ -244,8 +244,9 @@ def test_a_local_ray_listens_on_localhost_only(tmp_path):
               "start_ray(None, '.')\n"
               "import ray, psutil  # Ray vendors psutil and puts it on the path\n"
               "print(sorted({n['NodeManagerAddress'] for n in ray.nodes()}))\n"
-              "raylets = [p for p in psutil.process_iter(['name']) if p.info['name'] in "
-              "('raylet', 'gcs_server')]\n"
+              "raylets = [p for p in psutil.Process().children(recursive=True)\n"
+              "           if p.name() in ('raylet', 'gcs_server')]  # this Ray's, no other\n"
+              "assert raylets\n"
               "hosts = {c.laddr.ip.removeprefix('::ffff:') for p in raylets\n"
               "         for c in p.net_connections('tcp') if c.status == 'LISTEN'}\n"
               "print(sorted(hosts))\n")
