@@ -159,7 +159,7 @@ class TrainConfig:
         try:
             values = yaml.load(text, Loader=StrictSafeLoader)  # safe_load's guarantees
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {_one_line(err)}") from None
+            raise ConfigError(f"{path}: not valid YAML: {one_line(str(err))}") from None
         return cls.from_dict(values if values is not None else {}, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,8 +216,9 @@ class TrainConfig:
         return Path(self.out_dir or Path("results") / "train" / self.experiment_name)
 
 
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
+def one_line(text: str) -> str:
+    """Any message as a single line (YAML errors span several)."""
+    return " ".join(text.split())
 
 
 def _coerce(where: str, value: Any, hint: Any) -> Any:

@@ -252,9 +252,8 @@ def prepare_data(spec: StudySpec) -> None:
     from baseres.data.cache import load_split, resolve_data_root
 
     first = next(iter(spec.baselines.values()), {})
-    cfg = spec.trial_config({k: v for k, v in first.items() if k in spec.space} or {
-        name: dist.choices[0] if hasattr(dist, "choices") else dist.low
-        for name, dist in spec.space.items()})
+    cfg = spec.trial_config({k: v for k, v in first.items() if k in spec.space}
+                            or spec.low_corner())
     try:
         root = resolve_data_root(cfg)
         for split in ("train", "val"):

@@ -34,7 +34,14 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from baseres.config import DATASETS, ConfigError, StrictSafeLoader, TrainConfig, config_fields
+from baseres.config import (
+    DATASETS,
+    ConfigError,
+    StrictSafeLoader,
+    TrainConfig,
+    config_fields,
+    one_line,
+)
 
 SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -78,13 +85,9 @@ def _parse_yaml(text: str, where: str) -> Any:
         problem = " ".join(part for part in (err.context, err.problem) if part)
         mark = err.problem_mark or err.context_mark
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise StudyError(_one_line(f"{where}: not valid YAML: {problem}{at}")) from None
+        raise StudyError(one_line(f"{where}: not valid YAML: {problem}{at}")) from None
     except yaml.YAMLError as err:
-        raise StudyError(_one_line(f"{where}: not valid YAML: {err}")) from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+        raise StudyError(one_line(f"{where}: not valid YAML: {err}")) from None
 
 
 # ------------------------------------------------------------------------------------ spec
@@ -105,6 +108,10 @@ class StudySpec:
     sampler: dict[str, Any]  # {"type": "tpe" | "random" | "qmc", "seed": int}
     scheduler: dict[str, Any]  # {"type": "none"} or ASHA's keys with max_t resolved
     targets: dict[str, dict[str, tuple[float | None, float | None]]]  # level -> metric -> (lo, hi)
+
+    def low_corner(self) -> dict[str, Any]:
+        """Every searched parameter at the low end of its range (its first choice)."""
+        return {name: _low(dist) for name, dist in self.space.items()}
 
     def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
         """The TrainConfig of one trial: the fixed values, then the sample (or a baseline)."""
@@ -181,7 +188,7 @@ def load_study(name_or_path: str | os.PathLike, overrides: Iterable[str] = ()) -
         raise StudyError(f"{path}: the study file is empty; a study needs at least name and search")
     if not isinstance(raw, dict):
         raise StudyError(
-            _one_line(f"{path}: a study must be a mapping at the top level, but got {raw!r}")
+            one_line(f"{path}: a study must be a mapping at the top level, but got {raw!r}")
         )
     raw, overridden = _apply_overrides(raw, list(overrides), path)
     return _Checker(path, overridden).study(raw)
@@ -214,7 +221,7 @@ def _apply_overrides(
                 node[part] = {}
             elif not isinstance(node[part], dict):
                 above = ".".join(parts[: depth + 1])
-                raise StudyError(_one_line(
+                raise StudyError(one_line(
                     f"{path}: --set {key}: {above} must be a mapping to set {key}, "
                     f"but got {node[part]!r}"
                 ))
@@ -266,7 +273,7 @@ class _Checker:
         parts = [str(self.path), *(f"--set {o}" for o in blamed)]
         if key not in blamed:
             parts.append(key)
-        raise StudyError(_one_line(": ".join(parts) + f": {rule}"))
+        raise StudyError(one_line(": ".join(parts) + f": {rule}"))
 
     # ---------------------------------------------------------------- generic values
     def mapping(self, value: Any, key: str, empty_ok: bool = False) -> dict[str, Any]:
