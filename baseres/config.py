@@ -112,7 +112,8 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the data order
     # --- hardware ---
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
-    precision: str = "bf16"  # bf16 autocast (+ channels_last) or fp32
+    precision: str = "bf16"  # bf16 autocast or fp32
+    channels_last: bool = True  # NHWC tensors: faster convolutions on CPU (bench/RESULTS.md)
     num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     # --- logging ---
     experiment_name: str = "baseres"  # run name; default output folder results/train/<name>

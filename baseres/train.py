@@ -29,6 +29,11 @@ from baseres.losses import BaseResidualLoss, curriculum
 from baseres.metrics import MetricAccumulator
 from baseres.model import BaseResidualNet
 
+try:
+    import resource
+except ImportError:  # Windows: no getrusage
+    resource = None
+
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -67,7 +72,8 @@ class Trainer:
         if cfg.use_wandb:
             import_wandb()
         seed_everything(cfg.seed)
-        self.model = BaseResidualNet(cfg).to(self.device, memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = BaseResidualNet(cfg).to(self.device, memory_format=self.memory_format)
         self.loss_fn = BaseResidualLoss(cfg)
         self.optimizer = self._make_optimizer()
         self.epoch = 0  # the next epoch to run
@@ -178,13 +184,14 @@ class Trainer:
         elapsed = time.perf_counter() - start
         record = {f"train_{k}": v / max(samples, 1) for k, v in totals.items()}
         record.update({k: float(v) for k, v in weights.items()}, learning_rate=lr)
-        record.update(epoch_time_s=elapsed, samples_per_s=samples / max(elapsed, 1e-9))
+        record.update(epoch_time_s=elapsed, samples_per_s=samples / max(elapsed, 1e-9),
+                      peak_rss_mb=peak_rss_mb())
         return record
 
     def process_batch(self, batch, weights: dict[str, float]
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         features, depth = batch
-        features = features.to(self.device, memory_format=torch.channels_last)
+        features = features.to(self.device, memory_format=self.memory_format)
         depth = depth.to(self.device)
         with self._autocast():
             outputs = self.model(features)
@@ -201,7 +208,7 @@ class Trainer:
         loader = BatchLoader(self.data[split], self.cfg.batch_size, shuffle=False)
         panel_batch = None
         for batch in loader:
-            features = batch[0].to(self.device, memory_format=torch.channels_last)
+            features = batch[0].to(self.device, memory_format=self.memory_format)
             with self._autocast():
                 outputs = self.model(features)
             accumulator.update(outputs, batch[1].to(self.device))
@@ -283,6 +290,14 @@ class Trainer:
                 "".join(json.dumps(r) + "\n" for r in self.history))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (NaN where the OS cannot say)."""
+    if resource is None:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+
+
 def mean_valid_depth(split: SplitArrays, limit: int = 512) -> float:
     """Mean of the valid depth over (up to) the first `limit` training samples."""
     depth = np.asarray(split.depth[:limit])
@@ -306,7 +321,7 @@ def scalar_tag(key: str) -> str:
     for prefix, group in _TAG_GROUPS:
         if key.startswith(prefix):
             return group + key[len(prefix):]
-    if key in ("epoch_time_s", "samples_per_s", "learning_rate"):
+    if key in ("epoch_time_s", "samples_per_s", "peak_rss_mb", "learning_rate"):
         return "perf/" + key
     if key == "base_frozen":
         return "curriculum/base_frozen"

@@ -4,7 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def row(figure: str, value: float, unit: str, goal: str, ok: bool, note: str) -> dict:
@@ -18,3 +30,62 @@ def run_alone(measure: Callable[[bool], list[dict]], prog: str, doc: str | None)
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
     for line in measure(parser.parse_args().quick):
         print(line)
+
+
+def study(base: str = "generalization.yaml", **changes: Any) -> dict[str, Any]:
+    """A shipped study file's mapping with top-level keys replaced (`train` and `data` are
+    merged key by key), ready to be written out for ``python -m tune.run``."""
+    spec = yaml.safe_load((REPO / "search_spaces" / base).read_text())
+    for key, value in changes.items():
+        spec[key] = {**spec.get(key, {}), **value} if key in ("train", "data") else value
+    return spec
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM) in MiB; NaN once gone or off Linux."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return math.nan
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+@dataclass
+class Search:
+    experiment: Path
+    wall_s: float  # the whole command: Ray start, data check, trials, summary
+    driver_peak_mib: float  # the tune.run process alone, not Ray's servers or trial workers
+    trials: list  # tune.summary.TrialSummary, best first
+
+
+def run_search(spec: dict[str, Any], storage: Path) -> Search:
+    """``python -m tune.run`` on `spec`, exactly as a user runs it, in its own process."""
+    from tune.space import load_study
+    from tune.summary import load_trials
+
+    storage.mkdir(parents=True, exist_ok=True)
+    name = spec["name"]
+    study_file = storage / f"{name}.yaml"
+    study_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    command = [sys.executable, "-m", "tune.run", "--space", str(study_file),
+               "--storage", str(storage), "--name", name]
+    log = storage / f"{name}.log"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = time.perf_counter()
+    peak = math.nan
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                   env=env)
+        while process.poll() is None:  # VmHWM only grows: the last reading is the peak
+            reading = _peak_rss_mib(process.pid)
+            peak = reading if not math.isnan(reading) else peak
+            time.sleep(0.25)
+    wall = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}; see {log}")
+    experiment = storage / name
+    trials = load_trials(experiment, load_study(experiment / "study.yaml"))
+    return Search(experiment, wall, peak, trials)

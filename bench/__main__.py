@@ -11,13 +11,15 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
 
-from bench import synth, train_step
+from bench import cache_sharing, search_efficiency, synth, train_step, tune_service
 
-BENCHMARKS = (synth, train_step)
+BENCHMARKS = (synth, train_step, cache_sharing, tune_service, search_efficiency)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -39,11 +41,16 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller runs (about 5 minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller runs: under 5 minutes on 2 cores instead of under 30")
     quick = parser.parse_args().quick
     rows = []
-    for module in BENCHMARKS:
+    for number, module in enumerate(BENCHMARKS, start=1):
+        name = module.__name__.removeprefix("bench.")
+        print(f"[{number}/{len(BENCHMARKS)}] {name} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
         rows.extend(module.measure(quick))
+        print(f"    done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     header = (f"## {datetime.datetime.now():%Y-%m-%d %H:%M} · {platform.processor() or 'cpu'}, "
               f"{os.cpu_count()} cores, torch {torch.__version__} · commit {_commit()}"
               f"{' · quick' if quick else ''}")

@@ -1,5 +1,6 @@
-"""The training step on the default settings: bf16 autocast against fp32 (samples/s side by side
-in one run, channels_last on both), and how long producing batches takes next to training.
+"""The training step on the default settings, variants side by side in one run: bf16 autocast
+against fp32, channels_last against the default NCHW layout, torch.compile against eager (full
+run only: compiling takes minutes), and how long producing batches takes next to training.
 
 ``python -m bench.train_step [--quick]`` prints the rows; ``measure`` returns them.
 """
@@ -14,9 +15,10 @@ import torch
 from baseres.config import TrainConfig
 from baseres.data.cache import SplitArrays
 from baseres.data.loader import BatchLoader
+from baseres.data.synth import SynthParams
 from baseres.losses import curriculum
 from baseres.train import Trainer
-from bench import row, run_alone
+from bench import row, run_alone, study
 
 GOAL_PIPELINE = 0.05
 
@@ -25,31 +27,47 @@ def _split(cfg: TrainConfig, n: int) -> SplitArrays:
     rng = np.random.default_rng(0)
     size = cfg.image_size
     return SplitArrays(features=rng.random((n, 2, size, size), dtype=np.float32),
-                          depth=(rng.random((n, 1, size, size), dtype=np.float32) * 8 + 0.5))
+                       depth=(rng.random((n, 1, size, size), dtype=np.float32) * 8 + 0.5))
 
 
-def _step_rate(cfg: TrainConfig, data: SplitArrays, steps: int) -> tuple[float, float]:
-    """(samples/s of forward+backward+AdamW, seconds spent producing batches per sample)."""
-    trainer = Trainer(cfg, data={"train": data, "val": data})
-    weights = curriculum(cfg, 0)
-    loader = BatchLoader(data, cfg.batch_size, shuffle=True, seed=0)
-    batches, fetch = [], 0.0
-    start = time.perf_counter()
-    for batch in loader:
-        batches.append(batch)
-    fetch = time.perf_counter() - start
-    for batch in batches[:2]:  # warm-up: allocator, autocast caches
-        trainer.process_batch(batch, weights)[1]["loss"].backward()
-    start = time.perf_counter()
-    done = 0
-    for step in range(steps):
-        batch = batches[step % len(batches)]
-        loss = trainer.process_batch(batch, weights)[1]["loss"]
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
-        done += batch[0].shape[0]
-    return done / (time.perf_counter() - start), fetch / len(data)
+class Step:
+    """Forward + backward + AdamW of one config over fixed batches."""
+
+    def __init__(self, cfg: TrainConfig, data: SplitArrays, compiled: bool = False):
+        self.trainer = Trainer(cfg, data={"train": data, "val": data})
+        if compiled:
+            self.trainer.model = torch.compile(self.trainer.model)
+        self.weights = curriculum(cfg, 0)
+        loader = BatchLoader(data, cfg.batch_size, shuffle=True, seed=0)
+        start = time.perf_counter()
+        self.batches = list(loader)
+        self.fetch_s_per_sample = (time.perf_counter() - start) / len(data)
+        start = time.perf_counter()
+        self.run(2)  # warm-up: allocator, autocast caches, compilation
+        self.warmup_s = time.perf_counter() - start
+
+    def run(self, steps: int) -> float:
+        """samples/s over `steps` steps."""
+        trainer, done = self.trainer, 0
+        start = time.perf_counter()
+        for step in range(steps):
+            batch = self.batches[step % len(self.batches)]
+            loss = trainer.process_batch(batch, self.weights)[1]["loss"]
+            trainer.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            trainer.optimizer.step()
+            done += batch[0].shape[0]
+        return done / (time.perf_counter() - start)
+
+
+def interleaved(steps: dict[str, Step], count: int, rounds: int = 3) -> dict[str, float]:
+    """samples/s of each variant, their runs interleaved so that drifts of this shared machine's
+    speed fall on all of them alike."""
+    times = {name: 0.0 for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times[name] += 1 / step.run(count)
+    return {name: rounds / total for name, total in times.items()}
 
 
 def measure(quick: bool) -> list[dict]:
@@ -57,21 +75,42 @@ def measure(quick: bool) -> list[dict]:
     torch.set_num_threads(threads)
     base = TrainConfig(num_threads=threads, progress=False)
     data = _split(base, base.batch_size * (4 if quick else 8))
-    steps = 6 if quick else 20
-    rates = {p: _step_rate(base.replace(precision=p), data, steps) for p in ("fp32", "bf16")}
-    ratio = rates["bf16"][0] / rates["fp32"][0]
-    step_time = 1 / rates[base.precision][0]
-    pipeline = rates[base.precision][1] / step_time
+    count = 4 if quick else 8
+    steps = {"bf16": Step(base, data), "fp32": Step(base.replace(precision="fp32"), data),
+             "nchw": Step(base.replace(channels_last=False), data)}
+    if not quick:
+        steps["compiled"] = Step(base, data, compiled=True)
+    rates = interleaved(steps, count)
     shape = (f"C={base.base_channels}, {base.image_size}x{base.image_size}, batch "
-             f"{base.batch_size}, {threads} thread, {steps} steps")
-    return [
-        row("bf16 / fp32 training step", round(ratio, 2), "x",
-            "> 1 to keep bf16 the default", ratio > 1,
-            f"{rates['bf16'][0]:.0f} vs {rates['fp32'][0]:.0f} samples/s; {shape}"),
+             f"{base.batch_size}, {threads} thread, 3 x {count} steps each, interleaved")
+    precision = rates["bf16"] / rates["fp32"]
+    layout = rates["bf16"] / rates["nchw"]
+    pipeline = steps["bf16"].fetch_s_per_sample * rates["bf16"]
+    rows = [
+        row("bf16 / fp32 training step", round(precision, 2), "x",
+            "> 1 to keep bf16 the default", precision > 1,
+            f"{rates['bf16']:.0f} vs {rates['fp32']:.0f} samples/s, channels_last; {shape}"),
+        row("channels_last / NCHW training step", round(layout, 2), "x",
+            "> 1 to keep channels_last the default", layout > 1,
+            f"{rates['bf16']:.0f} vs {rates['nchw']:.0f} samples/s, bf16; {shape}"),
         row("input pipeline / training step", round(pipeline, 4), "ratio",
             f"<= {GOAL_PIPELINE}", pipeline <= GOAL_PIPELINE,
-            f"batches from the cached arrays vs {base.precision} steps; {shape}"),
+            f"batches from the cached arrays vs bf16 steps; {shape}"),
     ]
+    if "compiled" in rates:
+        speedup = rates["compiled"] / rates["bf16"]
+        compile_s = steps["compiled"].warmup_s - steps["bf16"].warmup_s
+        saved_per_sample = 1 / rates["bf16"] - 1 / rates["compiled"]
+        break_even = compile_s / saved_per_sample if saved_per_sample > 0 else float("inf")
+        trial_samples = study()["train"]["epochs"] * SynthParams().num_train
+        rows.append(row(
+            "torch.compile / eager training step", round(speedup, 2), "x",
+            "compiling pays back only beyond a trial, to keep eager the default",
+            break_even > trial_samples,
+            f"{rates['compiled']:.0f} vs {rates['bf16']:.0f} samples/s after {compile_s:.0f} s "
+            f"of compiling, which pays back after {break_even:,.0f} samples (a trial of "
+            f"generalization.yaml trains {trial_samples:,}); {shape}"))
+    return rows
 
 
 if __name__ == "__main__":
