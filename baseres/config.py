@@ -109,6 +109,7 @@ class TrainConfig:
     # --- schedule ---
     epochs: int = 40  # training epochs
     batch_size: int = 32  # samples per optimiser step
+    bn_recalibration_samples: int = 256  # train samples that re-estimate BN statistics before val
     seed: int = 0  # seeds torch, numpy and the data order
     # --- hardware ---
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
@@ -194,7 +195,7 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be > 0 and finite, but got {value!r}")
         non_negative = ("silog_lambda", "lambda_recon", "lambda_base", "lambda_sparse",
                         "lambda_recon_init", "lambda_base_init", "warmup_epochs", "weight_decay",
-                        "grad_clip", "num_threads", "image_every")
+                        "grad_clip", "num_threads", "image_every", "bn_recalibration_samples")
         for key in non_negative:
             value = getattr(self, key)
             if not value >= 0 or (isinstance(value, float) and math.isinf(value)):

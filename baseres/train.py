@@ -132,6 +132,7 @@ class Trainer:
         try:
             for epoch in range(self.epoch, self.cfg.epochs):
                 record = {"epoch": epoch + 1, **self.run_epoch(epoch, progress)}
+                self.recalibrate_batchnorm(epoch)
                 record.update(self.validate(epoch))
                 self.epoch = epoch + 1
                 if record["val_rmse"] < self.best["val_rmse"]:
@@ -199,6 +200,38 @@ class Trainer:
 
     def compute_losses(self, outputs, depth, weights) -> dict[str, torch.Tensor]:
         return self.loss_fn(outputs, depth, weights)
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, epoch: int) -> None:
+        """Set the running statistics of every BatchNorm still learning to their values for
+        the current weights, over cfg.bn_recalibration_samples shuffled training samples.
+
+        The running averages lag the weights while those move fast: after one epoch the
+        large base decoders scored worse in eval mode than the small ones though they ended
+        better, and early stopping dropped them (bench/RESULTS.md). Batches are shuffled
+        because neighbouring samples share a room, which skews per-batch statistics. A frozen
+        base keeps its statistics.
+        """
+        layers = [m for m in self.model.modules()
+                  if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+        if not layers or self.cfg.bn_recalibration_samples == 0:
+            return
+        momenta = [m.momentum for m in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # a plain average over the recalibration batches
+        loader = BatchLoader(self.data["train"], self.cfg.batch_size, shuffle=True,
+                             seed=self.cfg.seed)
+        loader.set_epoch(epoch)
+        seen = 0
+        for features, _ in loader:
+            with self._autocast():
+                self.model(features.to(self.device, memory_format=self.memory_format))
+            seen += features.shape[0]
+            if seen >= self.cfg.bn_recalibration_samples:
+                break
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
 
     @torch.no_grad()
     def validate(self, epoch: int | None = None, split: str = "val") -> dict[str, float]:

@@ -20,6 +20,7 @@ GOAL = 1 / 3
 DATA = SynthParams(num_train=400, num_val=200, num_test=0)
 TRAIN = {"image_size": 32, "base_channels": 8, "batch_size": 16}
 ASHA = {"type": "asha", "grace_period": 1, "reduction_factor": 3}
+TOLERANCE = 0.02  # of random's best: about the run-to-run spread of one config's result
 
 
 def search_study(name: str, root: Path, trials: int, epochs: int, seed: int,
@@ -50,31 +51,41 @@ def best_rmse(trials) -> float:
     return min((r["val_rmse"] for r in epoch_reports(trials)), default=math.inf)
 
 
+def _fraction(spent: int | None, budget: int) -> float:
+    return spent / budget if spent is not None else math.inf
+
+
 def measure(quick: bool) -> list[dict]:
     seeds, trials, epochs = ((0,), 6, 6) if quick else ((0, 1, 2), 12, 9)
     root = ensure_synthetic(DATA, progress=False)
-    ratios, notes = [], []
+    exact, close, notes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             plain = run_search(search_study(f"random-{seed}", root, trials, epochs, seed, False),
                                Path(tmp)).trials
             asha = run_search(search_study(f"tpe-asha-{seed}", root, trials, epochs, seed, True),
                               Path(tmp)).trials
-            budget = len(epoch_reports(plain))
-            target = best_rmse(plain)
+            budget, target = len(epoch_reports(plain)), best_rmse(plain)
             spent = epochs_to_reach(asha, target)
-            ratios.append(spent / budget if spent is not None else math.inf)
-            reached = f"{spent}/{budget}" if spent is not None else "never"
-            notes.append(f"seed {seed}: {reached} (random best {target:.3f} m, TPE+ASHA best "
-                         f"{best_rmse(asha):.3f} m in {len(epoch_reports(asha))} epochs)")
-    ratio = sum(ratios) / len(ratios)
+            exact.append(_fraction(spent, budget))
+            close.append(_fraction(epochs_to_reach(asha, target * (1 + TOLERANCE)), budget))
+            notes.append(f"seed {seed}: {spent if spent is not None else 'never'}/{budget} "
+                         f"(random best {target:.3f} m, TPE+ASHA best {best_rmse(asha):.3f} m "
+                         f"in {len(epoch_reports(asha))} epochs)")
+    setting = (f"TPE+ASHA (grace {ASHA['grace_period']}, factor {ASHA['reduction_factor']}) vs "
+               f"random without early stopping, {trials} trials of {epochs} epochs each, "
+               f"C={TRAIN['base_channels']}, {TRAIN['image_size']}px, "
+               f"{DATA.num_train}/{DATA.num_val} samples")
+    ratio, loose = sum(exact) / len(exact), sum(close) / len(close)
     return [
         row("search efficiency", round(ratio, 3), "ratio", f"<= {GOAL:.3f}", ratio <= GOAL,
-            f"epochs TPE+ASHA (grace {ASHA['grace_period']}, factor "
-            f"{ASHA['reduction_factor']}) spent to reach random search's best, / random's "
-            f"epochs; {trials} trials of {epochs} epochs, C={TRAIN['base_channels']}, "
-            f"{TRAIN['image_size']}px, {DATA.num_train}/{DATA.num_val} samples; "
+            f"epochs spent to reach random's best val RMSE / random's epochs; {setting}; "
             + "; ".join(notes)),
+        row(f"search efficiency within {TOLERANCE:.0%}", round(loose, 3), "ratio",
+            f"<= {GOAL:.3f} (same goal, looser target)", loose <= GOAL,
+            f"as above, to come within {TOLERANCE:.0%} of random's best (about the spread of "
+            f"one config's result under different float rounding); per seed "
+            + ", ".join(f"{value:.3f}" for value in close)),
     ]
 
 

@@ -99,6 +99,46 @@ def test_base_decoder_unchanged_once_frozen(toy_data):
                for k, v in trainer.model.encoder.state_dict().items())
 
 
+def batchnorm_buffers(module):
+    return {k: v.clone() for k, v in module.state_dict().items() if "running" in k}
+
+
+def test_batchnorm_recalibration_measures_the_current_statistics(toy_data):
+    trainer = Trainer(tiny_config(precision="fp32", bn_recalibration_samples=16), data=toy_data)
+    trainer.run_epoch(0, progress=False)
+    first = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    hook = first.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+    with torch.no_grad():
+        first.running_mean.fill_(100.0)  # a stale estimate must not leak into the new one
+    trainer.recalibrate_batchnorm(0)
+    hook.remove()
+    assert sum(x.shape[0] for x in seen) == 16  # two batches of 8
+    expected = torch.stack([x.mean(dim=(0, 2, 3)) for x in seen]).mean(dim=0)
+    torch.testing.assert_close(first.running_mean, expected, rtol=1e-4, atol=1e-5)
+    assert first.momentum == 0.1  # restored for training
+
+
+def test_batchnorm_recalibration_leaves_a_frozen_base_alone(toy_data):
+    trainer = Trainer(tiny_config(use_adaptive_loss=True, warmup_epochs=1), data=toy_data)
+    trainer.run_epoch(0, progress=False)
+    trainer.model.freeze_base()
+    base, encoder = (batchnorm_buffers(trainer.model.base_decoder),
+                     batchnorm_buffers(trainer.model.encoder))
+    trainer.recalibrate_batchnorm(1)
+    assert all(torch.equal(v, trainer.model.base_decoder.state_dict()[k]) for k, v in base.items())
+    assert any(not torch.equal(v, trainer.model.encoder.state_dict()[k])
+               for k, v in encoder.items())
+
+
+def test_no_batchnorm_recalibration_when_switched_off(toy_data):
+    trainer = Trainer(tiny_config(bn_recalibration_samples=0), data=toy_data)
+    trainer.run_epoch(0, progress=False)
+    before = batchnorm_buffers(trainer.model)
+    trainer.recalibrate_batchnorm(0)
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
+
+
 def test_a_validation_split_without_valid_depth_is_an_error(toy_data):
     from baseres.data.batvision import DataError
     from baseres.data.cache import SplitArrays
