@@ -53,10 +53,19 @@ def _peak_rss_mib(pid: int) -> float:
     return math.nan
 
 
+def in_new_process(module: str, function: str, *args: str,
+                   env: dict[str, str] | None = None) -> str:
+    """The last line `module.function(*args)` prints when run in a fresh Python process, whose
+    first-use costs and caches are those a new trial process meets."""
+    call = f"from {module} import {function}; {function}(*{args!r})"
+    result = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, **(env or {})}, check=True)
+    return result.stdout.splitlines()[-1]
+
+
 @dataclass
 class Search:
     experiment: Path
-    wall_s: float  # the whole command: Ray start, data check, trials, summary
     driver_peak_mib: float  # the tune.run process alone, not Ray's servers or trial workers
     trials: list  # tune.summary.TrialSummary, best first
 
@@ -74,7 +83,6 @@ def run_search(spec: dict[str, Any], storage: Path) -> Search:
                "--storage", str(storage), "--name", name]
     log = storage / f"{name}.log"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = time.perf_counter()
     peak = math.nan
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
@@ -83,9 +91,8 @@ def run_search(spec: dict[str, Any], storage: Path) -> Search:
             reading = _peak_rss_mib(process.pid)
             peak = reading if not math.isnan(reading) else peak
             time.sleep(0.25)
-    wall = time.perf_counter() - start
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}; see {log}")
     experiment = storage / name
     trials = load_trials(experiment, load_study(experiment / "study.yaml"))
-    return Search(experiment, wall, peak, trials)
+    return Search(experiment, peak, trials)

@@ -8,13 +8,10 @@ the cached arrays. ``python -m bench.cache_sharing [--quick]`` prints the rows.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 
-from bench import REPO, row, run_alone
+from bench import in_new_process, row, run_alone
 
 GOAL = 0.05
 
@@ -37,11 +34,8 @@ def time_setup() -> None:
 
 
 def _setup_in_new_process(cache: str) -> dict[str, float]:
-    env = {**os.environ, "XDG_CACHE_HOME": cache}
-    result = subprocess.run([sys.executable, "-c",
-                             "from bench.cache_sharing import time_setup; time_setup()"],
-                            capture_output=True, text=True, env=env, cwd=REPO, check=True)
-    return json.loads(result.stdout.splitlines()[-1])
+    return json.loads(in_new_process("bench.cache_sharing", "time_setup",
+                                     env={"XDG_CACHE_HOME": cache}))
 
 
 def measure(quick: bool) -> list[dict]:

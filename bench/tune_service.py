@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ import yaml
 
 from baseres.config import TrainConfig
 from baseres.train import Trainer
-from bench import REPO, row, run_alone, run_search, study
+from bench import in_new_process, row, run_alone, run_search, study
 from tune.space import load_study
 
 REFERENCE = "seed_after"
@@ -73,11 +71,8 @@ def plain_rate(cfg: TrainConfig, out_dir: Path) -> float:
     out_dir.mkdir(parents=True)
     config_file = out_dir / "bench-config.yaml"
     cfg.to_yaml(config_file)
-    code = (f"from bench.tune_service import time_plain_fit; "
-            f"time_plain_fit({str(config_file)!r}, {str(out_dir)!r})")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, check=True)
-    return float(result.stdout.splitlines()[-1])
+    return float(in_new_process("bench.tune_service", "time_plain_fit", str(config_file),
+                                str(out_dir)))
 
 
 def measure(quick: bool) -> list[dict]:
