@@ -1,4 +1,5 @@
-"""Training: ``Trainer`` (fit -> run_epoch -> process_batch -> compute_losses) and its CLI.
+"""Training: ``Trainer`` (fit -> run_epoch -> train_step -> process_batch -> compute_losses)
+and its CLI.
 
 Every step returns a dict of named values, so the console line, metrics.jsonl, TensorBoard and
 Ray Tune reporting all come from one per-epoch record.
@@ -168,16 +169,7 @@ class Trainer:
         show = progress and self.cfg.progress and sys.stderr.isatty()
         batches = _progress_bar(loader, show, f"epoch {epoch + 1}/{self.cfg.epochs}")
         for step, batch in enumerate(batches):
-            _, losses = self.process_batch(batch, weights)
-            loss = losses["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.optimizer.step()
+            losses = self.train_step(batch, weights, where=f"epoch {epoch + 1}, step {step + 1}")
             n = batch[0].shape[0]
             samples += n
             for key, value in losses.items():
@@ -189,14 +181,29 @@ class Trainer:
                       peak_rss_mb=peak_rss_mb())
         return record
 
+    def train_step(self, batch, weights: dict[str, float], where: str = "") -> dict:
+        """One optimiser step on `batch`; its losses (`where` names it if it diverges)."""
+        _, losses = self.process_batch(batch, weights)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss became {float(loss.detach())} at {where}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return losses
+
+    def _inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """Features on the model's device, in its memory layout."""
+        return features.to(self.device, memory_format=self.memory_format)
+
     def process_batch(self, batch, weights: dict[str, float]
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         features, depth = batch
-        features = features.to(self.device, memory_format=self.memory_format)
-        depth = depth.to(self.device)
         with self._autocast():
-            outputs = self.model(features)
-        return outputs, self.compute_losses(outputs, depth, weights)
+            outputs = self.model(self._inputs(features))
+        return outputs, self.compute_losses(outputs, depth.to(self.device), weights)
 
     def compute_losses(self, outputs, depth, weights) -> dict[str, torch.Tensor]:
         return self.loss_fn(outputs, depth, weights)
@@ -226,7 +233,7 @@ class Trainer:
         seen = 0
         for features, _ in loader:
             with self._autocast():
-                self.model(features.to(self.device, memory_format=self.memory_format))
+                self.model(self._inputs(features))
             seen += features.shape[0]
             if seen >= self.cfg.bn_recalibration_samples:
                 break
@@ -241,9 +248,8 @@ class Trainer:
         loader = BatchLoader(self.data[split], self.cfg.batch_size, shuffle=False)
         panel_batch = None
         for batch in loader:
-            features = batch[0].to(self.device, memory_format=self.memory_format)
             with self._autocast():
-                outputs = self.model(features)
+                outputs = self.model(self._inputs(batch[0]))
             accumulator.update(outputs, batch[1].to(self.device))
             if panel_batch is None:
                 panel_batch = (outputs, batch[1])

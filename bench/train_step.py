@@ -38,7 +38,8 @@ def _split(cfg: TrainConfig, n: int) -> SplitArrays:
 
 
 class Step:
-    """Forward + backward + AdamW of one config over fixed batches."""
+    """Training steps (Trainer.train_step: forward, backward, clipping, AdamW) of one config
+    over fixed batches."""
 
     def __init__(self, cfg: TrainConfig, data: SplitArrays, compiled: bool = False):
         self.trainer = Trainer(cfg, data={"train": data, "val": data})
@@ -55,14 +56,11 @@ class Step:
 
     def run(self, steps: int) -> float:
         """samples/s over `steps` steps."""
-        trainer, done = self.trainer, 0
+        done = 0
         start = time.perf_counter()
         for step in range(steps):
             batch = self.batches[step % len(self.batches)]
-            loss = trainer.process_batch(batch, self.weights)[1]["loss"]
-            trainer.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            trainer.optimizer.step()
+            self.trainer.train_step(batch, self.weights)
             done += batch[0].shape[0]
         return done / (time.perf_counter() - start)
 
