@@ -2,6 +2,9 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 SPACE   ?= generalization.yaml
+# Every `make run` is a new experiment folder: nothing earlier is overwritten.
+NOW     := $(shell date +%Y%m%d-%H%M%S)
+RUN     ?= $(basename $(notdir $(SPACE)))-$(NOW)
 export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: run test lint bench bench-quick clean
@@ -14,8 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: the search, the test split once, then the baselines and the two best configs
+# re-trained with two fresh seeds; it ends with the summary (results/$(RUN)/summary.md).
 run: $(STAMP)
-	$(PY) -m tune.run --space $(SPACE)
+	$(PY) -m tune.run --space $(SPACE) --name $(RUN)
+	$(PY) -m tune.evaluate results/$(RUN) --split test --top 2
+	$(PY) -m tune.confirm results/$(RUN) --seeds 2 --top 2
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

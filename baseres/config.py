@@ -84,15 +84,18 @@ class TrainConfig:
     # --- loss ---
     recon_loss: str = "l1"  # reconstruction term: l1 | silog
     silog_lambda: float = 0.5  # variance weight of the SI-log loss
-    lambda_recon: float = 1.0  # recon weight (the curriculum's end value when it is on)
-    lambda_base: float = 1.2  # base-vs-lowpass weight (the curriculum's end value when on)
-    lambda_sparse: float = 0.05  # weight of mean |residual|, constant under the curriculum
-    lowpass_kernel: int = 16  # average-pool kernel that makes the base decoder's target
+    lambda_recon: float = 1.0  # recon weight without the curriculum (and the U-Net's always)
+    lambda_base: float = 1.2  # base-vs-lowpass weight without the curriculum
+    lambda_sparse: float = 0.05  # weight of mean |residual|, constant under the curriculum too
+    lowpass_kernel: int | None = None  # window of the base's low-passed target; None = S / 16
     # --- curriculum ---
     use_adaptive_loss: bool = False  # ramp weights over warmup, then fix the base decoder
     warmup_epochs: int = 50  # epochs of the ramp; from this epoch on the base is frozen
-    lambda_recon_init: float = 0.3  # recon weight at epoch 0 of the curriculum
-    lambda_base_init: float = 2.0  # base weight at epoch 0 of the curriculum
+    warmup_fraction: float | None = None  # warmup as a share of epochs; set, decides warmup_epochs
+    lambda_recon_init: float = 0.3  # curriculum: recon weight at epoch 0
+    lambda_recon_end: float = 1.0  # curriculum: recon weight at the end of warmup and after
+    lambda_base_init: float = 2.0  # curriculum: base weight at epoch 0
+    lambda_base_end: float = 0.3  # curriculum: base weight at the end of warmup and after
     # --- optimiser ---
     optimizer: str = "adamw"  # adamw | adam | sgd (momentum 0.9)
     learning_rate: float = 1e-3  # peak learning rate
@@ -103,6 +106,8 @@ class TrainConfig:
     dataset: str = "synthetic"  # synthetic | batvisionv2 | batvisionv1
     data_root: str | None = None  # data set folder; None = the generated synthetic set
     locations: list[str] | None = None  # BatVision V2 location folders to use; None = all
+    val_locations: list[str] | None = None  # held-out places: val = all their samples
+    test_locations: list[str] | None = None  # held-out places: test = all their samples
     audio_format: str = "log_spectrogram"  # spectrogram | log_spectrogram | mel
     image_size: int | None = None  # S: inputs and depth resized to S x S (None = preset)
     skip_bad_samples: bool = False  # warn about and skip unreadable samples instead of failing
@@ -129,7 +134,15 @@ class TrainConfig:
             for key, value in DATASET_PRESETS[self.dataset].items():
                 if getattr(self, key) is None:
                     setattr(self, key, value)
+        if self.lowpass_kernel is None and isinstance(self.image_size, int):
+            # The seed's share: 16 px at 256 px. A fixed 16 at 64 px would blur a quarter of
+            # the image, and no base could then leave a sparse residual.
+            self.lowpass_kernel = max(1, self.image_size // 16)
         self._validate()
+        if self.warmup_fraction is not None:
+            # At least one epoch, so a short run with a nonzero share still has a curriculum.
+            share = self.warmup_fraction * self.epochs
+            self.warmup_epochs = max(1, math.floor(share + 0.5)) if share > 0 else 0
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -194,17 +207,26 @@ class TrainConfig:
             if value is None or not value > 0 or (isinstance(value, float) and math.isinf(value)):
                 raise ConfigError(f"{key} must be > 0 and finite, but got {value!r}")
         non_negative = ("silog_lambda", "lambda_recon", "lambda_base", "lambda_sparse",
-                        "lambda_recon_init", "lambda_base_init", "warmup_epochs", "weight_decay",
+                        "lambda_recon_init", "lambda_base_init", "lambda_recon_end",
+                        "lambda_base_end", "warmup_epochs", "weight_decay",
                         "grad_clip", "num_threads", "image_every", "bn_recalibration_samples")
         for key in non_negative:
             value = getattr(self, key)
             if not value >= 0 or (isinstance(value, float) and math.isinf(value)):
                 raise ConfigError(f"{key} must be >= 0 and finite, but got {value!r}")
+        if self.warmup_fraction is not None and not 0 <= self.warmup_fraction <= 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1] (or null), but got "
+                              f"{self.warmup_fraction!r}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be in [0, 2**32), but got {self.seed}")
-        if self.locations is not None and not self.locations:
-            raise ConfigError("locations must name at least one location (or be null for all), "
-                              "but got []")
+        for key in ("locations", "val_locations", "test_locations"):
+            if getattr(self, key) is not None and not getattr(self, key):
+                raise ConfigError(f"{key} must name at least one location (or be null), "
+                                  "but got []")
+        both = set(self.val_locations or ()) & set(self.test_locations or ())
+        if both:
+            raise ConfigError("val_locations and test_locations must not share a location, but "
+                              f"both name {sorted(both)}")
         if self.model == "base_residual" and self.base_channels % self.base_channel_divisor:
             raise ConfigError(
                 "base_channels must be divisible by base_channel_divisor, but got "

@@ -7,10 +7,12 @@ import math
 
 import torch
 
-from baseres.losses import lowpass_depth
+from baseres.losses import detail_depth, lowpass_depth
 
 METRIC_NAMES = ("rmse", "mae", "abs_rel", "log10", "delta1", "delta2", "delta3")
-DIAGNOSTIC_NAMES = ("sparse", "base_loss", "base_rmse", "base_smoothness", "base_consistency")
+# Only for models with a base; the plain U-Net reports the metrics alone.
+DIAGNOSTIC_NAMES = ("sparse", "sparse_ratio", "base_loss", "base_rmse", "base_smoothness",
+                    "base_consistency")
 _MIN_PRED = 1e-3
 
 
@@ -62,6 +64,9 @@ def gradient_magnitude(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.
 class MetricAccumulator:
     """Accumulates metrics and decomposition diagnostics over a validation set, batch by batch.
 
+    sparse_ratio = mean |residual| / mean |gt - lowpass(gt)| over the set (1: the residual is
+    as large as the detail a perfect base leaves; the seed's "sparse" in metres depends on the
+    data's depth scale, this does not).
     base_smoothness = mean |grad base| / mean |grad gt| (below 1: the base is smoother than the
     scene); base_consistency = per-pixel std of base over the set / that of gt (near 0: the base
     predicts the same room for every input, i.e. it ignores the echoes).
@@ -77,28 +82,33 @@ class MetricAccumulator:
 
     def update(self, outputs: dict[str, torch.Tensor], gt: torch.Tensor) -> None:
         gt = gt.detach().float()
-        base = outputs["base"].detach().float()
-        residual = outputs["residual"].detach().float()
         valid = _valid_mask(gt)
-        final_metrics = per_image_metrics(outputs["final"], gt, self.max_depth)
-        base_metrics = per_image_metrics(base, gt, self.max_depth)
         keep = valid.flatten(1).any(dim=1)
         self.images += int(keep.sum())
-        count = valid.flatten(1).sum(dim=1).clamp(min=1)[keep]
-        low = lowpass_depth(gt, self.lowpass_kernel)
-        per_image = {
-            **final_metrics,
-            "base_rmse": base_metrics["rmse"],
-            "sparse": ((residual.abs() * valid).flatten(1).sum(dim=1)[keep] / count),
-            "base_loss": (((base - low).abs() * valid).flatten(1).sum(dim=1)[keep] / count),
-        }
+        per_image = per_image_metrics(outputs["final"], gt, self.max_depth)
+        if "base" in outputs:
+            per_image.update(self._decomposition(outputs, gt, valid, keep))
         for key, values in per_image.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(values.double().sum())
+
+    def _decomposition(self, outputs, gt, valid, keep) -> dict[str, torch.Tensor]:
+        """Per-image base and residual figures; accumulates the set-wide ones on the way."""
+        base = outputs["base"].detach().float()
+        residual = outputs["residual"].detach().float()
+        count = valid.flatten(1).sum(dim=1).clamp(min=1)[keep]
+
+        def mean(values: torch.Tensor) -> torch.Tensor:
+            return (values * valid).flatten(1).sum(dim=1)[keep] / count
+
         base_grad, pairs = gradient_magnitude(base, valid)
         gt_grad, _ = gradient_magnitude(gt, valid)
         self.grad += torch.tensor([float(base_grad), float(gt_grad), float(pairs)],
                                   dtype=torch.float64)
         self._update_moments(base.double(), gt.double(), valid)
+        return {"base_rmse": per_image_metrics(base, gt, self.max_depth)["rmse"],
+                "sparse": mean(residual.abs()),
+                "gt_detail": mean(detail_depth(gt, self.lowpass_kernel)),
+                "base_loss": mean((base - lowpass_depth(gt, self.lowpass_kernel)).abs())}
 
     def _update_moments(self, base, gt, valid) -> None:
         v = valid.double()
@@ -112,11 +122,14 @@ class MetricAccumulator:
 
     def compute(self) -> dict[str, float]:
         out = {k: (v / self.images if self.images else 0.0) for k, v in self.sums.items()}
-        for key in (*METRIC_NAMES, "base_rmse", "sparse", "base_loss"):
+        for key in METRIC_NAMES:
             out.setdefault(key, 0.0)
-        base_grad, gt_grad, pairs = self.grad.tolist()
-        out["base_smoothness"] = base_grad / gt_grad if gt_grad > 0 and pairs else 0.0
-        out["base_consistency"] = self._consistency()
+        if "sparse" in out:
+            detail = out.pop("gt_detail")
+            out["sparse_ratio"] = out["sparse"] / detail if detail > 0 else 0.0
+            base_grad, gt_grad, pairs = self.grad.tolist()
+            out["base_smoothness"] = base_grad / gt_grad if gt_grad > 0 and pairs else 0.0
+            out["base_consistency"] = self._consistency()
         return {k: (v if math.isfinite(v) else 0.0) for k, v in out.items()}
 
     def _consistency(self) -> float:

@@ -50,20 +50,24 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Four bilinear up stages with skip connections and a 1x1 head.
+    """Four bilinear up stages with skip connections and a 1x1 head, output widths
+    4C, 2C, C, C divided by ``divisor``.
 
-    With ``divisor=None`` it is the classic U-Net decoder (mid width = input width / 2).
-    With a divisor, the bottleneck and every skip are first projected by a 1x1 conv to
+    ``divisor=1`` is the classic U-Net decoder (mid width = input width / 2): the residual
+    decoder, and the seed's base before its fix, which had the residual decoder's capacity.
+    With a larger divisor the bottleneck and every skip are first projected by a 1x1 conv to
     width / divisor and every conv uses mid width = output width, so *every* conv narrows and
-    the parameter count falls about as divisor^2 (narrowing only the outputs would leave the
-    wide skip inputs, which is how the seed's base decoder kept 6.3 M parameters at divisor 4).
+    the count falls about as divisor^2 (narrowing only the outputs would leave the wide skip
+    inputs, which is how the seed's base decoder kept 6.3 M parameters at divisor 4).
     """
 
-    def __init__(self, encoder_widths: list[int], out_widths: list[int], divisor: int | None):
+    def __init__(self, encoder_widths: list[int], divisor: int = 1):
         super().__init__()
+        c = encoder_widths[0]
+        out_widths = [w // divisor for w in (4 * c, 2 * c, c, c)]
         skips = encoder_widths[3::-1]  # deepest skip first: 8C, 4C, 2C, C
         bottleneck = encoder_widths[4]
-        if divisor is None:
+        if divisor == 1:  # nothing narrows: no projection
             self.projections = None
             skip_widths, prev = skips, bottleneck
         else:
@@ -76,7 +80,7 @@ class Decoder(nn.Module):
         stages = []
         for skip_w, out_w in zip(skip_widths, out_widths):
             in_w = prev + skip_w
-            stages.append(DoubleConv(in_w, out_w, in_w // 2 if divisor is None else out_w))
+            stages.append(DoubleConv(in_w, out_w, in_w // 2 if divisor == 1 else out_w))
             prev = out_w
         self.stages = nn.ModuleList(stages)
         self.head = nn.Conv2d(prev, 1, 1)
@@ -96,55 +100,50 @@ def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
+def _clean(x: torch.Tensor) -> torch.Tensor:
+    return torch.nan_to_num(x, nan=0.0).clamp(-_INPUT_LIMIT, _INPUT_LIMIT)
+
+
+def _set_depth_bias(head: nn.Conv2d, mean_depth: float, max_depth: float) -> None:
+    """Start a sigmoid depth head at the data's mean depth instead of max_depth / 2.
+
+    At 0 bias a room averaging 3 m starts 12 m off with max_depth 30, and the residual
+    spends its whole range compensating while the base crawls toward the data.
+    """
+    share = min(max(mean_depth / max_depth, 0.01), 0.99)
+    with torch.no_grad():
+        head.bias.fill_(float(torch.logit(torch.tensor(share))))
+
+
 class BaseResidualNet(nn.Module):
     """forward(x) -> {"base", "residual", "final"}, each B x 1 x S x S in metres."""
 
     def __init__(self, cfg: TrainConfig, in_channels: int = 2):
         super().__init__()
-        c, divisor = cfg.base_channels, cfg.base_channel_divisor
         self.max_depth = float(cfg.max_depth)
         self.residual_range = float(cfg.residual_range)
-        self.is_unet = cfg.model == "unet"
-        self.encoder = Encoder(in_channels, c)
-        widths = self.encoder.widths
-        self.residual_decoder = Decoder(widths, [4 * c, 2 * c, c, c], divisor=None)
-        self.base_decoder = (
-            None if self.is_unet
-            else Decoder(widths, [w // divisor for w in (8 * c, 4 * c, 2 * c, c)], divisor=divisor)
-        )
+        self.encoder = Encoder(in_channels, cfg.base_channels)
+        self.residual_decoder = Decoder(self.encoder.widths)
+        self.base_decoder = Decoder(self.encoder.widths, cfg.base_channel_divisor)
         self.base_frozen = False
 
     def init_depth_bias(self, mean_depth: float) -> None:
-        """Start the sigmoid head at the data's mean depth instead of max_depth / 2.
-
-        At 0 bias a room averaging 3 m starts 12 m off with max_depth 30, and the residual
-        spends its whole range compensating while the base crawls toward the data.
-        """
-        share = min(max(mean_depth / self.max_depth, 0.01), 0.99)
-        head = (self.residual_decoder if self.is_unet else self.base_decoder).head
-        with torch.no_grad():
-            head.bias.fill_(float(torch.logit(torch.tensor(share))))
+        _set_depth_bias(self.base_decoder.head, mean_depth, self.max_depth)
 
     def freeze_base(self) -> None:
         """Fix the base decoder: no gradient, no optimiser update, BN statistics kept."""
-        if self.base_decoder is None:
-            return
         self.base_frozen = True
         self.base_decoder.requires_grad_(False)
         self.base_decoder.eval()
 
     def train(self, mode: bool = True) -> BaseResidualNet:
         super().train(mode)
-        if self.base_frozen and self.base_decoder is not None:
+        if self.base_frozen:
             self.base_decoder.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = torch.nan_to_num(x, nan=0.0).clamp(-_INPUT_LIMIT, _INPUT_LIMIT)
-        features = self.encoder(x)
-        if self.is_unet:
-            final = torch.sigmoid(self.residual_decoder(features).float()) * self.max_depth
-            return {"base": final, "residual": torch.zeros_like(final), "final": final}
+        features = self.encoder(_clean(x))
         base = torch.sigmoid(self.base_decoder(features).float()) * self.max_depth
         residual = (torch.tanh(self.residual_decoder(features).float())
                     * self.max_depth * self.residual_range)
@@ -161,3 +160,38 @@ class BaseResidualNet(nn.Module):
         }
         counts["total"] = sum(counts.values())
         return counts
+
+
+class UNet(nn.Module):
+    """The comparison baseline: the same encoder, one decoder (the residual decoder's widths),
+    final = sigmoid(head) * max_depth. forward(x) -> {"final"}; it has no base to freeze."""
+
+    base_frozen = False
+
+    def __init__(self, cfg: TrainConfig, in_channels: int = 2):
+        super().__init__()
+        self.max_depth = float(cfg.max_depth)
+        self.encoder = Encoder(in_channels, cfg.base_channels)
+        self.decoder = Decoder(self.encoder.widths)
+
+    def init_depth_bias(self, mean_depth: float) -> None:
+        _set_depth_bias(self.decoder.head, mean_depth, self.max_depth)
+
+    def freeze_base(self) -> None:
+        raise TypeError("a plain U-Net has no base decoder to fix")
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.encoder(_clean(x))
+        return {"final": torch.sigmoid(self.decoder(features).float()) * self.max_depth}
+
+    def param_counts(self) -> dict[str, int]:
+        counts = {"encoder": _count(self.encoder), "decoder": _count(self.decoder)}
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+MODELS = {"base_residual": BaseResidualNet, "unet": UNet}
+
+
+def build_model(cfg: TrainConfig) -> BaseResidualNet | UNet:
+    return MODELS[cfg.model](cfg)

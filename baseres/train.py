@@ -27,8 +27,8 @@ from baseres.data.batvision import DataError
 from baseres.data.cache import SplitArrays, load_split, resolve_data_root
 from baseres.data.loader import BatchLoader
 from baseres.losses import BaseResidualLoss, curriculum
-from baseres.metrics import MetricAccumulator
-from baseres.model import BaseResidualNet
+from baseres.metrics import METRIC_NAMES, MetricAccumulator, per_image_metrics
+from baseres.model import build_model
 
 try:
     import resource
@@ -36,6 +36,7 @@ except ImportError:  # Windows: no getrusage
     resource = None
 
 CHECKPOINT_FILE = "checkpoint.pt"
+TRAIN_PROBE_SAMPLES = 256  # training samples scored each epoch for train_rmse and the gap
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,13 +75,13 @@ class Trainer:
             import_wandb()
         seed_everything(cfg.seed)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model = BaseResidualNet(cfg).to(self.device, memory_format=self.memory_format)
+        self.model = build_model(cfg).to(self.device, memory_format=self.memory_format)
         self.loss_fn = BaseResidualLoss(cfg)
         self.optimizer = self._make_optimizer()
         self.epoch = 0  # the next epoch to run
         self.best = {"val_rmse": math.inf, "epoch": -1}
         self.history: list[dict[str, float]] = []
-        self.data = data
+        self.data = dict(data) if data is not None else None  # setup_data adds to it
         self.writer = None
         self.wandb_run = None
 
@@ -103,6 +104,12 @@ class Trainer:
             # Which data the run saw (for the synthetic set, its folder names the generator's
             # digest), saved with the config so a retrain can tell whether it sees the same.
             self.cfg.extra["data_root_resolved"] = str(root)
+        if "train_probe" not in self.data:
+            self.data["train_probe"] = train_probe(self.data["train"], self.cfg.seed)
+            mean_map = mean_depth_map(self.data["train"])
+            self.reference_rmse = {split: mean_map_rmse(mean_map, self.data[split],
+                                                        self.cfg.max_depth)
+                                   for split in self.data if split != "train_probe"}
         return self.data
 
     def _autocast(self):
@@ -241,24 +248,34 @@ class Trainer:
             layer.momentum = momentum
 
     @torch.no_grad()
-    def validate(self, epoch: int | None = None, split: str = "val") -> dict[str, float]:
-        """Val metrics (prefixed val_) and decomposition diagnostics over the whole split."""
+    def evaluate(self, arrays: SplitArrays) -> tuple[dict[str, float], tuple]:
+        """Metrics and decomposition diagnostics over `arrays` in eval mode (unprefixed), and
+        the first batch's (outputs, depth) for the image panel."""
         self.model.eval()
         accumulator = MetricAccumulator(self.cfg.max_depth, self.cfg.lowpass_kernel)
-        loader = BatchLoader(self.data[split], self.cfg.batch_size, shuffle=False)
-        panel_batch = None
-        for batch in loader:
+        first = None
+        for features, depth in BatchLoader(arrays, self.cfg.batch_size, shuffle=False):
             with self._autocast():
-                outputs = self.model(self._inputs(batch[0]))
-            accumulator.update(outputs, batch[1].to(self.device))
-            if panel_batch is None:
-                panel_batch = (outputs, batch[1])
+                outputs = self.model(self._inputs(features))
+            accumulator.update(outputs, depth.to(self.device))
+            if first is None:
+                first = (outputs, depth)
         if accumulator.images == 0:  # an error of 0 would rank as the best possible trial
-            raise DataError(f"split {split!r} has no image with a valid depth pixel")
-        values = accumulator.compute()
-        record = {("val_" + k if not k.startswith(("base_", "sparse")) else k): v
-                  for k, v in values.items()}
-        self.last_panel = panel_batch
+            raise DataError("a split to evaluate has no image with a valid depth pixel")
+        return accumulator.compute(), first
+
+    def validate(self, epoch: int | None = None, split: str = "val") -> dict[str, float]:
+        """Val metrics (prefixed val_), decomposition diagnostics, and the train/val gap:
+        train_rmse on a fixed subset of the training samples, gap = val_rmse - train_rmse."""
+        try:
+            values, self.last_panel = self.evaluate(self.data[split])
+        except DataError:
+            raise DataError(f"split {split!r} has no image with a valid depth pixel") from None
+        record = {("val_" + k if k in METRIC_NAMES else k): v for k, v in values.items()}
+        probe, _ = self.evaluate(self.data["train_probe"])
+        record["train_rmse"] = probe["rmse"]
+        record["gap"] = record["val_rmse"] - probe["rmse"]
+        record["mean_map_rmse"] = self.reference_rmse[split]
         return record
 
     # ------------------------------------------------------------------ logging
@@ -337,6 +354,41 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
 
 
+def train_probe(train: SplitArrays, seed: int) -> SplitArrays:
+    """A fixed, seeded subset of at most TRAIN_PROBE_SAMPLES training samples, in memory."""
+    count = min(TRAIN_PROBE_SAMPLES, len(train))
+    generator = np.random.default_rng([seed, 7])  # its own stream: the batch order is unmoved
+    index = np.sort(generator.choice(len(train), size=count, replace=False))
+    return SplitArrays(features=np.ascontiguousarray(train.features[index]),
+                       depth=np.ascontiguousarray(train.depth[index]))
+
+
+def mean_depth_map(train: SplitArrays, chunk: int = 256) -> np.ndarray:
+    """1 x 1 x S x S: each pixel's mean valid training depth (the overall mean where a pixel is
+    never valid)."""
+    total = np.zeros(train.depth.shape[1:], dtype=np.float64)
+    count = np.zeros_like(total)
+    for start in range(0, len(train), chunk):
+        depth = np.asarray(train.depth[start:start + chunk], dtype=np.float64)
+        valid = depth > 0
+        total += np.where(valid, depth, 0).sum(axis=0)
+        count += valid.sum(axis=0)
+    overall = total.sum() / max(count.sum(), 1)
+    mean = np.where(count > 0, total / np.maximum(count, 1), overall)
+    return mean[None].astype(np.float32)
+
+
+def mean_map_rmse(mean_map: np.ndarray, split: SplitArrays, max_depth: float) -> float:
+    """RMSE on `split` of the mean training depth map: the "learned nothing" reference that
+    every result should beat."""
+    mean_map = torch.from_numpy(mean_map)
+    total, images = 0.0, 0
+    for _, depth in BatchLoader(split, 256, shuffle=False):
+        rmse = per_image_metrics(mean_map.expand_as(depth), depth, max_depth)["rmse"]
+        total, images = total + float(rmse.double().sum()), images + rmse.numel()
+    return total / max(images, 1)
+
+
 def mean_valid_depth(split: SplitArrays, limit: int = 512) -> float:
     """Mean of the valid depth over (up to) the first `limit` training samples."""
     depth = np.asarray(split.depth[:limit])
@@ -368,9 +420,11 @@ def scalar_tag(key: str) -> str:
 
 
 def format_record(record: dict[str, float], epochs: int) -> str:
+    decomposition = (f"sparse {record['sparse']:.3f}  base_rmse {record['base_rmse']:.3f}  "
+                     if "sparse" in record else "")
     return (f"epoch {int(record['epoch'])}/{epochs}  loss {record['train_loss']:.4f}  "
-            f"val_rmse {record['val_rmse']:.3f}  delta1 {record['val_delta1']:.3f}  "
-            f"sparse {record['sparse']:.3f}  base_rmse {record['base_rmse']:.3f}  "
+            f"val_rmse {record['val_rmse']:.3f}  train_rmse {record['train_rmse']:.3f}  "
+            f"delta1 {record['val_delta1']:.3f}  {decomposition}"
             f"({record['epoch_time_s']:.1f} s, {record['samples_per_s']:.0f} samples/s)")
 
 

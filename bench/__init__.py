@@ -67,13 +67,12 @@ def in_new_process(module: str, function: str, *args: str,
 class Search:
     experiment: Path
     driver_peak_mib: float  # the tune.run process alone, not Ray's servers or trial workers
-    trials: list  # tune.summary.TrialSummary, best first
+    trials: list  # tune.experiment.TrialSummary, best first
 
 
 def run_search(spec: dict[str, Any], storage: Path) -> Search:
     """``python -m tune.run`` on `spec`, exactly as a user runs it, in its own process."""
-    from tune.space import load_study
-    from tune.summary import load_trials
+    from tune.experiment import Experiment
 
     storage.mkdir(parents=True, exist_ok=True)
     name = spec["name"]
@@ -94,5 +93,5 @@ def run_search(spec: dict[str, Any], storage: Path) -> Search:
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}; see {log}")
     experiment = storage / name
-    trials = load_trials(experiment, load_study(experiment / "study.yaml"))
+    trials = Experiment(experiment).trials()
     return Search(experiment, peak, trials)

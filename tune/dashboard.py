@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from baseres.cli import OneLineParser
-from tune.run import JOURNAL_FILE
+from tune.experiment import JOURNAL_FILE, journal_storage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.experiment}: no Optuna journal ({JOURNAL_FILE}); is it an experiment "
               "folder of tune.run?", file=sys.stderr)
         return 2
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    storage = JournalStorage(JournalFileBackend(str(journal)))
+    storage = journal_storage(journal.parent)
     print(f"optuna-dashboard for {args.experiment}: http://{args.host}:{args.port}/ "
           "(Ctrl+C stops it)", flush=True)
     try:

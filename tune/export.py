@@ -4,8 +4,8 @@ Trials are ranked as tune.summary ranks them: by their best finite val_rmse over
 diverged trial is never ranked). The YAML is the trial's own resolved config (the config.yaml
 its Trainer wrote) with a fresh output folder, so ``python -m baseres.train --config best.yaml``
 retrains it over the study's full budget and repeats the trial's numbers epoch for epoch; the
-weights of the trial's best epoch go next to it (best.pt) as a plain state dict of
-BaseResidualNet.
+weights of the trial's best epoch go next to it (best.pt) as a plain state dict of its
+model (baseres.model.build_model).
 """
 
 from __future__ import annotations
@@ -24,26 +24,20 @@ from baseres.cli import OneLineParser
 from baseres.config import ConfigError, TrainConfig
 from baseres.train import CHECKPOINT_FILE
 from tune.errors import UsageError
-from tune.run import STUDY_FILE
-from tune.space import StudyError, StudySpec, load_study
-from tune.summary import TrialSummary, load_trials
+from tune.experiment import Experiment, TrialSummary
+from tune.space import StudyError, StudySpec
 
 
-def load_experiment(folder: str | Path) -> tuple[Path, StudySpec]:
-    experiment = Path(folder).expanduser().resolve()
-    if not (experiment / STUDY_FILE).is_file():
-        raise UsageError(f"{folder}: not an experiment folder of tune.run (needs {STUDY_FILE})")
-    return experiment, load_study(experiment / STUDY_FILE)
-
-
-def pick_trial(experiment: Path, spec: StudySpec, rank: int) -> tuple[TrialSummary, int]:
+def pick_trial(experiment: Experiment, rank: int) -> tuple[TrialSummary, int]:
     """The trial at `rank` (1 = best; the order of tune.summary) and how many were ranked."""
-    ranked = [trial for trial in load_trials(experiment, spec) if trial.best]
+    metric = experiment.spec.metric
+    ranked = [trial for trial in experiment.trials() if trial.best]
     if not ranked:
-        raise UsageError(f"{experiment}: no finished trial; none reported a finite {spec.metric}")
+        raise UsageError(f"{experiment.folder}: no finished trial; none reported a finite "
+                         f"{metric}")
     if not 1 <= rank <= len(ranked):
         raise UsageError(f"--rank: `1 <= rank <= {len(ranked)}` must hold ({len(ranked)} trials "
-                         f"have a finite {spec.metric}), but got rank={rank}")
+                         f"have a finite {metric}), but got rank={rank}")
     return ranked[rank - 1], len(ranked)
 
 
@@ -127,8 +121,9 @@ def export(folder: str | Path, rank: int = 1, out: str | Path = "best.yaml") -> 
     """Write the trial at `rank` as a TrainConfig YAML at `out` and its weights beside it."""
     out = Path(out)
     pt = weights_path(out)
-    experiment, spec = load_experiment(folder)
-    trial, ranked = pick_trial(experiment, spec, rank)
+    found = Experiment(folder)
+    experiment, spec = found.folder, found.spec
+    trial, ranked = pick_trial(found, rank)
     checkpoint, state = pick_checkpoint(trial, spec.metric)
     trained = TrainConfig.from_yaml(trial.folder / "config.yaml")
     # The trial's own config already spans the study's full budget (train.epochs, which the

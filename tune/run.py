@@ -15,14 +15,13 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from baseres.cli import OneLineParser
+from tune.cluster import is_uri, keep_ray_on_localhost, local_path, start_ray
 from tune.errors import UsageError
+from tune.experiment import JOURNAL_FILE, STUDY_FILE, journal_storage
 from tune.space import StudyError, StudySpec, load_study
 
-STUDY_FILE = "study.yaml"
-JOURNAL_FILE = "optuna-journal.log"
 MIN_FREE_BYTES = 200 * 2**20  # below this a search cannot write a few checkpoints
 
 
@@ -70,19 +69,6 @@ def study_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
-def is_uri(storage: str) -> bool:
-    return "://" in storage
-
-
-def local_path(location: str) -> Path | None:
-    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares);
-    None for remote storage such as s3://."""
-    if not is_uri(location):
-        return Path(location)
-    parsed = urlparse(location)
-    return Path(parsed.path) if parsed.scheme == "file" else None
-
-
 def resolve_storage(storage: str) -> str:
     """Absolute local path or URI (Ray refuses relative paths: trials run in their own dirs)."""
     if is_uri(storage):
@@ -128,25 +114,25 @@ def make_sampler(sampler: dict[str, Any]):
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def build_searcher(spec: StudySpec, journal: Path):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+def build_searcher(spec: StudySpec, folder: Path):
     from ray.tune.search.optuna import OptunaSearch
 
     from tune.trainable import BaselineSearcher
 
     points, extras = [], []
     for name, point in spec.baselines.items():
-        points.append({k: v for k, v in point.items() if k in spec.space})
-        extras.append((name, {k: v for k, v in point.items() if k not in spec.space}))
-    storage = JournalStorage(JournalFileBackend(str(journal)))
+        in_space = any(k in spec.space for k in point)  # a unet baseline sets none
+        if in_space:
+            points.append({k: v for k, v in point.items() if k in spec.space})
+        extras.append((name, {k: v for k, v in point.items() if k not in spec.space}, in_space))
+    storage = journal_storage(folder)
     # metric/mode here as well as in TuneConfig: with a space given up front Ray never passes
     # them on, and Optuna would create the study with its default direction (maximise).
     optuna_search = OptunaSearch(space=dict(spec.space), metric=spec.metric, mode=spec.mode,
                                  points_to_evaluate=points or None,
                                  sampler=make_sampler(spec.sampler), study_name=spec.name,
                                  storage=storage)
-    return BaselineSearcher(optuna_search, extras)
+    return BaselineSearcher(optuna_search, extras, spec.fixed.get("model", "base_residual"))
 
 
 def build_scheduler(spec: StudySpec):
@@ -157,20 +143,6 @@ def build_scheduler(spec: StudySpec):
     return ASHAScheduler(time_attr="training_iteration", max_t=spec.scheduler["max_t"],
                          grace_period=spec.scheduler["grace_period"],
                          reduction_factor=spec.scheduler["reduction_factor"])
-
-
-def trial_dirname(trial) -> str:
-    """Short trial folder names (Ray's default spells out every parameter)."""
-    return f"trial_{trial.trial_id}"
-
-
-def build_trainable(spec: StudySpec, fixed: dict[str, Any]):
-    from ray.tune import with_parameters, with_resources
-
-    from tune.trainable import train_trial
-
-    resources = {"cpu": spec.resources["cpu"], "gpu": spec.resources.get("gpu", 0)}
-    return with_resources(with_parameters(train_trial, fixed=fixed), resources)
 
 
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
@@ -192,36 +164,6 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
                                            checkpoint_score_order=spec.mode),
         failure_config=FailureConfig(max_failures=2),
     )
-
-
-def keep_ray_on_localhost() -> None:
-    """Make a Ray started by this process listen on 127.0.0.1 only.
-
-    Ray rewrites a 127.0.0.1 node address to the machine's routable one, except where clusters
-    are switched off (its macOS/Windows default), when it uses the loopback address for every
-    server it starts. Read when ray is first imported, so call this before that.
-    """
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-
-def start_ray(address: str | None, storage: str) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address is None:
-        # No dashboard: a local search needs no web server. Its servers listen on localhost
-        # (keep_ray_on_localhost) and Ray 2.60 also guards them with a token.
-        ray.init(include_dashboard=False, configure_logging=False)
-        return
-    ray.init(address=address, configure_logging=False)
-    others = [n for n in ray.nodes() if n.get("Alive")]
-    if len(others) > 1 and not is_uri(storage):
-        ray.shutdown()
-        raise UsageError(f"--storage {storage}: a cluster of {len(others)} nodes needs shared "
-                         "storage (a URI such as s3://bucket/runs, or an NFS path given as a URI "
-                         "like file:///mnt/nfs/runs); a head-local folder fails when a worker "
-                         "checkpoints")
 
 
 def print_outcome(results, experiment: str, spec: StudySpec) -> None:
@@ -275,6 +217,8 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
            wandb_project: str | None):
     from ray.tune import TuneConfig, Tuner
 
+    from tune.trainable import build_trainable, trial_dirname
+
     experiment = f"{storage.rstrip('/')}/{name}"
     local = local_path(storage)
     if local is not None:
@@ -292,7 +236,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
     tuner = Tuner(
         build_trainable(spec, spec.fixed),
         tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
-                               search_alg=build_searcher(spec, folder / JOURNAL_FILE),
+                               search_alg=build_searcher(spec, folder),
                                scheduler=build_scheduler(spec), num_samples=spec.num_samples,
                                max_concurrent_trials=spec.max_concurrent_trials,
                                trial_dirname_creator=trial_dirname),
@@ -303,6 +247,8 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
 
 def resume(experiment: str, address: str | None):
     from ray.tune import Tuner
+
+    from tune.trainable import build_trainable
 
     if not is_uri(experiment):
         experiment = str(Path(experiment).expanduser().resolve())

@@ -1,9 +1,10 @@
-"""``python -m tune.summary EXPERIMENT_DIR``: what a search found, judged against the study's
-success targets, with the checks that say whether the search itself can be trusted.
+"""``python -m tune.summary EXPERIMENT_DIR``: what a search found, said in words first, judged
+against the study's success targets, compared at equal budgets, with the checks that say
+whether the search itself can be trusted.
 
 Reads the experiment folder only (works after the cluster is gone, and on a search still
-running). Writes summary.md, summary.json and PNG plots into the folder and prints the tables.
-Plot data is built as plain named tuples (tested); drawing is separate.
+running). Writes summary.md, summary.json and PNG plots into the folder and prints the report.
+Plot data is built here as plain named tuples (tested); tune.plots draws them.
 """
 
 from __future__ import annotations
@@ -11,160 +12,22 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.cli import OneLineParser
+from tune.compare import compare, isolation_table, judge_targets, verdict
 from tune.errors import UsageError
-from tune.run import JOURNAL_FILE, STUDY_FILE
-from tune.space import BASELINE_KEY, StudySpec, load_study
+from tune.experiment import Experiment, TrialSummary, confirm_file, evaluation_file, finite
+from tune.plots import Curve, ParamPoint, Reference, draw_plots
+from tune.space import StudyError, StudySpec
 
-SCIENTIFIC = "base_channel_divisor"  # the isolation table's parameter; the others are nuisance
 BOUNDARY_SHARE = 0.10  # a best value this close to an end of its range asks for a wider range
-REPORTED = ("val_rmse", "val_delta1", "sparse", "base_rmse")
-
-
-@dataclass
-class TrialSummary:
-    trial_id: str
-    folder: Path
-    params: dict[str, Any]
-    rows: list[dict[str, Any]]
-    status: str  # Ray's: TERMINATED, ERROR, RUNNING, PENDING, PAUSED, or unknown
-    error: str = ""
-    fixed_model: str = "base_residual"  # the study's model where a trial does not set one
-    stop_reason: str = ""
-    best: dict[str, Any] | None = field(default=None)  # the row of the best finite val_rmse
-
-    @property
-    def baseline(self) -> str | None:
-        return self.params.get(BASELINE_KEY)
-
-    @property
-    def model(self) -> str:
-        return self.params.get("model", self.fixed_model)
-
-    @property
-    def epochs_run(self) -> int:
-        return sum(not r.get("diverged") for r in self.rows)  # the divergence report is no epoch
-
-    @property
-    def best_val_rmse(self) -> float:
-        return self.best["val_rmse"] if self.best else math.inf
-
-    @property
-    def label(self) -> str:
-        return f"{self.trial_id} ({self.baseline})" if self.baseline else self.trial_id
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a crash mid-write
-                continue
-    return rows
-
-
-def _ray_statuses(experiment: Path) -> dict[str, str]:
-    """trial id -> status from Ray's newest experiment state (best effort: Ray's format)."""
-    states = sorted(experiment.glob("experiment_state-*.json"))
-    if not states:
-        return {}
-    try:
-        data = json.loads(states[-1].read_text())
-        trials = [json.loads(entry[0]) for entry in data["trial_data"]]
-        return {t["trial_id"]: t["status"] for t in trials}
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return {}
-
-
-def _last_error_line(folder: Path) -> str:
-    path = folder / "error.txt"
-    if not path.is_file():
-        return ""
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines()
-             if line.strip()]
-    return lines[-1][:300] if lines else "unknown error"
-
-
-def stop_reason(trial: TrialSummary, max_t: int, scheduler: str) -> str:
-    diverged = [r for r in trial.rows if r.get("diverged")]
-    if diverged:
-        return diverged[-1].get("stop_reason", "diverged")
-    if trial.status == "ERROR":
-        return f"error: {trial.error or 'see error.txt'}"
-    if trial.epochs_run >= max_t:
-        return "completed"
-    if trial.status == "TERMINATED":
-        return "ASHA stop" if scheduler == "asha" else "stopped early"
-    return trial.status.lower() if trial.status != "unknown" else "unknown"
-
-
-def load_trials(experiment: Path, spec: StudySpec) -> list[TrialSummary]:
-    statuses = _ray_statuses(experiment)
-    trials = []
-    for folder in sorted(experiment.glob("trial_*")):
-        params_file = folder / "params.json"
-        if not params_file.is_file():
-            continue
-        rows = _read_rows(folder / "result.json")
-        trial_id = rows[0]["trial_id"] if rows else folder.name.removeprefix("trial_")
-        trial = TrialSummary(trial_id=trial_id, folder=folder,
-                             params=json.loads(params_file.read_text()), rows=rows,
-                             status=statuses.get(trial_id, "unknown"),
-                             error=_last_error_line(folder),
-                             fixed_model=spec.fixed.get("model", "base_residual"))
-        finite = [r for r in rows if _finite(r.get("val_rmse"))]
-        trial.best = min(finite, key=lambda r: r["val_rmse"]) if finite else None
-        trial.stop_reason = stop_reason(trial, spec.scheduler.get("max_t", spec.fixed["epochs"]),
-                                        spec.scheduler["type"])
-        trials.append(trial)
-    return sorted(trials, key=lambda t: (t.best_val_rmse, t.trial_id))
-
-
-# ----------------------------------------------------------------------------- judgements
-def in_band(value: float, band: tuple[float | None, float | None]) -> bool:
-    """Bands are inclusive at both edges; None is an open side."""
-    low, high = band
-    return _finite(value) and (low is None or value >= low) and (high is None or value <= high)
-
-
-def band_text(band: tuple[float | None, float | None]) -> str:
-    low, high = band
-    if low is None:
-        return f"<= {high:g}"
-    if high is None:
-        return f">= {low:g}"
-    return f"in [{low:g}, {high:g}]"
-
-
-class TargetCheck(NamedTuple):
-    level: str
-    metric: str
-    value: float
-    band: tuple[float | None, float | None]
-    passed: bool
-
-    def __str__(self) -> str:
-        verdict = "pass" if self.passed else "fail"
-        return f"{self.metric} {self.value:.3g} {band_text(self.band)} {self.level}: {verdict}"
-
-
-def judge_targets(trial: TrialSummary, targets: dict) -> list[TargetCheck]:
-    checks = []
-    for level, metrics in targets.items():
-        for metric, band in metrics.items():
-            value = trial.best.get(metric, math.nan) if trial.best else math.nan
-            checks.append(TargetCheck(level, metric, value, tuple(band), in_band(value, band)))
-    return checks
+# Per trial, at its best epoch: the error, the train/val gap, the seed's sparse figure (its
+# training loss term) beside the validation one and the scale-free ratio, the base alone.
+REPORTED = ("val_rmse", "val_delta1", "train_rmse", "gap", "train_sparse", "sparse",
+            "sparse_ratio", "base_rmse")
 
 
 class BoundaryFlag(NamedTuple):
@@ -194,70 +57,28 @@ def boundary_flags(best: TrialSummary, spec: StudySpec) -> list[BoundaryFlag]:
     return flags
 
 
-class IsolationRow(NamedTuple):
-    value: Any
-    trial_id: str | None
-    val_rmse: float
-    val_delta1: float
-    trials: int
-
-
-def isolation_table(trials: list[TrialSummary], spec: StudySpec,
-                    param: str = SCIENTIFIC) -> list[IsolationRow]:
-    """Per value of the scientific parameter, the best base + residual trial over the rest."""
-    if param not in spec.space:
-        return []
-    dist = spec.space[param]
-    values = list(dist.choices) if hasattr(dist, "choices") else sorted(
-        {t.params[param] for t in trials if param in t.params})
-    rows = []
-    for value in values:
-        group = [t for t in trials if t.params.get(param) == value
-                 and t.model == "base_residual" and t.best]
-        best = min(group, key=lambda t: t.best_val_rmse) if group else None
-        rows.append(IsolationRow(value, best.trial_id if best else None,
-                                 best.best_val_rmse if best else math.nan,
-                                 best.best["val_delta1"] if best else math.nan, len(group)))
-    return rows
-
-
-def param_importance(experiment: Path, spec: StudySpec) -> dict[str, float] | str:
+def param_importance(experiment: Experiment) -> dict[str, float] | str:
     """Optuna's importance over the journal study; a reason string when it cannot be computed."""
-    journal = experiment / JOURNAL_FILE
-    if not journal.is_file():
-        return "no Optuna journal in the experiment folder"
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=spec.name,
-                                  storage=JournalStorage(JournalFileBackend(str(journal))))
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        study = experiment.optuna_study()
+        complete = [t for t in study.trials
+                    if t.state == optuna.trial.TrialState.COMPLETE and t.params]
         if len(complete) < 3:
-            return f"needs >= 3 finished trials, has {len(complete)}"
+            return f"needs >= 3 finished searched trials, has {len(complete)}"
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+        with warnings.catch_warnings():  # its few-trials warning: the count is stated above
+            warnings.simplefilter("ignore")
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except Exception as err:  # importance is advice: never let it break the summary
         return f"not computable: {type(err).__name__}: {err}"
 
 
 # ----------------------------------------------------------------------------- plot data
-class ParamPoint(NamedTuple):
-    value: Any
-    val_rmse: float
-    stopped: bool  # stopped early (ASHA) rather than trained to the end
-    trial_id: str
-
-
-class Curve(NamedTuple):
-    label: str
-    epochs: list[int]
-    val_rmse: list[float]
-
-
 def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, list[ParamPoint]]:
+    """Per searched parameter, one point per trial that has it (a U-Net baseline has none)."""
     return {name: [ParamPoint(t.params[name], t.best_val_rmse, t.stop_reason != "completed",
                               t.trial_id)
                    for t in trials if t.best and name in t.params]
@@ -270,67 +91,19 @@ def curve_data(trials: list[TrialSummary], top: int) -> list[Curve]:
                   [r.get("val_rmse", math.nan) for r in t.rows]) for t in ranked]
 
 
-def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPoint]],
-               isolation: list[IsolationRow], curves: list[Curve]) -> list[Path]:
-    import matplotlib
-    import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    written = []
-    names = list(points)
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.2 * max(len(names), 1), 3.2),
-                             squeeze=False)
-    for ax, name in zip(axes[0], names):
-        choices = list(getattr(spec.space[name], "choices", []))
-        for stopped, marker, label in ((False, "o", "completed"), (True, "x", "stopped early")):
-            chosen = [p for p in points[name] if p.stopped == stopped]
-            # categorical values sit at their choice's position, in the study's order
-            xs = [choices.index(p.value) if choices else p.value for p in chosen]
-            ax.scatter(xs, [p.val_rmse for p in chosen], marker=marker, label=label)
-        if choices:
-            ax.set_xticks(range(len(choices)), [str(c) for c in choices])
-        elif getattr(spec.space[name], "log", False):
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel(name)
-        ax.set_ylabel("best val RMSE (m)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    written.append(_save(fig, experiment / "plot_params.png"))
-    if isolation:
-        fig, ax = plt.subplots(figsize=(4, 3.2))
-        present = [r for r in isolation if r.trial_id]
-        ax.plot([str(r.value) for r in present], [r.val_rmse for r in present], "o-")
-        ax.set_xlabel(SCIENTIFIC)
-        ax.set_ylabel("best val RMSE over the others (m)")
-        fig.tight_layout()
-        written.append(_save(fig, experiment / "plot_isolation.png"))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for curve in curves:
-        ax.plot(curve.epochs, curve.val_rmse, marker=".", label=curve.label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("val RMSE (m)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    written.append(_save(fig, experiment / "plot_curves.png"))
-    return written
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
+def reference_lines(trials: list[TrialSummary], reference: float) -> list[Reference]:
+    """Baselines of another model and the mean-depth map, drawn beside the divisor axis."""
+    lines = [Reference(f"{t.baseline} ({t.model})", t.best_val_rmse)
+             for t in trials if t.baseline and t.model != "base_residual" and t.best]
+    return lines + [Reference("mean-depth map", reference)]
 
 
 # ----------------------------------------------------------------------------- the report
 def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        return f"{value:.4g}" if math.isfinite(value) else ("" if math.isnan(value) else str(value))
     return str(value)
 
 
@@ -340,71 +113,112 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def build_summary(experiment: Path, top: int = 10) -> dict[str, Any]:
+def _reference_rmse(trials: list[TrialSummary]) -> float:
+    """The val RMSE of the mean training depth map, as every trial records it."""
+    return next((r["mean_map_rmse"] for t in trials for r in t.rows
+                 if finite(r.get("mean_map_rmse"))), math.nan)
+
+
+def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
     """Everything the report shows, as plain data (summary.json)."""
-    study_file = experiment / STUDY_FILE
-    if not study_file.is_file():
-        raise UsageError(f"{experiment}: not an experiment folder of tune.run "
-                         f"(no {STUDY_FILE})")
-    spec = load_study(study_file)
-    trials = load_trials(experiment, spec)
+    experiment = Experiment(folder)
+    spec = experiment.spec
+    trials = experiment.trials()
     ranked = [t for t in trials if t.best]
     if not ranked:
-        raise UsageError(f"{experiment}: no trial has finished an epoch with a finite val_rmse "
-                         f"yet ({len(trials)} trial folder(s)); nothing to summarise")
-    best = ranked[0]
-    baselines = {t.baseline: t for t in trials if t.baseline}
+        raise UsageError(f"{experiment.folder}: no trial has finished an epoch with a finite "
+                         f"val_rmse yet ({len(trials)} trial folder(s)); nothing to summarise")
+    found = {t.baseline: t for t in trials if t.baseline}
+    baselines = {name: found[name] for name in spec.baselines if name in found}  # study order
+    checks = {t.label: judge_targets(t, spec, baselines) for t in ranked}
     searched = [t for t in ranked if not t.baseline]
-    best_found = searched[0] if searched else best
+    isolation, common = isolation_table(trials, spec)
     problems = [t for t in trials if t.stop_reason.startswith(("error", "diverged"))]
+    reference = _reference_rmse(trials)
+    shown = trials[:top]
     return {
-        "experiment": str(experiment),
+        "experiment": str(experiment.folder),
         "study": spec.name,
         "trials": len(trials),
+        "shown": len(shown),
         "num_samples": spec.num_samples,
+        "max_t": experiment.max_t,
         "space": list(spec.space),
-        "table": [{"trial": t.label, **{k: t.params.get(k) for k in spec.space},
+        "verdict": verdict(ranked, baselines, checks, spec.num_samples)
+        + confirmation_verdict(experiment.folder),
+        "mean_map_rmse": reference,
+        "table": [{"trial": t.label, "model": t.model,
+                   **{k: t.params.get(k) for k in spec.space},
                    **{k: (t.best or {}).get(k, math.nan) for k in REPORTED},
                    "best epoch": (t.best or {}).get("training_iteration"),
-                   "epochs": t.epochs_run, "stopped": t.stop_reason} for t in trials[:top]],
-        "best": {"trial": best.label, "val_rmse": best.best_val_rmse,
-                 "targets": [c._asdict() for c in judge_targets(best, spec.targets)]},
-        "targets": {t.label: [str(c) for c in judge_targets(t, spec.targets)] for t in ranked},
-        "baselines": {name: {"trial": t.trial_id, "val_rmse": t.best_val_rmse,
-                             "best_found_ratio": best_found.best_val_rmse / t.best_val_rmse
-                             if t.best else math.nan}
+                   "epochs": t.epochs_run, "stopped": t.stop_reason} for t in shown],
+        "targets": {label: [c._asdict() for c in trial_checks]
+                    for label, trial_checks in checks.items()},
+        "target_rules": dict(spec.target_rules),
+        "baselines": {name: _baseline_row(t, searched[0] if searched else None)
                       for name, t in baselines.items()},
-        "best_found": best_found.label,
-        "boundary_flags": [f._asdict() for f in boundary_flags(best_found, spec)],
+        "best_searched": searched[0].label if searched else None,
+        "boundary_flags": [f._asdict() for f in boundary_flags(searched[0], spec)]
+        if searched else [],
         "problems": {"errored": sum(t.stop_reason.startswith("error") for t in trials),
                      "diverged": sum(t.stop_reason.startswith("diverged") for t in trials),
                      "reasons": {t.label: t.stop_reason for t in problems}},
-        "importance": param_importance(experiment, spec),
-        "isolation": [r._asdict() for r in isolation_table(trials, spec)],
-        "_plot": (spec, param_plot_data(trials, spec), isolation_table(trials, spec),
-                  curve_data(trials, 5)),
+        "importance": param_importance(experiment),
+        "scientific": spec.scientific,
+        "isolation": [r._asdict() for r in isolation],
+        "isolation_epoch": common,
+        "_plot": (spec, param_plot_data(trials, spec), isolation,
+                  reference_lines(trials, reference), curve_data(trials, 5)),
     }
 
 
+def _baseline_row(baseline: TrialSummary, best_searched: TrialSummary | None) -> dict:
+    result = compare(best_searched, baseline) if best_searched and baseline.best else None
+    return {"trial": baseline.trial_id, "model": baseline.model,
+            "epochs": baseline.epochs_run, "val_rmse": baseline.best_val_rmse,
+            "common_epoch": result.epoch if result else None,
+            "searched_at_common": result.a_rmse if result else math.nan,
+            "baseline_at_common": result.b_rmse if result else math.nan,
+            "ratio_at_common": result.ratio if result else math.nan}
+
+
+def _target_line(check: dict) -> str:
+    from tune.compare import TargetCheck
+
+    return str(TargetCheck(**{**check, "band": tuple(check["band"])}))
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
-    out = [f"# Summary of {summary['study']} ({summary['experiment']})", "",
-           f"{summary['trials']} of {summary['num_samples']} trials; best first.", ""]
+    out = [f"# Summary of {summary['study']} ({summary['experiment']})", ""]
+    out += summary["verdict"]
+    out += ["", f"Learned-nothing reference: the mean training depth map scores val RMSE "
+                f"{_fmt(summary['mean_map_rmse'])} m. Full budget: {summary['max_t']} epochs.",
+            ""]
+    cut = (f"Top {summary['shown']} of {summary['trials']} trials"
+           if summary["shown"] < summary["trials"] else f"All {summary['trials']} trials")
+    out += [f"{cut} ({summary['num_samples']} planned), best first; metrics at each trial's "
+            "best epoch (train_sparse: the training loss term, as the seed logs it).", ""]
     header = list(summary["table"][0])
     out.append(_table(header, [list(row.values()) for row in summary["table"]]))
-    best = summary["best"]
-    out += ["", f"## Best trial {best['trial']} against the targets", ""]
-    out += [f"- {TargetCheck(**c)}" for c in best["targets"]]
-    out += ["", "## Every trial against the targets", ""]
-    out += [f"- {label}: " + "; ".join(checks) for label, checks in summary["targets"].items()]
-    out += ["", f"## Baselines (best searched trial: {summary['best_found']})", ""]
-    out.append(_table(["baseline", "trial", "best val RMSE", "best found / baseline"],
-                      [[n, b["trial"], b["val_rmse"], b["best_found_ratio"]]
-                       for n, b in summary["baselines"].items()]))
+    out += ["", "## Targets", ""]
+    out += [f"- {metric}: {rule}" for metric, rule in summary["target_rules"].items()]
+    for label, checks in summary["targets"].items():
+        out.append(f"- {label}: " + "; ".join(_target_line(c) for c in checks))
+    searched = summary["best_searched"] or "none yet"
+    out += ["", f"## Baselines against the best searched trial ({searched}), at equal budgets",
+            ""]
+    out.append(_table(
+        ["baseline", "trial", "model", "epochs", "best val RMSE", "common epoch",
+         "searched at it", "baseline at it", "searched / baseline"],
+        [[n, b["trial"], b["model"], b["epochs"], b["val_rmse"],
+          b["common_epoch"] if b["common_epoch"] else "cannot compare",
+          b["searched_at_common"], b["baseline_at_common"], b["ratio_at_common"]]
+         for n, b in summary["baselines"].items()]))
     out += ["", "## Search quality", ""]
     flags = summary["boundary_flags"]
     out += [f"- {f['param']} = {_fmt(f['value'])} is within 10 % of the {f['side']} end of "
             f"[{_fmt(f['low'])}, {_fmt(f['high'])}]: widen the range" for f in flags] or [
-        "- no best value sits near a boundary of its range"]
+        "- no best searched value sits near a boundary of its range"]
     problems = summary["problems"]
     out.append(f"- errored trials: {problems['errored']}; diverged trials: "
                f"{problems['diverged']}")
@@ -416,26 +230,122 @@ def render_markdown(summary: dict[str, Any]) -> str:
     else:
         out.append(f"- parameter importance: {importance}")
     if summary["isolation"]:
-        out += ["", f"## Isolation: {SCIENTIFIC} (best base + residual trial per value)", ""]
-        out.append(_table([SCIENTIFIC, "trial", "best val RMSE", "val delta1", "trials"],
+        param, epoch = summary["scientific"], summary["isolation_epoch"]
+        out += ["", f"## Isolation: {param} (best base + residual trial per value)", "",
+                f"Compared at epoch {epoch}, the highest epoch every row's trial reached"
+                + ("." if epoch >= summary["max_t"] else
+                   f" (below the full budget of {summary['max_t']}: the rows' own bests "
+                   "come from unequal budgets)."), ""]
+        out.append(_table([param, "trial", "epochs", "best val RMSE",
+                           f"best val RMSE by epoch {epoch}", "val delta1", "trials"],
                           [list(r.values()) for r in summary["isolation"]]))
     return "\n".join(out) + "\n"
 
 
-def write_summary(experiment: Path, top: int = 10) -> tuple[str, list[Path]]:
-    summary = build_summary(experiment, top)
-    spec, points, isolation, curves = summary.pop("_plot")
+def evaluation_table(report: dict[str, Any], scientific: str | None) -> str:
+    """tune.evaluate's scores as a table: per trial, each column's RMSE and delta1, and with
+    held-out places the unseen - seen difference (the seed's hypothesis across divisors)."""
+    cols = report["columns"]
+    header = ["trial", "model", *([scientific] if scientific else []), "checkpoint epoch",
+              "val RMSE", *(f"{c} {m}" for c in cols for m in ("RMSE", "delta1"))]
+    paired = cols == ["seen", "unseen"]
+    rows = []
+    for row in report["trials"]:
+        cells = [row["label"], row["model"],
+                 *([row["params"].get(scientific)] if scientific else []),
+                 row["checkpoint_epoch"], row["val_rmse"],
+                 *(row[c][m] for c in cols for m in ("rmse", "delta1"))]
+        if paired:
+            cells.append(row["unseen"]["rmse"] - row["seen"]["rmse"])
+        rows.append(cells)
+    return _table(header + (["unseen - seen RMSE"] if paired else []), rows)
+
+
+def _read_confirmation(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(confirm_file(folder).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _mean_std(stats: dict[str, float]) -> str:
+    return f"{_fmt(stats['mean'])} +- {_fmt(stats['std'])}"
+
+
+def confirmation_verdict(folder: Path) -> list[str]:
+    """What tune.confirm found, in words: each config against seed_before over the seeds."""
+    report = _read_confirmation(folder)
+    if report is None:
+        return ["Not yet confirmed with other seeds (one search is one sample): run "
+                f"python -m tune.confirm {folder} --seeds 3."]
+    lines = [f"Confirmed with fresh seeds ({report['test']}; mean +- sample std of each "
+             "seed's best val RMSE):"]
+    for label, entry in report["configs"].items():
+        against = entry.get("against_seed_before")
+        if against is None:
+            lines.append(f"  - {label}: {_mean_std(entry['val_rmse'])} m (the reference)")
+            continue
+        outcome = {True: "exceeds the seed-to-seed spread",
+                   False: "within the seed-to-seed spread",
+                   None: "cannot be tested"}[against["exceeds_seed_spread"]]
+        lines.append(f"  - {label}: {_mean_std(entry['val_rmse'])} m, "
+                     f"{against['difference']:+.4g} m against seed_before (p = "
+                     f"{_fmt(against['p_value'])}): {outcome}.")
+    return lines
+
+
+def confirmation_table(report: dict[str, Any]) -> str:
+    tests = sorted({k for entry in report["configs"].values() for k in entry
+                    if k.startswith("test_")})
+    header = ["config", "model", "seeds", "val RMSE", "val delta1", "gap", *tests,
+              "vs seed_before", "p"]
+    rows = []
+    for label, entry in report["configs"].items():
+        against = entry.get("against_seed_before") or {}
+        rows.append([label, entry["model"], len(entry["seeds"]), _mean_std(entry["val_rmse"]),
+                     _mean_std(entry["val_delta1"]), _mean_std(entry["gap"]),
+                     *(_mean_std(entry[t]) if t in entry else "" for t in tests),
+                     against.get("difference"), against.get("p_value")])
+    return _table(header, rows)
+
+
+def _evaluations(folder: Path, scientific: str | None) -> list[str]:
+    out = []
+    for split in ("test", "val"):
+        path = evaluation_file(folder, split)
+        if not path.is_file():
+            continue
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            out += ["", f"## Evaluation on {split}: {path.name} is unreadable"]
+            continue
+        out += ["", f"## Evaluation on the {split} split (tune.evaluate, "
+                    f"{report['evaluated_at']}, read once after the search)", "",
+                evaluation_table(report, scientific)]
+    return out
+
+
+def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path]]:
+    summary = build_summary(folder, top)
+    spec, points, isolation, references, curves = summary.pop("_plot")
     text = render_markdown(summary)
-    (experiment / "summary.md").write_text(text)
-    (experiment / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    plots = draw_plots(experiment, spec, points, isolation, curves)
+    extra = _evaluations(folder, spec.scientific)
+    report = _read_confirmation(folder)
+    if report is not None:
+        extra += ["", f"## Confirmation with seeds ({report['test']})", "",
+                  confirmation_table(report)]
+    text += "\n".join(extra) + "\n"
+    (folder / "summary.md").write_text(text)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    plots = draw_plots(folder, spec, points, isolation, references, curves)
     return text, plots
 
 
-def print_summary(experiment: Path, top: int = 10) -> None:
-    text, plots = write_summary(experiment, top)
+def print_summary(folder: Path, top: int = 10) -> None:
+    text, plots = write_summary(folder, top)
     print(text)
-    print(f"written: {experiment / 'summary.md'}, summary.json, "
+    print(f"written: {folder / 'summary.md'}, summary.json, "
           + ", ".join(p.name for p in plots))
 
 
@@ -448,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --top: `top >= 1` must hold, but got top={args.top}")
     try:
         print_summary(Path(args.experiment).expanduser().resolve(), args.top)
-    except UsageError as err:
+    except (UsageError, StudyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

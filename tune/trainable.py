@@ -1,5 +1,5 @@
 """The Ray Tune function trainable around baseres.train.Trainer, and the searcher wrapper that
-carries a baseline's non-searched keys (e.g. ``model: unet``) into its trial."""
+carries a baseline's non-searched keys (e.g. ``lambda_recon_init``) into its trial."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ray.tune.search import Searcher
 
 from baseres.config import TrainConfig
 from baseres.train import CHECKPOINT_FILE, Trainer, TrainingDiverged
-from tune.space import BASELINE_KEY
+from tune.space import BASELINE_KEY, StudySpec
 
 
 def trial_resources() -> tuple[int, float]:
@@ -53,16 +53,23 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 
 
 class BaselineSearcher(Searcher):
-    """Wraps OptunaSearch so that the baselines it serves first (its points_to_evaluate, in
-    order) reach their trials with their non-searched keys and their name, and so that a
+    """Wraps OptunaSearch so that the baselines it serves first (in the study's order) reach
+    their trials with their non-searched keys and their name, so that a baseline of another
+    model (the plain U-Net) never becomes a point of the searched space, and so that a
     diverged trial reaches Optuna as FAIL.
 
-    Optuna's enqueue carries only searched parameters, so ``model: unet`` would otherwise be lost.
+    Optuna's enqueue carries only searched parameters, so ``lambda_recon_init`` would
+    otherwise be lost. A U-Net trial's value on the divisor axis would mislead TPE, so it runs
+    outside Optuna and is added to the journal afterwards, without parameters, labelled.
     """
 
-    def __init__(self, searcher: Searcher, baselines: list[tuple[str, dict[str, Any]]]):
+    def __init__(self, searcher: Searcher, baselines: list[tuple[str, dict[str, Any], bool]],
+                 model: str = "base_residual"):
         self.searcher = searcher
-        self.pending = list(baselines)  # (name, extra keys) not yet handed out
+        self.model = model  # named in every trial's config, so TensorBoard's HParams show it
+        # (name, extra keys, whether it is a point of the searched space) not yet handed out
+        self.pending = list(baselines)
+        self.outside: dict[str, dict[str, Any]] = {}  # Ray trial id -> label, values so far
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -72,13 +79,30 @@ class BaselineSearcher(Searcher):
         return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str):
+        if self.pending and not self.pending[0][2]:
+            name, extra, _ = self.pending.pop(0)
+            self.outside[trial_id] = {"baseline": name, "model": extra.get("model"),
+                                      "values": []}
+            return {**extra, BASELINE_KEY: name}
         suggestion = self.searcher.suggest(trial_id)
-        if isinstance(suggestion, dict) and self.pending:
-            name, extra = self.pending.pop(0)
+        if not isinstance(suggestion, dict):
+            return suggestion
+        suggestion = {"model": self.model, **suggestion}
+        attrs = {"ray_trial_id": trial_id, "model": self.model}
+        if self.pending:
+            name, extra, _ = self.pending.pop(0)
             suggestion = {**suggestion, **extra, BASELINE_KEY: name}
+            attrs.update(baseline=name, model=suggestion["model"])
+        # OptunaSearch keeps its Optuna trials by Ray trial id; it offers no other handle.
+        optuna_trial = self.searcher._ot_trials[trial_id]
+        for key, value in attrs.items():
+            optuna_trial.set_user_attr(key, value)
         return suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.outside:
+            self.outside[trial_id]["values"].append(result.get(self.metric))
+            return
         self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -87,15 +111,33 @@ class BaselineSearcher(Searcher):
         if isinstance(value, float) and not math.isfinite(value):
             # A diverged trial: Optuna refuses to tell a NaN as COMPLETE and would leave the
             # trial RUNNING in the journal; it is a failure, so say so.
-            result, error = None, True
+            result, value, error = None, None, True
+        if trial_id in self.outside:
+            self._add_outside_trial(trial_id, value, error)
+            return
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def _add_outside_trial(self, trial_id: str, value: float | None, error: bool) -> None:
+        import optuna
+
+        info = self.outside.pop(trial_id)
+        values = [v for v in info["values"] if isinstance(v, float) and math.isfinite(v)]
+        state = (optuna.trial.TrialState.FAIL if error or value is None
+                 else optuna.trial.TrialState.COMPLETE)
+        trial = optuna.trial.create_trial(
+            state=state, value=None if state == optuna.trial.TrialState.FAIL else value,
+            params={}, distributions={}, intermediate_values=dict(enumerate(values, 1)),
+            user_attrs={"ray_trial_id": trial_id, "baseline": info["baseline"],
+                        "model": info["model"]})
+        self.searcher._ot_study.add_trial(trial)
 
     # Ray saves a wrapper's state with get_state and the wrapped OptunaSearch on its own.
     def get_state(self) -> dict:
-        return {"pending": list(self.pending)}
+        return {"pending": list(self.pending), "outside": dict(self.outside)}
 
     def set_state(self, state: dict) -> None:
-        self.pending = list(state["pending"])
+        self.pending = [tuple(p) for p in state["pending"]]
+        self.outside = dict(state.get("outside", {}))
 
     @property
     def metric(self):
@@ -104,3 +146,15 @@ class BaselineSearcher(Searcher):
     @property
     def mode(self):
         return self.searcher.mode
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folder names (Ray's default spells out every parameter)."""
+    return f"trial_{trial.trial_id}"
+
+
+def build_trainable(spec: StudySpec, fixed: dict[str, Any]):
+    from ray.tune import with_parameters, with_resources
+
+    resources = {"cpu": spec.resources["cpu"], "gpu": spec.resources.get("gpu", 0)}
+    return with_resources(with_parameters(train_trial, fixed=fixed), resources)

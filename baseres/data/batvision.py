@@ -58,6 +58,13 @@ def _check_root(root: Path) -> Path:
     return root
 
 
+def v2_locations(root: str | Path) -> list[str]:
+    """The location folders of a V2 root: those holding at least one split CSV, sorted."""
+    root = _check_root(Path(root))
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and any((p / f"{split}.csv").is_file() for split in SPLITS))
+
+
 def list_v2_samples(root: str | Path, split: str, locations: list[str] | None = None
                     ) -> list[SampleRef]:
     """All samples of `split` over the chosen locations (all folders holding split CSVs if None)."""

@@ -26,16 +26,22 @@ from tqdm import tqdm
 
 from baseres.config import TrainConfig
 from baseres.data.batvision import (
+    SPLITS,
     DataError,
     SampleRef,
     list_v1_samples,
     list_v2_samples,
     load_depth_mm,
     load_waveform,
+    v2_locations,
 )
 from baseres.data.features import FeatureSettings, depth_to_metres, waveform_to_features
 
 MANIFEST = "manifest.json"
+# The splits load_split serves: the released three, and the test rows of the training places
+# (equal to "test" unless test_locations holds places out).
+SPLIT_NAMES = ("train", "val", "test", "test_seen")
+LOCATION_KEYS = ("locations", "val_locations", "test_locations")
 
 
 def cache_home() -> Path:
@@ -67,10 +73,79 @@ def resolve_data_root(cfg: TrainConfig, progress: bool = True) -> Path:
     raise DataError(f"dataset {cfg.dataset!r} needs a data root (--data-root / data_root)")
 
 
-def sample_refs(cfg: TrainConfig, root: Path, split: str) -> list[SampleRef]:
+@dataclass(frozen=True)
+class LocationPlan:
+    """Which places each split reads (BatVision V2 layout)."""
+
+    seen: tuple[str, ...] | None  # training places; None = every location folder (as released)
+    val: tuple[str, ...] | None  # held-out val places (all their rows); None = seen val rows
+    test: tuple[str, ...] | None  # held-out test places (all their rows); None = seen test rows
+
+
+def check_locations(cfg: TrainConfig, root: str | os.PathLike) -> LocationPlan | None:
+    """Validate the configured locations against the data root, before any feature work.
+
+    Every name in ``locations``, ``val_locations`` and ``test_locations`` must be a location
+    folder of ``root`` (one holding split CSVs); the unknown ones are named in one DataError
+    with the root. BatVision V1 has no locations, so setting any of them is an error. Returns
+    the places each split reads (None for V1).
+    """
+    root = Path(root)
+    given = {key: getattr(cfg, key) for key in LOCATION_KEYS if getattr(cfg, key) is not None}
     if cfg.dataset == "batvisionv1":
-        return list_v1_samples(root, split)
-    return list_v2_samples(root, split, cfg.locations)
+        if given:
+            raise DataError(f"{' and '.join(given)} need the BatVision V2 layout (dataset "
+                            "batvisionv2 or synthetic), but dataset is batvisionv1, which has "
+                            "no location folders")
+        return None
+    known = v2_locations(root)
+    unknown = [f"{name!r} ({key})" for key, names in given.items() for name in names
+               if name not in known]
+    if unknown:
+        raise DataError(f"{root}: unknown location{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(unknown)}: no folder of that name with train/val/test.csv "
+                        f"under the data root; its locations are {known}")
+    held = set(cfg.val_locations or ()) | set(cfg.test_locations or ())
+    if not held:
+        return LocationPlan(tuple(cfg.locations) if cfg.locations else None, None, None)
+    pool = cfg.locations if cfg.locations is not None else known
+    seen = tuple(name for name in pool if name not in held)
+    if not seen:
+        raise DataError(f"{root}: no location left to train on: val_locations "
+                        f"{cfg.val_locations} and test_locations {cfg.test_locations} hold out "
+                        f"every one of {list(pool)}")
+    return LocationPlan(seen, tuple(cfg.val_locations) if cfg.val_locations else None,
+                        tuple(cfg.test_locations) if cfg.test_locations else None)
+
+
+def sample_refs(cfg: TrainConfig, root: Path, split: str) -> list[SampleRef]:
+    """The samples of one split (see SPLIT_NAMES), after ``check_locations``.
+
+    Without held-out places, the released per-location splits: each split's CSV rows of the
+    chosen locations (all by default). With ``val_locations`` / ``test_locations``: "val" /
+    "test" are every row (train.csv, val.csv and test.csv) of those places, and the other
+    splits read only the remaining places, so "train" never holds a held-out place.
+    "test_seen" is the test rows of the training places ("test" when test_locations is unset).
+    """
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"split must be one of {SPLIT_NAMES}, but got {split!r}")
+    plan = check_locations(cfg, root)
+    csv_split = "test" if split == "test_seen" else split
+    if plan is None:
+        return list_v1_samples(root, csv_split)
+    held = {"val": plan.val, "test": plan.test}.get(split)
+    if held is not None:
+        return [ref for name in held for part in SPLITS
+                if (Path(root) / name / f"{part}.csv").is_file()
+                for ref in list_v2_samples(root, part, [name])]
+    if plan.seen is None:
+        return list_v2_samples(root, csv_split, None)
+    names = list(plan.seen)
+    if cfg.locations is None:  # like the released reading: the folders holding this CSV
+        names = [name for name in names if (Path(root) / name / f"{csv_split}.csv").is_file()]
+        if not names:
+            raise DataError(f"{root}: no training location holds {csv_split}.csv")
+    return list_v2_samples(root, csv_split, names)
 
 
 def _file_stamp(path: Path) -> list:
@@ -151,7 +226,9 @@ def _fill(tmp, refs, settings, skip_bad, progress, label):
 
 def load_split(cfg: TrainConfig, split: str, root: Path | None = None, progress: bool = True
                ) -> SplitArrays:
-    """Features and depth of one split, from the cache or computed once and cached."""
+    """Features and depth of one split (see ``sample_refs``), from the cache or computed once
+    and cached; the cache entry is keyed by the split's files, so held-out splits get their
+    own."""
     root = root or resolve_data_root(cfg, progress=progress)
     refs = sample_refs(cfg, root, split)
     if not refs:

@@ -22,7 +22,10 @@ from baseres.data.synth import Box, Scene, SynthParams
 
 REPO = Path(__file__).parents[2]
 FIXTURE = Path(__file__).parents[3] / "shared/fixtures/batvision_v2"
-SMALL = SynthParams(num_train=8, num_val=2, num_test=2)
+# Four locations (two rooms of two styles), each with 2 train, 1 val and 1 test pose.
+SMALL = SynthParams(num_train=8, num_val=4, num_test=4, styles=("Office", "Hall"),
+                    rooms_per_style=2)
+SMALL_LOCATIONS = ["Office_1", "Office_2", "Hall_1", "Hall_2"]
 EXTENSIONS = {"audio": "wav", "camera": "jpeg", "depth": "npy"}
 
 
@@ -70,7 +73,8 @@ def real_sample() -> Path:
 
 def test_layout_lists_every_sample_once_with_its_files(small_set):
     seen = {}
-    for location in SMALL.styles:
+    assert sorted(p.name for p in small_set.iterdir() if p.is_dir()) == sorted(SMALL_LOCATIONS)
+    for location in SMALL_LOCATIONS:
         for kind in EXTENSIONS:
             assert (small_set / location / kind).is_dir()
         for split in synth.SPLITS:
@@ -97,47 +101,49 @@ def test_manifest_records_version_seed_and_params(small_set):
     assert found["params"] == SMALL.to_dict()
     assert SynthParams(**found["params"]) == SMALL  # JSON lists come back as the same params
     assert sum(sum(c.values()) for c in found["locations"].values()) == SMALL.num_samples
+    assert sorted(found["rooms"]) == sorted(SMALL_LOCATIONS)
+    assert found["audio"]["latency_frames"] == 269
 
 
 def test_file_formats(small_set):
-    info = sf.info(str(small_set / "Office/audio/audio_0.wav"))
+    info = sf.info(str(small_set / "Office_1/audio/audio_0.wav"))
     assert (info.samplerate, info.channels, info.subtype, info.format, info.frames) == (
         44100, 2, "PCM_32", "WAV", 20000)
-    audio, _ = sf.read(small_set / "Office/audio/audio_0.wav", dtype="int32")
+    audio, _ = sf.read(small_set / "Office_1/audio/audio_0.wav", dtype="int32")
     assert 0.3 < np.abs(audio).max() / 2**31 <= 1.0  # fixed-gain level, not silence
-    depth = np.load(small_set / "Office/depth/depth_0.npy")
+    depth = np.load(small_set / "Office_1/depth/depth_0.npy")
     assert depth.dtype == np.uint16 and depth.shape == (SMALL.depth_height, SMALL.depth_width)
     valid = depth[depth > 0] / 1000
     assert valid.min() >= SMALL.sensor_min_range * 0.9
     assert valid.max() <= SMALL.sensor_range * 1.1
-    with Image.open(small_set / "Office/camera/camera_0.jpeg") as image:
+    with Image.open(small_set / "Office_1/camera/camera_0.jpeg") as image:
         assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (256, 144))
 
 
 def test_formats_and_csv_match_the_real_sample(small_set, real_sample):
     real_info = sf.info(str(next((real_sample / "audio").glob("*.wav"))))
-    ours_info = sf.info(str(small_set / "Office/audio/audio_0.wav"))
+    ours_info = sf.info(str(small_set / "Office_1/audio/audio_0.wav"))
     for attr in ("samplerate", "channels", "subtype", "format", "frames"):
         assert getattr(ours_info, attr) == getattr(real_info, attr), attr
 
     real_depth = np.load(next((real_sample / "depth").glob("*.npy")))
-    ours_depth = np.load(small_set / "Office/depth/depth_0.npy")
+    ours_depth = np.load(small_set / "Office_1/depth/depth_0.npy")
     assert (ours_depth.dtype, ours_depth.ndim) == (real_depth.dtype, real_depth.ndim)
     assert ours_depth.shape[1] * real_depth.shape[0] == real_depth.shape[1] * ours_depth.shape[0]
 
     with Image.open(next((real_sample / "camera").glob("*.jpeg"))) as real_cam, \
-            Image.open(small_set / "Office/camera/camera_0.jpeg") as ours_cam:
+            Image.open(small_set / "Office_1/camera/camera_0.jpeg") as ours_cam:
         assert (ours_cam.format, ours_cam.mode) == (real_cam.format, real_cam.mode)
 
     for split in synth.SPLITS:
         real_bytes = (real_sample / f"{split}.csv").read_bytes()
-        ours_bytes = (small_set / "Office" / f"{split}.csv").read_bytes()
+        ours_bytes = (small_set / "Office_1" / f"{split}.csv").read_bytes()
         assert ours_bytes.split(b"\r\n")[0] == real_bytes.split(b"\r\n")[0]
         assert ours_bytes.endswith(b"\r\n") == real_bytes.endswith(b"\r\n")
         real_rows = read_rows(real_sample / f"{split}.csv")
         check_row_paths(real_rows[0], real_sample.name)  # the convention the reader relies on
         kinds = [cell_kind(v) for v in real_rows[0].values()]
-        for row in read_rows(small_set / "Office" / f"{split}.csv"):
+        for row in read_rows(small_set / "Office_1" / f"{split}.csv"):
             assert [cell_kind(v) for v in row.values()] == kinds
 
 
@@ -145,6 +151,139 @@ def test_invalid_depth_fraction_is_realistic():
     fractions = [(synth.make_sample(SynthParams(), i).depth == 0).mean() for i in range(32)]
     assert 0.05 <= np.mean(fractions) <= 0.25
     assert max(fractions) < 0.6  # no sample is mostly holes
+
+
+# --------------------------------------------------------------------------- locations
+
+DEFAULT_LOCATIONS = [
+    "Office_1", "Office_2", "Office_3", "Office_4",
+    "Corridor_1", "Corridor_2", "Corridor_3", "Corridor_4",
+    "Hall_1", "Hall_2", "Hall_3", "Hall_4",
+    "Storage_1", "Storage_2", "Storage_3", "Storage_4",
+]
+
+
+def room_key(scene: Scene) -> tuple:
+    return scene.room, scene.wall_reflectance, scene.boxes
+
+
+def test_default_set_has_sixteen_locations_with_their_own_split_rows():
+    assert list(synth.location_names(SynthParams())) == DEFAULT_LOCATIONS
+    counts = synth.manifest(SynthParams())["locations"]
+    assert list(counts) == DEFAULT_LOCATIONS
+    for location, count in counts.items():  # 1000 / 250 / 250 over 16 places
+        assert count["train"] in (62, 63) and count["val"] in (15, 16), location
+        assert count["test"] in (15, 16), location
+    assert [sum(c[split] for c in counts.values()) for split in synth.SPLITS] == [1000, 250, 250]
+
+
+def test_each_location_splits_its_own_poses(small_set):
+    expected = {  # locations take turns over the indices; splits are index ranges
+        "Office_1": {"train": [0, 4], "val": [8], "test": [12]},
+        "Office_2": {"train": [1, 5], "val": [9], "test": [13]},
+        "Hall_1": {"train": [2, 6], "val": [10], "test": [14]},
+        "Hall_2": {"train": [3, 7], "val": [11], "test": [15]},
+    }
+    for location, splits in expected.items():
+        for split, indices in splits.items():
+            rows = read_rows(small_set / location / f"{split}.csv")
+            assert [int(row["index"]) for row in rows] == indices, (location, split)
+
+
+def test_every_location_is_one_room_seen_from_many_poses(small_set):
+    found = synth.read_manifest(small_set)
+    scenes = {location: [] for location in SMALL_LOCATIONS}
+    for location in SMALL_LOCATIONS:
+        for split in synth.SPLITS:
+            for row in read_rows(small_set / location / f"{split}.csv"):
+                scenes[location].append(synth.make_sample(SMALL, int(row["index"])).scene)
+    for location, views in scenes.items():
+        assert len(views) == 4
+        assert len({room_key(view) for view in views}) == 1, location  # one fixed room
+        assert len({(view.position, view.yaw) for view in views}) == 4, location  # 4 poses
+        room = found["rooms"][location]
+        assert room["size"] == list(views[0].room)
+        assert room["wall_reflectance"] == list(views[0].wall_reflectance)
+        assert [(b["lo"], b["hi"]) for b in room["boxes"]] == [
+            (list(b.lo), list(b.hi)) for b in views[0].boxes]
+    assert len({room_key(views[0]) for views in scenes.values()}) == 4  # four different rooms
+    for location in ("Office_1", "Office_2"):  # the style's ranges (3-6 m x 3.5-7 m)
+        width, length, _ = scenes[location][0].room
+        assert 3.0 <= width <= 6.0 and 3.5 <= length <= 7.0
+    for location in ("Hall_1", "Hall_2"):
+        width, length, _ = scenes[location][0].room
+        assert 8.0 <= width <= 15.0 and 8.0 <= length <= 15.0
+
+
+def test_poses_keep_clear_of_walls_and_boxes():
+    for index in range(64):
+        scene = synth.make_sample(SynthParams(), index).scene
+        x, y, z = scene.position
+        assert 0.5 <= x <= scene.room[0] - 0.5 and 0.5 <= y <= scene.room[1] - 0.5
+        for box in scene.boxes:
+            gap = np.maximum(np.maximum(np.subtract(box.lo[:2], (x, y)),
+                                        np.subtract((x, y), box.hi[:2])), 0.0)
+            assert np.hypot(*gap) >= 0.5, (index, box)
+
+
+def test_room_depends_only_on_seed_and_location():
+    hall = synth.location_room(SynthParams(), "Hall_2")
+    assert synth.location_room(SMALL, "Hall_2") == hall  # other sizes, styles, rooms per style
+    assert synth.location_room(SynthParams(num_train=3, seed=0), "Hall_2") == hall
+    assert synth.location_room(SynthParams(seed=1), "Hall_2") != hall
+    assert synth.location_room(SynthParams(), "Hall_3") != hall
+
+
+def test_same_seed_same_locations_and_files_other_seed_other_rooms(small_set, tmp_path):
+    again = synth.generate(tmp_path / "again", SMALL, progress=False)
+    assert tree_bytes(again) == tree_bytes(small_set)
+    other = synth.generate(tmp_path / "other", SynthParams(**{**SMALL.to_dict(), "seed": 1}),
+                           progress=False)
+    assert sorted(p.name for p in other.iterdir() if p.is_dir()) == sorted(SMALL_LOCATIONS)
+    ours, theirs = synth.read_manifest(small_set)["rooms"], synth.read_manifest(other)["rooms"]
+    for location in SMALL_LOCATIONS:
+        assert ours[location]["size"] != theirs[location]["size"], location
+
+
+@pytest.mark.parametrize("name", ["Office", "Office_0", "Attic_1", "Hall_x", ""])
+def test_bad_location_names_are_refused(name):
+    with pytest.raises(ValueError, match=r"a synthetic location is <Style>_<n> .* got"):
+        synth.location_room(SynthParams(), name)
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def onset_over_noise(wave: np.ndarray) -> list[int]:
+    """Per channel, the first frame whose |amplitude| exceeds 20 times the noise floor (the
+    std of the first 200 frames, before any sound arrives)."""
+    floor = wave[:200].std(axis=0)
+    return [int(np.argmax(np.abs(wave[:, c]) > 20 * floor[c])) for c in range(wave.shape[1])]
+
+
+def test_synthetic_recordings_have_the_real_sample_latency(small_set, real_sample):
+    real, _ = sf.read(real_sample / "audio" / "audio_47.wav", dtype="float64")
+    real_onsets = onset_over_noise(real)
+    assert real_onsets == [286, 286]  # 6.49 ms into the file, both ears
+    wavs = sorted(small_set.glob("*/audio/*.wav"))
+    assert len(wavs) == SMALL.num_samples
+    for wav in wavs:
+        ours, _ = sf.read(wav, dtype="float64")
+        for mine, theirs in zip(onset_over_noise(ours), real_onsets, strict=True):
+            assert abs(mine - theirs) <= 2, wav.name
+
+
+@pytest.mark.parametrize("latency", [0, 100, 269, 1000])
+def test_direct_sound_starts_at_the_configured_latency(latency):
+    params = SynthParams(reverb_level=0.0, noise_level=0.0, latency_frames=latency)
+    anechoic = Scene(BIG, (0.0,) * 6, (50.0, 50.0, 50.0), 0.0)  # the direct sound only
+    wave = synth.render_audio(anechoic, params, np.random.default_rng(0))
+    travel = 0.1 / 343.0 * 44100  # each ear is mic_spacing / 2 = 0.1 m from the speaker
+    for ear in range(2):
+        envelope = np.abs(np.correlate(wave[:, ear], synth.chirp(), "valid"))
+        onset = int(np.argmax(envelope > 0.5 * envelope.max()))
+        assert abs(onset - (latency + travel)) <= 1
+        assert np.abs(wave[: latency + 12, ear]).max() < 1e-6  # silence until it arrives
 
 
 # --------------------------------------------------------------------------- determinism
@@ -156,7 +295,8 @@ def test_generation_is_byte_identical_for_any_worker_count(small_set, tmp_path):
 
 
 def test_sample_does_not_depend_on_set_size(small_set, tmp_path):
-    five = SynthParams(num_train=3, num_val=1, num_test=1)
+    five = SynthParams(num_train=3, num_val=1, num_test=1, styles=SMALL.styles,
+                       rooms_per_style=SMALL.rooms_per_style)
     root = synth.generate(tmp_path / "five", five, progress=False)
     for index in range(5):
         location = synth.location_of(five, index)
@@ -173,8 +313,8 @@ def test_generate_resumes_and_keeps_complete_samples(small_set, tmp_path):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     (root / synth.MANIFEST).unlink()
-    (root / "Corridor/depth/depth_5.npy").unlink()
-    kept = root / "Office/audio/audio_4.wav"
+    (root / "Office_2/depth/depth_5.npy").unlink()
+    kept = root / "Office_1/audio/audio_4.wav"
     os.utime(kept, ns=(1, 1))
     synth.generate(root, SMALL, progress=False)
     assert kept.stat().st_mtime_ns == 1  # skipped, not rewritten
@@ -192,6 +332,7 @@ def test_generate_refuses_a_folder_of_other_params(tmp_path):
 
 QUIET = SynthParams(reverb_level=0.0, noise_level=0.0)
 BIG = (100.0, 100.0, 100.0)
+LATENCY = 269  # frames from the start of a recording to the chirp's emission (the default)
 
 
 def echo_onsets(scene: Scene, params: SynthParams = QUIET) -> list[int]:
@@ -221,7 +362,7 @@ def test_single_wall_echo_arrives_at_round_trip_time(distance, yaw_deg, nearer):
     # so that one ear is about 7 cm closer to the wall than the other.
     scene = Scene(BIG, (0.9, 0, 0, 0, 0, 0), (distance, 50.0, 50.0), math.radians(yaw_deg))
     onsets = echo_onsets(scene)
-    expected = 2 * distance / QUIET.speed_of_sound * synth.SAMPLE_RATE
+    expected = LATENCY + 2 * distance / 343.0 * 44100
     for onset in onsets:
         assert abs(onset - expected) <= HOP
     assert onsets[nearer] < onsets[1 - nearer]
@@ -246,7 +387,7 @@ def test_box_echo_and_depth_come_from_the_same_geometry(box_distance):
     centre = z[z.shape[0] // 2, z.shape[1] // 2]
     assert centre == pytest.approx(box_distance, rel=1e-5)
     assert surface[z.shape[0] // 2, z.shape[1] // 2] == 6
-    expected = 2 * centre / QUIET.speed_of_sound * synth.SAMPLE_RATE
+    expected = LATENCY + 2 * centre / 343.0 * 44100
     for onset in echo_onsets(scene):
         assert abs(onset - expected) <= HOP
 
@@ -254,8 +395,8 @@ def test_box_echo_and_depth_come_from_the_same_geometry(box_distance):
 def test_nearer_wall_gives_a_stronger_echo():
     def echo_energy(distance: float) -> float:
         scene = Scene(BIG, (0.9, 0, 0, 0, 0, 0), (distance, 50.0, 50.0), math.pi)
-        return float(np.sum(synth.impulse_response(scene, QUIET, np.random.default_rng(0))[:, 40:]
-                            ** 2))
+        ir = synth.impulse_response(scene, QUIET, np.random.default_rng(0))
+        return float(np.sum(ir[:, LATENCY + 40:] ** 2))  # after the direct sound
 
     assert echo_energy(1.0) > echo_energy(2.0) > echo_energy(4.0)
 
@@ -268,7 +409,8 @@ def test_digest_is_short_stable_and_covers_every_param():
     assert re.fullmatch(r"[0-9a-f]{12}", base.digest())
     assert SynthParams().digest() == base.digest()
     changed = [SynthParams(seed=1), SynthParams(num_train=999), SynthParams(sensor_range=10.0),
-               SynthParams(styles=("Office",)), SynthParams(echo_rays=1024)]
+               SynthParams(styles=("Office",)), SynthParams(echo_rays=1024),
+               SynthParams(rooms_per_style=3), SynthParams(latency_frames=0)]
     assert len({p.digest() for p in changed} | {base.digest()}) == len(changed) + 1
 
 
@@ -284,6 +426,10 @@ def test_digest_is_short_stable_and_covers_every_param():
     ({"hfov_deg": 180.0}, r"hfov_deg must be in \(0, 180\), got 180.0"),
     ({"left_band": (0.3, 0.1)}, r"left_band\[0\] <= left_band\[1\] .* got \(0.3, 0.1\)"),
     ({"mic_spacing": 0.0}, r"mic_spacing must be > 0, got 0.0"),
+    ({"rooms_per_style": 0}, r"rooms_per_style must be an integer >= 1, got 0"),
+    ({"rooms_per_style": 2.0}, r"rooms_per_style must be an integer >= 1, got 2.0"),
+    ({"latency_frames": -1}, r"latency_frames must be an integer >= 0, got -1"),
+    ({"latency_frames": 10000}, r"latency_frames must be < 10000 \(half the .*, got 10000"),
 ])
 def test_bad_params_are_refused_with_rule_and_value(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -311,7 +457,8 @@ root, ready, go = map(Path, sys.argv[1:4])
 ready.touch()
 while not go.exists():
     time.sleep(0.005)
-print(ensure_synthetic(SynthParams(num_train=8, num_val=2, num_test=2), root=root))
+print(ensure_synthetic(SynthParams(num_train=8, num_val=4, num_test=4, styles=("Office", "Hall"),
+                                   rooms_per_style=2), root=root))
 """
 
 
@@ -345,7 +492,7 @@ def test_concurrent_ensure_generates_once(small_set, tmp_path, capsys):
 
 def test_interrupted_ensure_leaves_no_set_and_resumes(small_set, tmp_path, monkeypatch):
     root = tmp_path / "set"
-    real_write = synth.write_samples
+    real_write = synth.writer.write_samples
     calls = []
 
     def crash_after_five(*args):
@@ -354,14 +501,14 @@ def test_interrupted_ensure_leaves_no_set_and_resumes(small_set, tmp_path, monke
             raise KeyboardInterrupt
         return real_write(*args)
 
-    monkeypatch.setattr(synth, "write_samples", crash_after_five)
+    monkeypatch.setattr(synth.writer, "write_samples", crash_after_five)
     with pytest.raises(KeyboardInterrupt):
         synth.ensure_synthetic(SMALL, root=root, progress=False)
     assert not root.exists()  # never visible half-written
     partial = tmp_path / ".set.partial"
     assert len(list(partial.glob("*/audio/*.wav"))) == 5
 
-    monkeypatch.setattr(synth, "write_samples", real_write)
+    monkeypatch.setattr(synth.writer, "write_samples", real_write)
     assert synth.ensure_synthetic(SMALL, root=root, progress=False) == root
     assert not partial.exists()
     assert tree_bytes(root) == tree_bytes(small_set)

@@ -4,6 +4,7 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -31,6 +32,49 @@ def test_records_carry_the_peak_memory_in_mib(toy_data):
     peaks = [r["peak_rss_mb"] for r in run(tiny_config(epochs=2), toy_data).history]
     # torch alone takes more than 50 MiB; KiB or bytes read as MiB would leave this range
     assert 50 < peaks[0] <= peaks[1] < 24 * 1024
+
+
+def test_every_epoch_reports_train_rmse_the_gap_and_the_learned_nothing_reference(toy_data):
+    import numpy as np
+
+    from baseres.metrics import depth_metrics
+
+    trainer = run(tiny_config(epochs=2), toy_data)
+    train, val = toy_data["train"], toy_data["val"]
+    # The mean-depth map by hand: every toy map is one level with the same invalid corner.
+    levels = np.asarray(train.depth)[:, 0, -1, -1]
+    mean_map = torch.full((1, 1, 32, 32), float(levels.mean()))
+    gt = torch.from_numpy(np.asarray(val.depth))
+    reference = depth_metrics(mean_map.expand_as(gt), gt, trainer.cfg.max_depth)["rmse"]
+    for record in trainer.history:
+        assert record["gap"] == pytest.approx(record["val_rmse"] - record["train_rmse"])
+        assert record["mean_map_rmse"] == pytest.approx(reference, rel=1e-5)
+        assert 0 < record["train_rmse"] < 20 and 0 <= record["sparse_ratio"]
+        assert {"train_sparse", "sparse", "train_sparse_ratio"} <= set(record)
+    # train_rmse is the model scored on training samples: the same weights on the same
+    # samples give the same figure.
+    probe, _ = trainer.evaluate(trainer.data["train_probe"])
+    assert probe["rmse"] == pytest.approx(trainer.history[-1]["train_rmse"])
+
+
+def test_the_train_probe_is_a_fixed_seeded_subset_of_at_most_256():
+    from helpers import random_split
+
+    from baseres.train import train_probe
+
+    big = random_split(300, 8, seed=3)
+    a, b, c = train_probe(big, 0), train_probe(big, 0), train_probe(big, 1)
+    assert len(a) == 256 and np.array_equal(a.features, b.features)
+    assert not np.array_equal(a.features, c.features)
+    small = random_split(20, 8)
+    assert len(train_probe(small, 0)) == 20
+
+
+def test_unet_records_no_decomposition(toy_data):
+    record = run(tiny_config(model="unet", epochs=1), toy_data).history[-1]
+    assert "val_rmse" in record and "train_rmse" in record
+    assert not {"sparse", "base_rmse", "train_sparse", "train_base"} & set(record)
+    assert record["train_loss"] == pytest.approx(record["train_recon"])  # lambda_recon 1.0
 
 
 def test_channels_last_changes_the_layout_not_the_numbers(toy_data):

@@ -14,8 +14,8 @@ import yaml
 
 from baseres.config import TrainConfig
 from baseres.model import BaseResidualNet
+from tune.experiment import STUDY_FILE
 from tune.export import main
-from tune.run import STUDY_FILE
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -129,7 +129,7 @@ def no_finished_trial(tmp_path: Path, smoke_experiment: Path) -> Path:
     ("rank too high", "`1 <= rank <= 4` must hold (4 trials have a finite val_rmse), "
                       "but got rank=5"),
     ("rank zero", "but got rank=0"),
-    ("not an experiment", "not an experiment folder of tune.run (needs study.yaml)"),
+    ("not an experiment", "not an experiment folder of tune.run (no study.yaml)"),
     ("no finished trial", "no finished trial; none reported a finite val_rmse"),
     ("missing --out folder", "does not exist"),
     ("--out is a folder", "is a folder"),

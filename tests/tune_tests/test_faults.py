@@ -9,7 +9,8 @@ import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from tune.run import JOURNAL_FILE, main
+from tune.experiment import JOURNAL_FILE
+from tune.run import main
 from tune.summary import build_summary
 
 DIVERGING_STUDY = {
@@ -47,7 +48,7 @@ def test_a_diverging_trial_stops_fails_in_optuna_and_is_never_best(ray_session, 
                       1.0e30: optuna.trial.TrialState.FAIL}
 
     summary = build_summary(experiment)
-    assert summary["best"]["trial"].endswith("(sane)")
+    assert summary["verdict"][0].startswith("Best overall: ") and "(sane)" in summary["verdict"][0]
     assert summary["problems"]["diverged"] == 1
     assert any(reason.startswith("diverged") for reason in summary["problems"]["reasons"].values())
 
@@ -108,7 +109,8 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(tmp_path):
     driver = subprocess.Popen(
         [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--storage", str(tmp_path),
          "--name", "worker-killed", "--set", "train.epochs=4", "--set", "scheduler.type=none",
-         "--set", "baselines={}", "--num-samples", "2", "--max-concurrent", "1"],
+         "--set", "baselines={}", "--set", "targets={}", "--num-samples", "2",
+         "--max-concurrent", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     experiment = tmp_path / "worker-killed"
 
@@ -169,7 +171,7 @@ def test_two_searches_at_once_share_one_data_build(tmp_path):
     drivers = [subprocess.Popen(
         [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--storage",
          str(tmp_path / "results"), "--name", f"search-{i}", "--set", "baselines={}",
-         "--num-samples", "1", "--set", "train.epochs=1"],
+         "--set", "targets={}", "--num-samples", "1", "--set", "train.epochs=1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for i in (1, 2)]
     outputs = []
     for driver in drivers:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tune.run import JOURNAL_FILE, free_name, main
+from tune.experiment import JOURNAL_FILE
+from tune.run import free_name, main
 from tune.space import load_study
 
 SMOKE = load_study("smoke.yaml")
@@ -44,7 +45,9 @@ def test_smoke_search_end_to_end(smoke_experiment):
         assert list(t["folder"].glob("checkpoint_*")), t["folder"]
         iterations = [r["training_iteration"] for r in t["rows"]]
         assert iterations == list(range(1, len(iterations) + 1))  # one row per epoch
-        assert all("val_rmse" in r and "sparse" in r and "lambda_base" in r for r in t["rows"])
+        for row in t["rows"]:  # the generalisation gap in every epoch; decomposition if any
+            assert row["gap"] == pytest.approx(row["val_rmse"] - row["train_rmse"])
+            assert ("sparse" in row) == (t["config"]["model"] == "base_residual")
     epochs_run = [len(t["rows"]) for t in found]
     assert min(epochs_run) < SMOKE.scheduler["max_t"] == max(epochs_run)  # ASHA stopped one
 
@@ -59,9 +62,17 @@ def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     done = sorted(study.trials, key=lambda t: t.number)
     assert len(done) == SMOKE.num_samples
-    for trial, point in zip(done, SMOKE.baselines.values()):
+    in_space = [(name, point) for name, point in SMOKE.baselines.items() if "model" not in point]
+    for trial, (name, point) in zip(done, in_space):
         assert trial.params == {k: v for k, v in point.items() if k in SMOKE.space}
+        assert trial.user_attrs["baseline"] == name
+    # the U-Net is its own model: in the journal without parameters, labelled
+    (unet,) = [t for t in done if t.user_attrs.get("baseline") == "unet"]
+    assert unet.params == {} and unet.user_attrs["model"] == "unet"
+    assert unet.value is not None and unet.intermediate_values
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
+    ray_ids = {t.user_attrs["ray_trial_id"] for t in done}
+    assert ray_ids == {f.name.removeprefix("trial_") for f in smoke_experiment.glob("trial_*")}
 
 
 def test_every_trial_logs_scalars_images_and_hparams(smoke_experiment):

@@ -6,9 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from tune.space import SEARCH_SPACES, StudyError, load_study, resolve_study_path
+from tune.space import SEARCH_SPACES, Relative, StudyError, load_study, resolve_study_path
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("generalization", "smoke", "batvision_v2")
@@ -45,24 +45,50 @@ def test_shipped_studies_load(name):
     assert spec.num_samples >= len(spec.baselines)
     assert spec.scheduler["max_t"] == spec.trial_config({**spec.baselines["seed_after"]}).epochs
     assert spec.space["base_channel_divisor"] == CategoricalDistribution([1, 2, 4, 8])
-    assert spec.space["lambda_base"] == FloatDistribution(0.3, 3.0, log=True)
-    assert spec.targets["minimum"]["val_rmse"] == (None, 2.2)
-    assert spec.targets["ideal"]["sparse"] == (0.2, 0.3)
+    assert spec.space["lambda_base_init"] == FloatDistribution(0.5, 4.0, log=True)
+    assert spec.targets["minimum"]["val_rmse"] == (None, Relative(0.85, "seed_before"))
+    assert spec.targets["ideal"]["val_rmse"] == (None, Relative(0.70, "seed_before"))
+    assert spec.scientific == "base_channel_divisor"
     for point in spec.baselines.values():
         assert spec.trial_config(point).use_adaptive_loss
+
+
+# The seed's document, value for value (README: "The seed's values and their keys").
+SEED_VALUES = {
+    "seed_before": {"base_channel_divisor": 1, "residual_range": 0.2, "lambda_recon_init": 0.5,
+                    "lambda_recon_end": 1.0, "lambda_base_init": 1.5, "lambda_base_end": 0.3,
+                    "lambda_sparse": 0.3, "warmup_fraction": 0.10},
+    "seed_after": {"base_channel_divisor": 4, "residual_range": 0.3, "lambda_recon_init": 0.3,
+                   "lambda_recon_end": 1.0, "lambda_base_init": 2.0, "lambda_base_end": 0.3,
+                   "lambda_sparse": 0.05, "warmup_fraction": 0.25},
+}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("baseline", sorted(SEED_VALUES))
+def test_shipped_baselines_are_the_seeds_runs(name, baseline):
+    spec = load_study(name)
+    cfg = spec.trial_config(spec.baselines[baseline])
+    assert cfg.model == "base_residual" and cfg.use_adaptive_loss
+    assert {k: getattr(cfg, k) for k in SEED_VALUES[baseline]} == SEED_VALUES[baseline]
+    unet = spec.trial_config(spec.baselines["unet"])
+    assert unet.model == "unet" and spec.baselines["unet"] == {"model": "unet"}
 
 
 def test_shipped_sizes():
     gen, smoke, v2 = (load_study(name) for name in SHIPPED)
     assert (gen.num_samples, gen.max_concurrent_trials) == (12, 2)
     assert gen.resources == {"cpu": 1, "gpu": 0}
-    assert gen.space["warmup_epochs"] == IntDistribution(0, 10)
+    assert gen.space["warmup_fraction"] == FloatDistribution(0.05, 0.5)
+    assert gen.trial_config(gen.baselines["seed_before"]).warmup_epochs == 1  # 10 % of 12
+    assert gen.trial_config(gen.baselines["seed_after"]).warmup_epochs == 3  # 25 % of 12
     assert gen.scheduler == {"type": "asha", "grace_period": 2, "reduction_factor": 3, "max_t": 12}
     assert smoke.num_samples == len(smoke.baselines) + 1
     assert smoke.space == gen.space and smoke.baselines == gen.baselines
     assert smoke.trial_config({"model": "unet"}).image_size == 32
     assert v2.fixed["data_root"] == "/data/BatvisionV2" and v2.resources["gpu"] == 1
-    assert v2.baselines["seed_after"]["warmup_epochs"] == 50
+    assert v2.trial_config(v2.baselines["seed_after"]).warmup_epochs == 25  # 25 % of 100
+    assert v2.trial_config(v2.baselines["seed_before"]).warmup_epochs == 10  # 10 % of 100
 
 
 def test_baseline_extras_reach_the_trial_config():
@@ -72,6 +98,7 @@ def test_baseline_extras_reach_the_trial_config():
     before = spec.trial_config(spec.baselines["seed_before"])
     assert (before.model, before.base_channel_divisor) == ("base_residual", 1)
     assert (before.lambda_base_init, before.lambda_recon_init) == (1.5, 0.5)
+    assert before.lowpass_kernel == 4  # 64 px / 16, the seed's share
 
 
 def test_to_yaml_round_trips(tmp_path):
@@ -204,8 +231,11 @@ BAD = [
      r"baselines.b.base_channel_divisor: must be one of the searched choices.*got True"),
     ("baseline-unknown-key", VALID + POINT % "lamda_base_init: 1",
      r"baselines.b.lamda_base_init: unknown TrainConfig key \(did you mean 'lambda_base_init'"),
-    ("baseline-partial", VALID + "baselines:\n  b: {model: unet}\n",
+    ("baseline-partial", VALID + "baselines:\n  b: {seed: 3}\n",
      r"baselines.b: a baseline must set every searched parameter, but misses lambda_base"),
+    ("baseline-unet-searched", VALID + POINT % "model: unet",
+     r"baselines.b.lambda_base: a unet baseline is its own model and takes no searched "
+     r"parameter, but got lambda_base=1.0"),
     ("baseline-bad-extra", VALID + POINT % "model: cnn",
      r"baselines.b.model: model must be one of \['base_residual', 'unet'\], but got 'cnn'"),
     ("baseline-breaks-trial", VALID + "train: {base_channels: 8}\n" + POINT % "base_channels: 10",
@@ -242,6 +272,22 @@ BAD = [
     ("scheduler-unknown", VALID + "scheduler: {type: asha, brackets: 2}\n",
      r"scheduler.brackets: unknown key"),
     # targets
+    ("target-relative-unknown",
+     VALID + "targets: {ideal: {val_rmse: [null, {times: 0.7, of: x}]}}\n",
+     r"targets.ideal.val_rmse\[1\].of: must name a baseline of this study \(none\), but got 'x'"),
+    ("target-relative-times", VALID + POINT % "seed: 1" + "targets: {ideal: {val_rmse: "
+     "[null, {times: -1, of: b}]}}\n", r"targets.ideal.val_rmse\[1\].times: `times > 0` must "
+     r"hold, but got times=-1"),
+    ("target-relative-missing", VALID + POINT % "seed: 1" + "targets: {ideal: {val_rmse: "
+     "[null, {times: 0.7}]}}\n", r"targets.ideal.val_rmse\[1\].of: is required"),
+    ("target-relative-extra", VALID + POINT % "seed: 1" + "targets: {ideal: {val_rmse: "
+     "[null, {times: 0.7, of: b, per: 2}]}}\n",
+     r"targets.ideal.val_rmse\[1\].per: unknown key; allowed: times, of"),
+    ("target-rule-empty", VALID + "targets: {rules: {sparse: ''}}\n",
+     r"targets.rules.sparse: must be a sentence, but got ''"),
+    ("scientific-unknown", VALID + "scientific: base_channel_divisor\n",
+     r"scientific: must name a searched parameter \(lambda_base\), but got "
+     r"'base_channel_divisor'"),
     ("target-level", VALID + "targets: {great: {val_rmse: [null, 1]}}\n",
      r"targets.great: unknown key; allowed: minimum, ideal"),
     ("target-low-above-high", VALID + "targets: {ideal: {sparse: [0.3, 0.2]}}\n",

@@ -1,0 +1,5 @@
+import sys
+
+from baseres.data.synth.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""Targets (absolute and relative), equal-budget comparisons and the verdict, on hand-made
+trials whose figures are worked out by hand."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tune.compare import compare, in_band, isolation_table, judge_targets, verdict
+from tune.experiment import TrialSummary
+from tune.space import load_study
+
+SMOKE = load_study("smoke.yaml")
+
+
+def trial(trial_id, curve, model="base_residual", baseline=None, **params) -> TrialSummary:
+    """A trial whose epoch e (1-based) scored curve[e - 1]; other metrics fixed."""
+    rows = [{"training_iteration": e, "val_rmse": v, "val_delta1": 0.5, "train_sparse": 0.1}
+            for e, v in enumerate(curve, 1)]
+    if model == "unet":
+        rows = [{k: v for k, v in r.items() if k != "train_sparse"} for r in rows]
+        params = {"model": "unet"}
+    if baseline:
+        params = {**params, "baseline": baseline}
+    return TrialSummary(trial_id, Path(trial_id), params, rows, "TERMINATED")
+
+
+@pytest.mark.parametrize("value, band, expected", [
+    (0.2, (0.2, 0.3), True), (0.3, (0.2, 0.3), True), (0.25, (0.2, 0.3), True),
+    (0.1999, (0.2, 0.3), False), (0.3001, (0.2, 0.3), False),
+    (2.2, (None, 2.2), True), (2.2001, (None, 2.2), False),
+    (0.45, (0.45, None), True), (0.4499, (0.45, None), False),
+    (math.nan, (None, 2.2), False), (math.inf, (0.1, None), False),
+])
+def test_target_bands_are_inclusive_at_their_edges(value, band, expected):
+    assert in_band(value, band) is expected
+
+
+def test_a_relative_target_is_judged_against_the_baselines_value():
+    # seed_before's best is 2.0 m: minimum 0.85 x 2.0 = 1.7 m, ideal 0.70 x 2.0 = 1.4 m
+    before = trial("b", [2.4, 2.0], baseline="seed_before")
+    checks = {(c.level, c.metric): c for c in judge_targets(
+        trial("x", [1.6]), SMOKE, {"seed_before": before})}
+    minimum, ideal = checks["minimum", "val_rmse"], checks["ideal", "val_rmse"]
+    assert minimum.band == (None, pytest.approx(1.7)) and minimum.passed is True
+    assert ideal.band == (None, pytest.approx(1.4)) and ideal.passed is False
+    assert "0.85 x seed_before (2)" in minimum.scale
+    assert str(ideal) == "val_rmse 1.6 <= 1.4 [0.7 x seed_before (2)] ideal: fail"
+    # the sparse band is absolute (train_sparse 0.1: minimum >= 0.06 passes, ideal 0.08-0.12)
+    assert checks["minimum", "train_sparse"].scale == "absolute"
+    assert checks["ideal", "train_sparse"].passed is True
+
+
+def test_unresolved_and_inapplicable_targets_are_not_judged():
+    checks = {(c.level, c.metric): c for c in judge_targets(
+        trial("u", [1.0], model="unet", baseline="unet"), SMOKE, {})}
+    assert checks["minimum", "val_rmse"].passed is None
+    assert checks["minimum", "val_rmse"].note == "seed_before has no val_rmse yet"
+    assert checks["ideal", "train_sparse"].passed is None
+    assert "a unet reports no train_sparse" in str(checks["ideal", "train_sparse"])
+    assert checks["minimum", "val_delta1"].passed is True
+
+
+def test_comparisons_are_made_at_the_highest_epoch_both_reached():
+    long = trial("long", [3.0, 2.0, 1.0, 0.5])
+    short = trial("short", [2.5, 1.5])
+    result = compare(short, long)
+    assert (result.epoch, result.a_rmse, result.b_rmse) == (2, 1.5, 2.0)
+    assert result.ratio == pytest.approx(0.75)  # at epoch 4 `long` would win, 0.5 vs 1.5
+
+
+def test_isolation_rows_share_one_epoch():
+    trials = [trial("a", [2.0, 1.5, 1.2, 1.0], base_channel_divisor=1),
+              trial("b", [1.8, 1.4], base_channel_divisor=4),
+              trial("c", [1.9, 1.6, 1.45], base_channel_divisor=4),
+              trial("u", [0.9], model="unet", baseline="unet")]
+    rows, epoch = isolation_table(trials, SMOKE)
+    table = {r.value: r for r in rows}
+    assert epoch == 2  # divisor 4's best (b, 1.4 m) ran 2 epochs
+    assert (table[1].trial_id, table[1].epochs, table[1].val_rmse, table[1].at_common) == (
+        "a", 4, 1.0, 1.5)
+    assert (table[4].trial_id, table[4].val_rmse, table[4].at_common, table[4].trials) == (
+        "b", 1.4, 1.4, 2)
+    assert table[2].trial_id is None and math.isnan(table[2].at_common)
+
+
+def test_the_verdict_names_the_best_searched_trial_and_its_margin_to_each_baseline():
+    before = trial("b", [1.5, 1.0, 0.9], baseline="seed_before")
+    unet = trial("u", [1.6, 1.2, 1.1], model="unet", baseline="unet")
+    searched = trial("s", [1.2, 0.95])
+    ranked = [before, searched, unet]
+    checks = {t.label: judge_targets(t, SMOKE, {"seed_before": before}) for t in ranked}
+    lines = verdict(ranked, {"seed_before": before, "unet": unet}, checks, 4)
+    assert lines[0] == "Best overall: b (seed_before), val RMSE 0.9 m (3 epochs)."
+    assert lines[1] == "Best searched trial: s, val RMSE 0.95 m (2 epochs)."
+    assert lines[2] == "  - against seed_before: 5.0 % better (0.95 vs 1 m at epoch 2)."
+    assert lines[3] == "  - against unet: 20.8 % better (0.95 vs 1.2 m at epoch 2)."
+    # no trial reaches 0.70 x 0.9 = 0.63 m; the unet is never judged on train_sparse
+    assert "val_rmse ideal" in lines[-1] and lines[-1].startswith("Targets no trial met: ")
+
+
+def test_a_baseline_is_never_called_searched():
+    before = trial("b", [1.0], baseline="seed_before")
+    lines = verdict([before], {"seed_before": before}, {}, 4)
+    assert lines[1] == ("No searched trial has a result yet (1 of 4 trials have one, "
+                        "all baselines).")

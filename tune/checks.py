@@ -1,0 +1,499 @@
+"""The study-file validator: every key, range and trial corner checked before Ray starts,
+each failure one line naming the file, the key path, the rule and the value (Optuna's style).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import types
+import typing
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from baseres.config import DATASETS, ConfigError, TrainConfig, config_fields, one_line
+from tune.study import (
+    DATA_FIELDS,
+    DEFAULT_NUM_SAMPLES,
+    EPOCHS_FIXED,
+    MAX_SAMPLES,
+    METRICS,
+    NAME_PATTERN,
+    NOT_SETTABLE,
+    PARAM_TYPES,
+    REQUIRED,
+    SAMPLERS,
+    SCHEDULERS,
+    TARGET_LEVELS,
+    TOP_KEYS,
+    Bound,
+    Relative,
+    StudyError,
+    StudySpec,
+    low_end,
+    short_form,
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one key path lies inside the other (``search.x`` and ``search.x.low``)."""
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and long[len(short): len(short) + 1] in ("", ".", "[")
+
+
+def _field_types(hint: Any) -> set[Any]:
+    """The types a TrainConfig annotation admits: ``int | None`` -> {int, NoneType}."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return {typing.get_origin(arg) or arg for arg in typing.get_args(hint)}
+    return {typing.get_origin(hint) or hint}
+
+
+def _suggest(key: Any, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Checker:
+    """Validates one raw study; every failure goes through `fail` so messages share a form."""
+
+    def __init__(self, path: Path, overridden: tuple[tuple[str, str], ...]) -> None:
+        self.path = path
+        self.overridden = overridden
+        self.fields = config_fields()
+
+    def fail(self, key: str, rule: str, also: Iterable[str] = ()) -> NoReturn:
+        """Raise for `key`; a --set override of it (or of a key in `also`) is named first."""
+        keys = [key, *also]
+        blamed = [o for o, scope in self.overridden if any(_related(scope, k) for k in keys)]
+        parts = [str(self.path), *(f"--set {o}" for o in blamed)]
+        if key not in blamed:
+            parts.append(key)
+        raise StudyError(one_line(": ".join(parts) + f": {rule}"))
+
+    # ---------------------------------------------------------------- generic values
+    def mapping(self, value: Any, key: str, empty_ok: bool = False) -> dict[str, Any]:
+        if value is None and empty_ok:  # a section whose entries are all commented out
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a mapping, but got {value!r}")
+        for name in value:
+            if not isinstance(name, str):
+                self.fail(key, f"keys must be strings, but got {name!r}")
+        return value
+
+    def known_keys(self, mapping: dict[str, Any], allowed: Sequence[str], key: str) -> None:
+        for name in mapping:
+            if name not in allowed:
+                self.fail(f"{key}.{name}" if key else name,
+                          f"unknown key{_suggest(name, allowed)}; allowed: {', '.join(allowed)}")
+
+    def train_key(self, name: str, key: str) -> None:
+        """`name` must be a TrainConfig field that a study may set."""
+        if name not in self.fields:
+            hint = _suggest(name, self.fields) or f"; known: {', '.join(self.fields)}"
+            self.fail(key, f"unknown TrainConfig key{hint}")
+        if name in NOT_SETTABLE:
+            self.fail(key, NOT_SETTABLE[name])
+
+    def integer(self, value: Any, key: str, low: int, high: int | None = None) -> int:
+        leaf = key.rsplit(".", 1)[-1]
+        if not _is_int(value):
+            self.fail(key, f"must be an integer, but got {value!r}")
+        if value < low:
+            self.fail(key, f"`{leaf} >= {low}` must hold, but got {leaf}={value}")
+        if high is not None and value > high:
+            self.fail(key, f"`{leaf} <= {high}` must hold, but got {leaf}={value}")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if not _is_number(value):
+            self.fail(key, f"must be a number, but got {value!r}")
+        if not math.isfinite(value):
+            self.fail(key, f"must be finite, but got {value!r}")
+        return value
+
+    def choice(self, value: Any, key: str, allowed: Sequence[str]) -> str:
+        if value not in allowed:
+            self.fail(key, f"must be one of {list(allowed)}, but got {value!r}")
+        return value
+
+    # ---------------------------------------------------------------- the study
+    def study(self, raw: dict[str, Any]) -> StudySpec:
+        raw = self.mapping(raw, "study")
+        self.known_keys(raw, TOP_KEYS, "")
+        for key in REQUIRED:
+            if key not in raw:
+                self.fail(key, "is required")
+        study_name = raw["name"]
+        if not isinstance(study_name, str) or not NAME_PATTERN.fullmatch(study_name):
+            self.fail("name", "must be a folder name (letters, digits, '.', '_', '-'), "
+                              f"but got {study_name!r}")
+        metric = self.choice(raw.get("metric", METRICS[0]), "metric", METRICS)
+        mode = self.choice(raw.get("mode", "min"), "mode", ("min",))
+        num_samples = self.integer(raw.get("num_samples", DEFAULT_NUM_SAMPLES), "num_samples",
+                                   1, MAX_SAMPLES)
+        max_concurrent = self.integer(raw.get("max_concurrent_trials", 1),
+                                      "max_concurrent_trials", 1)
+        resources = self.resources(raw.get("resources_per_trial", {}))
+        data = self.data(raw.get("data", {}))
+        train = self.train(raw.get("train"))
+        space = self.search(raw["search"], train)
+        fixed = {**train, **data}
+        # Every trial starts from here: the fixed values with each parameter at its low end.
+        low = {name: low_end(dist) for name, dist in space.items()}
+        owners = {**_owners(fixed),
+                  **{name: f"search.{name}.{_low_key(dist)}" for name, dist in space.items()}}
+        config = self.build({**fixed, **low}, "", owners)
+        self.corners(fixed, low, space)
+        baselines = self.baselines(raw.get("baselines"), fixed, space)
+        if num_samples < len(baselines):
+            self.fail("num_samples", "`num_samples >= len(baselines)` must hold (the baselines "
+                      f"run first), but got (num_samples={num_samples}, "
+                      f"baselines={len(baselines)})", also=("baselines",))
+        targets, rules = self.targets(raw.get("targets"), baselines)
+        return StudySpec(
+            name=study_name,
+            path=self.path,
+            metric=metric,
+            mode=mode,
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
+            resources=resources,
+            fixed=fixed,
+            space=space,
+            baselines=baselines,
+            sampler=self.sampler(raw.get("sampler", {})),
+            scheduler=self.scheduler(raw.get("scheduler", {}), config.epochs),
+            targets=targets,
+            target_rules=rules,
+            scientific=self.scientific(raw.get("scientific"), space),
+        )
+
+    def resources(self, raw: Any) -> dict[str, float]:
+        raw = self.mapping(raw, "resources_per_trial")
+        self.known_keys(raw, ("cpu", "gpu"), "resources_per_trial")
+        cpu = self.number(raw.get("cpu", 1), "resources_per_trial.cpu")
+        gpu = self.number(raw.get("gpu", 0), "resources_per_trial.gpu")
+        if cpu <= 0:
+            self.fail("resources_per_trial.cpu", f"`cpu > 0` must hold, but got cpu={cpu}")
+        if gpu < 0:
+            self.fail("resources_per_trial.gpu", f"`gpu >= 0` must hold, but got gpu={gpu}")
+        return {"cpu": cpu, "gpu": gpu}
+
+    def data(self, raw: Any) -> dict[str, Any]:
+        """`data:` as TrainConfig values; a relative root is taken from the working directory."""
+        raw = self.mapping(raw, "data")
+        self.known_keys(raw, tuple(DATA_FIELDS), "data")
+        dataset = self.choice(raw.get("dataset", "synthetic"), "data.dataset", DATASETS)
+        values: dict[str, Any] = {"dataset": dataset}
+        root = raw.get("root")
+        if root is None and dataset != "synthetic":
+            self.fail("data.root", f"is required for dataset {dataset}")
+        if root is not None:
+            if not isinstance(root, str) or not root.strip():
+                self.fail("data.root", f"must be a folder path, but got {root!r}")
+            # Trials run inside their own folders: resolve now, while "here" means something.
+            values["data_root"] = os.path.abspath(os.path.expanduser(root))
+        for key in ("locations", "val_locations", "test_locations"):
+            if key not in raw:
+                continue
+            locations = raw[key]
+            if dataset == "batvisionv1":
+                self.fail(f"data.{key}", "only the BatVision V2 layout (batvisionv2, "
+                                         "synthetic) has locations")
+            if not isinstance(locations, list) or not locations:
+                self.fail(f"data.{key}", f"must be a non-empty list, but got {locations!r}")
+            for i, location in enumerate(locations):
+                if not isinstance(location, str) or not location:
+                    self.fail(f"data.{key}[{i}]",
+                              f"must be a folder name, but got {location!r}")
+            values[key] = list(locations)
+        return values
+
+    def train(self, raw: Any) -> dict[str, Any]:
+        raw = self.mapping(raw, "train", empty_ok=True)
+        for name in raw:
+            self.train_key(name, f"train.{name}")
+        return dict(raw)
+
+    # ---------------------------------------------------------------- search space
+    def search(self, raw: Any, train: dict[str, Any]) -> dict[str, BaseDistribution]:
+        raw = self.mapping(raw, "search")
+        if not raw:
+            self.fail("search", "must name at least one parameter to search")
+        space = {}
+        for name, form in raw.items():
+            key = f"search.{name}"
+            self.train_key(name, key)
+            if name == "epochs":
+                self.fail(key, EPOCHS_FIXED)
+            if name in train:
+                self.fail(key, f"is also fixed in train.{name}; a parameter is either fixed "
+                               "or searched", also=(f"train.{name}",))
+            space[name] = self.distribution(form, key, name)
+        return space
+
+    def distribution(self, form: Any, key: str, name: str) -> BaseDistribution:
+        if not isinstance(form, dict):
+            self.fail(key, "must be a mapping like {type: float, low: 0.1, high: 0.5}, "
+                           f"but got {form!r}")
+        kind = self.choice(form.get("type"), f"{key}.type", PARAM_TYPES)
+        if kind == "categorical":
+            self.known_keys(form, ("type", "choices"), key)
+            return self.categorical(form, key)
+        self.known_keys(form, ("type", "low", "high", "log", "step"), key)
+        admitted = _field_types(self.fields[name])
+        if float not in admitted and (kind == "float" or int not in admitted):
+            hint = "use `type: int`" if int in admitted else "use `type: categorical`"
+            field_type = getattr(self.fields[name], "__name__", self.fields[name])
+            self.fail(f"{key}.type", f"`type: {kind}` cannot set {name}, a TrainConfig field "
+                                     f"of type {field_type}; {hint}")
+        bounds = {}
+        for bound in ("low", "high", "step"):
+            if bound not in form:
+                if bound != "step":
+                    self.fail(f"{key}.{bound}", f"is required for `type: {kind}`")
+                continue
+            value = self.number(form[bound], f"{key}.{bound}")
+            if kind == "int" and not _is_int(value):
+                self.fail(f"{key}.{bound}",
+                          f"must be an integer for `type: int`, but got {value!r}")
+            bounds[bound] = value
+        log = form.get("log", False)
+        if not isinstance(log, bool):
+            self.fail(f"{key}.log", f"must be true or false, but got {log!r}")
+        if log and "step" in bounds:
+            self.fail(key, "`step` and `log: true` cannot be combined, but got "
+                           f"(step={bounds['step']}, log=True)")
+        build = FloatDistribution if kind == "float" else IntDistribution
+        try:
+            # Optuna warns and shrinks `high` when the range is not a multiple of the step;
+            # checked below as an error instead.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dist = build(**bounds, log=log)
+        except ValueError as err:
+            self.fail(key, str(err).rstrip("."))
+        if dist.high != bounds["high"]:
+            self.fail(f"{key}.step", "`high - low` must be a multiple of `step`, but got "
+                                     f"(low={bounds['low']}, high={bounds['high']}, "
+                                     f"step={bounds['step']})")
+        return dist
+
+    def categorical(self, form: dict[str, Any], key: str) -> CategoricalDistribution:
+        if "choices" not in form:
+            self.fail(f"{key}.choices", "is required for `type: categorical`")
+        choices = form["choices"]
+        if not isinstance(choices, list):
+            self.fail(f"{key}.choices", f"must be a list, but got {choices!r}")
+        for i, choice in enumerate(choices):
+            where = f"{key}.choices[{i}]"
+            # What Optuna's storages keep; the journal file of tune.run is one.
+            if choice is not None and not isinstance(choice, (bool, int, float, str)):
+                self.fail(where, f"must be null, true/false, a number or a string, but got "
+                                 f"{choice!r}")
+            if isinstance(choice, float) and not math.isfinite(choice):
+                self.fail(where, f"must be finite, but got {choice!r}")
+            for j, earlier in enumerate(choices[:i]):
+                if earlier == choice:
+                    self.fail(where, f"choices must be distinct, but got {choice!r} again "
+                                     f"(choices[{j}]={earlier!r})")
+        try:
+            return CategoricalDistribution(choices)
+        except ValueError as err:
+            self.fail(f"{key}.choices", str(err).rstrip("."))
+
+    # ---------------------------------------------------------------- whole trials
+    def build(self, values: dict[str, Any], where: str, owners: dict[str, str]) -> TrainConfig:
+        """Build a TrainConfig; on failure, blame the study key that the message starts with.
+
+        TrainConfig's messages begin with the field at fault, and `owners` maps fields to
+        where this study sets them. Inside a trial labelled `where`, a field set elsewhere is
+        named too (`also`), so a --set of it is reported.
+        """
+        try:
+            return TrainConfig.from_dict(values, source="trial")
+        except ConfigError as err:
+            message = str(err).removeprefix("trial: ")
+            word = re.match(r"\w+", message)
+            owner = owners.get(word.group()) if word else None
+            if owner and (not where or owner.startswith(f"{where}.")):
+                self.fail(owner, message)
+            self.fail(where or "train", message, also=(owner,) if owner else ())
+
+    def corners(self, fixed: dict[str, Any], low: dict[str, Any],
+                space: dict[str, BaseDistribution]) -> None:
+        """Build the trial at every other end of each parameter (the others at their low end)."""
+        owners = _owners(fixed)
+        for name, dist in space.items():
+            if isinstance(dist, CategoricalDistribution):
+                ends = [(f"choices[{i}]", c) for i, c in enumerate(dist.choices)][1:]
+            else:
+                ends = [("high", dist.high)] if dist.high != dist.low else []
+            for label, value in ends:
+                self.build({**fixed, **low, name: value}, f"search.{name}.{label}", owners)
+
+    def baselines(self, raw: Any, fixed: dict[str, Any],
+                  space: dict[str, BaseDistribution]) -> dict[str, dict[str, Any]]:
+        raw = self.mapping(raw, "baselines", empty_ok=True)
+        baselines = {}
+        for name, point in raw.items():
+            where = f"baselines.{name}"
+            point = self.mapping(point, where)
+            for key, value in point.items():
+                self.train_key(key, f"{where}.{key}")
+                if key == "epochs":
+                    self.fail(f"{where}.epochs", EPOCHS_FIXED)
+                if key in space:
+                    self.inside(value, space[key], f"{where}.{key}")
+            if point.get("model", fixed.get("model")) == "unet":
+                # Its own model, never a point of the searched space: Optuna does not see it.
+                searched = [p for p in space if p in point]
+                if searched:
+                    self.fail(f"{where}.{searched[0]}", "a unet baseline is its own model and "
+                              f"takes no searched parameter, but got {searched[0]}="
+                              f"{point[searched[0]]!r}")
+                owners = {**_owners(fixed), **{k: f"{where}.{k}" for k in point}}
+                self.build({**fixed, **point}, where, owners)
+                baselines[name] = dict(point)
+                continue
+            missing = [p for p in space if p not in point]
+            if missing:
+                self.fail(where, "a baseline must set every searched parameter, but misses "
+                                 f"{', '.join(missing)}")
+            owners = {**_owners(fixed), **{k: f"{where}.{k}" for k in point}}
+            self.build({**fixed, **point}, where, owners)
+            baselines[name] = dict(point)
+        return baselines
+
+    def inside(self, value: Any, dist: BaseDistribution, key: str) -> None:
+        if isinstance(dist, CategoricalDistribution):
+            # 1 == True in Python, but a baseline of `true` is not the choice 1.
+            if not any(value == c and isinstance(value, bool) == isinstance(c, bool)
+                       for c in dist.choices):
+                self.fail(key, f"must be one of the searched choices {list(dist.choices)}, "
+                               f"but got {value!r}")
+            return
+        if not _is_number(value):
+            self.fail(key, f"must be a number, but got {value!r}")
+        # _contains is how Optuna itself checks a value against a distribution (bounds, step).
+        if not dist._contains(dist.to_internal_repr(value)):
+            self.fail(key, f"must lie in the search space {short_form(dist)}, but got {value!r}")
+
+    # ---------------------------------------------------------------- search algorithm
+    def sampler(self, raw: Any) -> dict[str, Any]:
+        raw = self.mapping(raw, "sampler")
+        self.known_keys(raw, ("type", "seed"), "sampler")
+        kind = self.choice(raw.get("type", "tpe"), "sampler.type", SAMPLERS)
+        # numpy's RandomState, under every Optuna sampler, takes seeds in [0, 2**32 - 1].
+        seed = self.integer(raw.get("seed", 0), "sampler.seed", 0, 2**32 - 1)
+        return {"type": kind, "seed": seed}
+
+    def scheduler(self, raw: Any, epochs: int) -> dict[str, Any]:
+        raw = self.mapping(raw, "scheduler")
+        # ASHA's keys are allowed (and dropped) under `type: none`, so that
+        # `--set scheduler.type=none` works on an ASHA study.
+        self.known_keys(raw, ("type", "grace_period", "reduction_factor", "max_t"), "scheduler")
+        kind = self.choice(raw.get("type", "asha"), "scheduler.type", SCHEDULERS)
+        if kind == "none":
+            return {"type": "none"}
+        # Ray's ASHAScheduler defaults, except max_t: the trial length.
+        grace = self.integer(raw.get("grace_period", 1), "scheduler.grace_period", 1)
+        factor = self.number(raw.get("reduction_factor", 4), "scheduler.reduction_factor")
+        if factor <= 1:
+            self.fail("scheduler.reduction_factor", "`reduction_factor > 1` must hold, but got "
+                                                    f"reduction_factor={factor}")
+        max_t = self.integer(raw.get("max_t", epochs), "scheduler.max_t", 1)
+        if max_t > epochs:
+            self.fail("scheduler.max_t", "`max_t <= train.epochs` must hold, but got "
+                                         f"(max_t={max_t}, epochs={epochs})",
+                      also=("train.epochs",))
+        if grace > max_t:
+            self.fail("scheduler.grace_period", "`grace_period <= max_t` must hold, but got "
+                                                f"(grace_period={grace}, max_t={max_t})",
+                      also=("scheduler.max_t", "train.epochs"))
+        return {"type": "asha", "grace_period": grace, "reduction_factor": factor, "max_t": max_t}
+
+    def targets(self, raw: Any, baselines: dict[str, Any]
+                ) -> tuple[dict[str, dict[str, tuple[Bound, Bound]]], dict[str, str]]:
+        raw = self.mapping(raw, "targets", empty_ok=True)
+        self.known_keys(raw, (*TARGET_LEVELS, "rules"), "targets")
+        rules = self.mapping(raw.get("rules", {}), "targets.rules", empty_ok=True)
+        for metric, rule in rules.items():
+            if not isinstance(rule, str) or not rule.strip():
+                self.fail(f"targets.rules.{metric}", f"must be a sentence, but got {rule!r}")
+        targets = {}
+        for level, metrics in raw.items():
+            if level == "rules":
+                continue
+            metrics = self.mapping(metrics, f"targets.{level}")
+            targets[level] = {}
+            for metric, bounds in metrics.items():
+                key = f"targets.{level}.{metric}"
+                if not re.fullmatch(r"[A-Za-z_]\w*", metric):
+                    self.fail(key, f"must name a metric, but got {metric!r}")
+                if not isinstance(bounds, list) or len(bounds) != 2:
+                    self.fail(key, f"must be [low, high] (null for no bound), but got {bounds!r}")
+                lo, hi = (self.bound(b, f"{key}[{i}]", baselines) for i, b in enumerate(bounds))
+                if lo is None and hi is None:
+                    self.fail(key, "needs at least one bound, but got [null, null]")
+                if _is_number(lo) and _is_number(hi) and lo > hi:
+                    self.fail(key, f"`low <= high` must hold, but got (low={lo}, high={hi})")
+                targets[level][metric] = (lo, hi)
+        return targets, dict(rules)
+
+    def bound(self, value: Any, key: str, baselines: dict[str, Any]) -> Bound:
+        """null, a number, or {times: k, of: BASELINE} (k x that baseline's value)."""
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            return self.number(value, key)
+        self.known_keys(value, ("times", "of"), key)
+        for part in ("times", "of"):
+            if part not in value:
+                self.fail(f"{key}.{part}", "is required in a relative bound {times: k, of: "
+                                           "BASELINE}")
+        times = self.number(value["times"], f"{key}.times")
+        if times <= 0:
+            self.fail(f"{key}.times", f"`times > 0` must hold, but got times={times}")
+        if value["of"] not in baselines:
+            self.fail(f"{key}.of", f"must name a baseline of this study "
+                                   f"({', '.join(baselines) or 'none'}), but got {value['of']!r}")
+        return Relative(float(times), value["of"])
+
+    def scientific(self, raw: Any, space: dict[str, BaseDistribution]) -> str | None:
+        if raw is None:
+            return None
+        if raw not in space:
+            self.fail("scientific", f"must name a searched parameter ({', '.join(space)}), "
+                                    f"but got {raw!r}")
+        return raw
+
+
+def _owners(fixed: dict[str, Any]) -> dict[str, str]:
+    """TrainConfig field -> the study key that fixes it."""
+    data = {field: f"data.{key}" for key, field in DATA_FIELDS.items()}
+    return {k: data.get(k, f"train.{k}") for k in fixed}
+
+
+def _low_key(dist: BaseDistribution) -> str:
+    return "choices[0]" if isinstance(dist, CategoricalDistribution) else "low"

@@ -1,0 +1,53 @@
+"""Where a search's Ray runs and where it writes: a local Ray bound to localhost, or a
+cluster the user runs, with storage every node can reach."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tune.errors import UsageError
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def local_path(location: str) -> Path | None:
+    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares);
+    None for remote storage such as s3://."""
+    if not is_uri(location):
+        return Path(location)
+    parsed = urlparse(location)
+    return Path(parsed.path) if parsed.scheme == "file" else None
+
+
+def keep_ray_on_localhost() -> None:
+    """Make a Ray started by this process listen on 127.0.0.1 only.
+
+    Ray rewrites a 127.0.0.1 node address to the machine's routable one, except where clusters
+    are switched off (its macOS/Windows default), when it uses the loopback address for every
+    server it starts. Read when ray is first imported, so call this before that.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def start_ray(address: str | None, storage: str) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address is None:
+        # No dashboard: a local search needs no web server. Its servers listen on localhost
+        # (keep_ray_on_localhost) and Ray 2.60 also guards them with a token.
+        ray.init(include_dashboard=False, configure_logging=False)
+        return
+    ray.init(address=address, configure_logging=False)
+    others = [n for n in ray.nodes() if n.get("Alive")]
+    if len(others) > 1 and not is_uri(storage):
+        ray.shutdown()
+        raise UsageError(f"--storage {storage}: a cluster of {len(others)} nodes needs shared "
+                         "storage (a URI such as s3://bucket/runs, or an NFS path given as a URI "
+                         "like file:///mnt/nfs/runs); a head-local folder fails when a worker "
+                         "checkpoints")

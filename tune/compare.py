@@ -1,0 +1,194 @@
+"""Judging trials: against the study's targets (relative ones resolved against a baseline),
+against each other at equal budgets, and the verdict in words that a summary opens with.
+
+Plain functions over TrialSummary records (tune.experiment), so each rule is tested apart.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from tune.experiment import TrialSummary, finite
+from tune.space import Relative, StudySpec
+
+
+# ----------------------------------------------------------------------------- targets
+def in_band(value: float, band: tuple[float | None, float | None]) -> bool:
+    """Bands are inclusive at both edges; None is an open side."""
+    low, high = band
+    return finite(value) and (low is None or value >= low) and (high is None or value <= high)
+
+
+def band_text(band: tuple[float | None, float | None]) -> str:
+    low, high = band
+    if low is None:
+        return f"<= {high:.4g}"
+    if high is None:
+        return f">= {low:.4g}"
+    return f"in [{low:.4g}, {high:.4g}]"
+
+
+class TargetCheck(NamedTuple):
+    level: str
+    metric: str
+    value: float
+    band: tuple[float | None, float | None]  # resolved to the metric's own unit
+    passed: bool | None  # None: cannot be judged (see note)
+    scale: str  # how the band was set: "absolute", or "0.85 x seed_before (1.155)"
+    note: str = ""  # why it cannot be judged
+
+    def __str__(self) -> str:
+        if self.passed is None:
+            return f"{self.metric} {self.level}: not judged ({self.note})"
+        verdict = "pass" if self.passed else "fail"
+        scale = "" if self.scale == "absolute" else f" [{self.scale}]"
+        return (f"{self.metric} {self.value:.3g} {band_text(self.band)}{scale} {self.level}: "
+                f"{verdict}")
+
+
+def resolve_bound(bound, metric: str, baselines: dict[str, TrialSummary]
+                  ) -> tuple[float | None, str, str]:
+    """(value, scale text, why unresolved) of one bound; relative bounds use the baseline's
+    value of the same metric at its best epoch."""
+    if not isinstance(bound, Relative):
+        return bound, "", ""
+    trial = baselines.get(bound.of)
+    reference = trial.best.get(metric) if trial is not None and trial.best else None
+    if not finite(reference):
+        return None, str(bound), f"{bound.of} has no {metric} yet"
+    return bound.times * reference, f"{bound} ({reference:.4g})", ""
+
+
+def judge_targets(trial: TrialSummary, spec: StudySpec,
+                  baselines: dict[str, TrialSummary]) -> list[TargetCheck]:
+    checks = []
+    for level, metrics in spec.targets.items():
+        for metric, bounds in metrics.items():
+            value = trial.best.get(metric, math.nan) if trial.best else math.nan
+            resolved = [resolve_bound(b, metric, baselines) for b in bounds]
+            band = (resolved[0][0], resolved[1][0])
+            scale = "; ".join(s for _, s, _ in resolved if s) or "absolute"
+            unresolved = next((why for _, _, why in resolved if why), "")
+            if unresolved:
+                checks.append(TargetCheck(level, metric, value, band, None, scale, unresolved))
+            elif metric not in (trial.best or {}):
+                checks.append(TargetCheck(level, metric, value, band, None, scale,
+                                          f"a {trial.model} reports no {metric}"))
+            else:
+                checks.append(TargetCheck(level, metric, value, band, in_band(value, band),
+                                          scale))
+    return checks
+
+
+# ----------------------------------------------------------------------------- equal budgets
+def best_within(trial: TrialSummary, epochs: int) -> dict[str, Any] | None:
+    """The trial's best row (lowest finite val_rmse) among its first `epochs` epochs."""
+    rows = [r for r in trial.rows if finite(r.get("val_rmse"))
+            and int(r.get("training_iteration", r.get("epoch", 0))) <= epochs]
+    return min(rows, key=lambda r: r["val_rmse"]) if rows else None
+
+
+class Comparison(NamedTuple):
+    """`a` against `b` at the highest epoch both reached (equal budgets)."""
+
+    epoch: int
+    a_rmse: float
+    b_rmse: float
+
+    @property
+    def ratio(self) -> float:
+        return self.a_rmse / self.b_rmse if self.b_rmse > 0 else math.nan
+
+
+def compare(a: TrialSummary, b: TrialSummary) -> Comparison | None:
+    epoch = min(a.epochs_run, b.epochs_run)
+    rows = best_within(a, epoch), best_within(b, epoch)
+    if epoch < 1 or None in rows:
+        return None
+    return Comparison(epoch, rows[0]["val_rmse"], rows[1]["val_rmse"])
+
+
+class IsolationRow(NamedTuple):
+    value: Any
+    trial_id: str | None
+    epochs: int  # epochs the chosen trial ran
+    val_rmse: float  # its best, at its own budget
+    at_common: float  # its best within the table's common epoch
+    val_delta1: float
+    trials: int
+
+
+def isolation_table(trials: list[TrialSummary], spec: StudySpec
+                    ) -> tuple[list[IsolationRow], int]:
+    """Per value of the study's scientific parameter, the best base + residual trial over the
+    others, with its value at the table's common epoch (the highest every row reached)."""
+    param = spec.scientific
+    if param is None or param not in spec.space:
+        return [], 0
+    dist = spec.space[param]
+    values = list(dist.choices) if hasattr(dist, "choices") else sorted(
+        {t.params[param] for t in trials if param in t.params})
+    chosen = []
+    for value in values:
+        group = [t for t in trials if t.params.get(param) == value
+                 and t.model == "base_residual" and t.best]
+        chosen.append((value, min(group, key=lambda t: t.best_val_rmse) if group else None,
+                       len(group)))
+    present = [t for _, t, _ in chosen if t is not None]
+    common = min((t.epochs_run for t in present), default=0)
+    rows = []
+    for value, best, count in chosen:
+        at = best_within(best, common) if best is not None else None
+        rows.append(IsolationRow(
+            value, best.trial_id if best else None, best.epochs_run if best else 0,
+            best.best_val_rmse if best else math.nan,
+            at["val_rmse"] if at else math.nan,
+            best.best["val_delta1"] if best else math.nan, count))
+    return rows, common
+
+
+# ----------------------------------------------------------------------------- verdict
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'s' if count != 1 else ''}"
+
+
+def _percent(ratio: float) -> str:
+    change = (ratio - 1) * 100
+    return f"{abs(change):.1f} % {'better' if change < 0 else 'worse'}"
+
+
+def verdict(ranked: list[TrialSummary], baselines: dict[str, TrialSummary],
+            checks: dict[str, list[TargetCheck]], num_samples: int, unit: str = "m"
+            ) -> list[str]:
+    """The summary's opening sentences: best overall, best searched and how it compares with
+    each baseline at an equal budget, and the targets no trial met."""
+    lines = []
+    best = ranked[0]
+    lines.append(f"Best overall: {best.label}, val RMSE {best.best_val_rmse:.4g} {unit} "
+                 f"({_epochs(best.epochs_run)}).")
+    searched = [t for t in ranked if not t.baseline]
+    if not searched:
+        lines.append(f"No searched trial has a result yet ({len(ranked)} of {num_samples} "
+                     "trials have one, all baselines).")
+    else:
+        top = searched[0]
+        lines.append(f"Best searched trial: {top.label}, val RMSE {top.best_val_rmse:.4g} "
+                     f"{unit} ({_epochs(top.epochs_run)}).")
+        for name, base in baselines.items():
+            result = compare(top, base) if base.best else None
+            if result is None:
+                lines.append(f"  - against {name}: no common epoch to compare at.")
+            else:
+                lines.append(f"  - against {name}: {_percent(result.ratio)} "
+                             f"({result.a_rmse:.4g} vs {result.b_rmse:.4g} {unit} "
+                             f"at epoch {result.epoch}).")
+    unmet = []
+    judged = [c for trial_checks in checks.values() for c in trial_checks]
+    for key in dict.fromkeys((c.level, c.metric) for c in judged):
+        same = [c for c in judged if (c.level, c.metric) == key]
+        if not any(c.passed for c in same):
+            why = " (never judged)" if all(c.passed is None for c in same) else ""
+            unmet.append(f"{key[1]} {key[0]}{why}")
+    lines.append("Targets no trial met: " + (", ".join(unmet) if unmet else "none") + ".")
+    return lines

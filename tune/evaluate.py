@@ -1,0 +1,119 @@
+"""``python -m tune.evaluate EXPERIMENT_DIR [--split test] [--top K]``: every baseline and the
+top-K searched trials, from the checkpoint of their best validation epoch, scored once on a
+split the search never read.
+
+With held-out test locations (``test_locations``), each trial is scored twice: on the test rows
+of the places it trained on ("seen") and on the places it never saw ("unseen"); the seed's
+hypothesis (a narrow base memorises less and transfers better) is the difference between those
+columns across base_channel_divisor. Writes ``<experiment>/evaluation-<split>.json``; the
+summary shows it as a table. The test split is read once: a second evaluation of it is refused
+unless ``--again`` says that this is deliberate.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from baseres.cli import OneLineParser
+from baseres.config import ConfigError, TrainConfig
+from baseres.data.batvision import DataError
+from baseres.data.cache import load_split, resolve_data_root
+from baseres.train import Trainer
+from tune.errors import UsageError
+from tune.experiment import Experiment, TrialSummary, evaluation_file, write_json
+from tune.space import StudyError
+from tune.summary import evaluation_table, write_summary
+
+SPLITS = ("test", "val")
+METRICS = ("rmse", "delta1", "abs_rel", "mae")
+
+
+def chosen_trials(experiment: Experiment, top: int) -> list[TrialSummary]:
+    """Every baseline with a result, then the `top` best searched trials."""
+    ranked = [t for t in experiment.trials() if t.best]
+    baselines = [t for t in ranked if t.baseline]
+    return baselines + [t for t in ranked if not t.baseline][:top]
+
+
+def columns(cfg: TrainConfig, split: str) -> dict[str, str]:
+    """Column name -> data split: seen and unseen places when the test split holds out places."""
+    if split == "test" and cfg.test_locations:
+        return {"seen": "test_seen", "unseen": "test"}
+    return {split: split}
+
+
+def score_trial(trial: TrialSummary, split: str) -> dict[str, Any]:
+    from tune.export import pick_checkpoint
+
+    cfg = TrainConfig.from_yaml(trial.folder / "config.yaml").replace(
+        device="cpu", progress=False, out_dir=None)
+    checkpoint, state = pick_checkpoint(trial, "val_rmse")
+    root = resolve_data_root(cfg, progress=False)
+    data = {name: load_split(cfg, data_split, root, progress=False)
+            for name, data_split in columns(cfg, split).items()}
+    trainer = Trainer(cfg, data={"train": next(iter(data.values())), **data})
+    trainer.model.load_state_dict(state["model"])
+    scores = {}
+    for name, arrays in data.items():
+        values, _ = trainer.evaluate(arrays)
+        scores[name] = {**{k: values[k] for k in METRICS}, "samples": len(arrays)}
+    return {"trial": trial.trial_id, "label": trial.label, "baseline": trial.baseline,
+            "model": trial.model, "params": {k: v for k, v in trial.params.items()
+                                             if k != "baseline"},
+            "checkpoint_epoch": int(state["epoch"]), "checkpoint": str(checkpoint),
+            "val_rmse": trial.best_val_rmse, **scores}
+
+
+def evaluate(folder: str | Path, split: str = "test", top: int = 2,
+             again: bool = False) -> dict[str, Any]:
+    experiment = Experiment(folder)
+    out = evaluation_file(experiment.folder, split)
+    if out.exists() and not again:
+        raise UsageError(f"{out}: the {split} split of this experiment was already evaluated; "
+                         "reading it again after seeing its numbers is how test sets stop "
+                         "being tests (pass --again if that is what you mean)")
+    trials = chosen_trials(experiment, top)
+    if not trials:
+        raise UsageError(f"{experiment.folder}: no trial has a finite val_rmse to evaluate")
+    results = []
+    for number, trial in enumerate(trials, 1):
+        print(f"[{number}/{len(trials)}] {trial.label}: scoring on {split}", flush=True)
+        results.append(score_trial(trial, split))
+    report = {"experiment": str(experiment.folder), "split": split, "top": top,
+              "evaluated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "columns": [c for c in results[0] if c in ("seen", "unseen", split)],
+              "trials": results}
+    write_json(out, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m tune.evaluate", description=__doc__)
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="split to score")
+    parser.add_argument("--top", type=int, default=2,
+                        help="searched trials to score besides every baseline")
+    parser.add_argument("--again", action="store_true",
+                        help="score a split that was already scored (the test split should be "
+                        "read once)")
+    args = parser.parse_args(argv)
+    if args.top < 0:
+        parser.error(f"argument --top: `top >= 0` must hold, but got top={args.top}")
+    try:
+        report = evaluate(args.experiment, args.split, args.top, args.again)
+        experiment = Experiment(args.experiment)
+        print(evaluation_table(report, experiment.spec.scientific))
+        write_summary(experiment.folder)
+    except (UsageError, StudyError, ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"written: {evaluation_file(experiment.folder, args.split)} and the table in "
+          f"{experiment.folder / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

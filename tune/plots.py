@@ -1,0 +1,104 @@
+"""Drawing only: the summary's plot data (plain named tuples built in tune.summary and tested
+there) become PNGs in the experiment folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tune.compare import IsolationRow
+from tune.space import StudySpec
+
+
+class ParamPoint(NamedTuple):
+    value: Any
+    val_rmse: float
+    stopped: bool  # stopped early (ASHA) rather than trained to the end
+    trial_id: str
+
+
+class Curve(NamedTuple):
+    label: str
+    epochs: list[int]
+    val_rmse: list[float]
+
+
+class Reference(NamedTuple):
+    """A horizontal line on the isolation plot: a baseline of another model, or the
+    mean-depth map's RMSE ("learned nothing")."""
+
+    label: str
+    val_rmse: float
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPoint]],
+               isolation: list[IsolationRow], references: list[Reference],
+               curves: list[Curve]) -> list[Path]:
+    import matplotlib.ticker
+
+    plt = _pyplot()
+    written = []
+    names = list(points)
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.2 * max(len(names), 1), 3.2),
+                             squeeze=False)
+    for ax, name in zip(axes[0], names):
+        choices = list(getattr(spec.space[name], "choices", []))
+        for stopped, marker, label in ((False, "o", "completed"), (True, "x", "stopped early")):
+            chosen = [p for p in points[name] if p.stopped == stopped]
+            # categorical values sit at their choice's position, in the study's order
+            xs = [choices.index(p.value) if choices else p.value for p in chosen]
+            ax.scatter(xs, [p.val_rmse for p in chosen], marker=marker, label=label)
+        if choices:
+            ax.set_xticks(range(len(choices)), [str(c) for c in choices])
+        elif getattr(spec.space[name], "log", False):
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(name)
+        ax.set_ylabel("best val RMSE (m)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    written.append(_save(fig, experiment / "plot_params.png"))
+    present = [r for r in isolation if r.trial_id]
+    if present:
+        fig, ax = plt.subplots(figsize=(4.5, 3.4))
+        ax.plot([str(r.value) for r in present], [r.val_rmse for r in present], "o-",
+                label="best base + residual trial")
+        for reference, style in zip(references, ("--", ":", "-.")):
+            if math.isfinite(reference.val_rmse):
+                ax.axhline(reference.val_rmse, linestyle=style, color="grey")
+                ax.annotate(reference.label, (0, reference.val_rmse), fontsize=7,
+                            textcoords="offset points", xytext=(2, 2))
+        ax.set_xlabel(spec.scientific)
+        ax.set_ylabel("best val RMSE (m)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(_save(fig, experiment / "plot_isolation.png"))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for curve in curves:
+        ax.plot(curve.epochs, curve.val_rmse, marker=".", label=curve.label)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val RMSE (m)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    written.append(_save(fig, experiment / "plot_curves.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path

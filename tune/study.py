@@ -1,0 +1,139 @@
+"""A study, once validated: the StudySpec that tune.run hands to Ray Tune and Optuna, the
+names a study file may use, and the errors it raises. tune.space reads study files into it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+
+from baseres.config import TrainConfig
+
+METRICS = ("val_rmse",)  # what a study may optimise; all are minimised
+MAX_SAMPLES = 100_000  # more trials than this is a typo, not a study
+# Ray's and Optuna's own defaults (one trial, or no end) make no sense for a study file.
+DEFAULT_NUM_SAMPLES = 10
+SAMPLERS = ("tpe", "random", "qmc")
+SCHEDULERS = ("asha", "none")
+TARGET_LEVELS = ("minimum", "ideal")
+PARAM_TYPES = ("float", "int", "categorical")
+
+TOP_KEYS = ("name", "metric", "mode", "num_samples", "max_concurrent_trials",
+            "resources_per_trial", "data", "train", "search", "scientific", "baselines",
+            "sampler", "scheduler", "targets")
+REQUIRED = ("name", "search")
+# study key under `data:` -> TrainConfig field
+DATA_FIELDS = {"dataset": "dataset", "root": "data_root", "locations": "locations",
+               "val_locations": "val_locations", "test_locations": "test_locations"}
+# TrainConfig fields a study may neither fix in `train` nor search, and why
+NOT_SETTABLE = {
+    **{field: f"the data set is chosen under `data:`; set data.{key} instead"
+       for key, field in DATA_FIELDS.items()},
+    "out_dir": "each trial writes into its own trial folder; a study cannot set out_dir",
+}
+EPOCHS_FIXED = "every trial trains for train.epochs (the scheduler's max_t); fix it in train"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder
+
+
+BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
+
+
+class StudyError(ValueError):
+    """A study file or a --set override is invalid; the message is one line."""
+
+
+class Relative(NamedTuple):
+    """A target bound relative to a baseline of the same study: `times` x that baseline's
+    value of the same metric (the seed states its RMSE targets against its before-model)."""
+
+    times: float
+    of: str  # a baseline's name
+
+    def __str__(self) -> str:
+        return f"{self.times:g} x {self.of}"
+
+
+Bound = float | Relative | None
+
+
+# ------------------------------------------------------------------------------------ spec
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: what tune.run hands to Ray Tune and Optuna."""
+
+    name: str
+    path: Path  # the study file, absolute
+    metric: str
+    mode: str  # always "min"
+    num_samples: int
+    max_concurrent_trials: int
+    resources: dict[str, float]  # {"cpu": ..., "gpu": ...} per trial
+    fixed: dict[str, Any]  # TrainConfig values shared by every trial, data keys included
+    space: dict[str, BaseDistribution]  # searched TrainConfig field -> Optuna distribution
+    baselines: dict[str, dict[str, Any]]  # name -> point (searched values + extra fields)
+    sampler: dict[str, Any]  # {"type": "tpe" | "random" | "qmc", "seed": int}
+    scheduler: dict[str, Any]  # {"type": "none"} or ASHA's keys with max_t resolved
+    targets: dict[str, dict[str, tuple[Bound, Bound]]]  # level -> metric -> (low, high)
+    target_rules: dict[str, str]  # metric -> how its bounds were set for this data
+    scientific: str | None  # the parameter the study isolates (its isolation table)
+
+    def low_corner(self) -> dict[str, Any]:
+        """Every searched parameter at the low end of its range (its first choice)."""
+        return {name: low_end(dist) for name, dist in self.space.items()}
+
+    def trial_config(self, sample: dict[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial: the fixed values, then the sample (or a baseline)."""
+        return TrainConfig.from_dict({**self.fixed, **sample}, source=f"{self.path}: trial")
+
+    def to_yaml(self) -> str:
+        """The resolved study as a study file (defaults filled in); load_study reads it back."""
+        data = {key: self.fixed[field] for key, field in DATA_FIELDS.items() if field in self.fixed}
+        train = {k: v for k, v in self.fixed.items() if k not in DATA_FIELDS.values()}
+        study = {
+            "name": self.name,
+            "metric": self.metric,
+            "mode": self.mode,
+            "num_samples": self.num_samples,
+            "max_concurrent_trials": self.max_concurrent_trials,
+            "resources_per_trial": dict(self.resources),
+            "data": data,
+            "train": train,
+            "search": {name: short_form(dist) for name, dist in self.space.items()},
+            "baselines": {name: dict(point) for name, point in self.baselines.items()},
+            "sampler": dict(self.sampler),
+            "scheduler": dict(self.scheduler),
+            "targets": {**{level: {metric: [_bound_form(b) for b in bounds]
+                                   for metric, bounds in metrics.items()}
+                           for level, metrics in self.targets.items()},
+                        **({"rules": dict(self.target_rules)} if self.target_rules else {})},
+        }
+        if self.scientific is not None:
+            study["scientific"] = self.scientific
+        # Flow style for leaf collections keeps `choices: [1, 2, 4, 8]` on one line.
+        text = yaml.safe_dump(study, sort_keys=False, default_flow_style=None)
+        return f"# study {self.name}, resolved from {self.path}\n{text}"
+
+
+def _bound_form(bound: Bound) -> Any:
+    return {"times": bound.times, "of": bound.of} if isinstance(bound, Relative) else bound
+
+
+def short_form(dist: BaseDistribution) -> dict[str, Any]:
+    """Optuna's short form of a distribution, as a study file writes it."""
+    if isinstance(dist, CategoricalDistribution):
+        return {"type": "categorical", "choices": list(dist.choices)}
+    kind = "int" if isinstance(dist, IntDistribution) else "float"
+    form = {"type": kind, "low": dist.low, "high": dist.high}
+    if dist.log:
+        form["log"] = True
+    if dist.step is not None and not (kind == "int" and dist.step == 1):
+        form["step"] = dist.step
+    return form
+
+
+def low_end(dist: BaseDistribution) -> Any:
+    return dist.choices[0] if isinstance(dist, CategoricalDistribution) else dist.low
