@@ -7,7 +7,7 @@ NOW     := $(shell date +%Y%m%d-%H%M%S)
 RUN     ?= $(basename $(notdir $(SPACE)))-$(NOW)
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test test-fast lint bench bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -29,6 +29,11 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# Everything but the end-to-end searches and long trainings (the `slow` marker), for a quick
+# check while working; CI runs `make test`.
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -21,7 +21,7 @@ def time_setup() -> None:
     (or generating) the data set and loading (or computing) its features."""
     from baseres.config import TrainConfig
     from baseres.data.cache import resolve_data_root
-    from baseres.train import Trainer
+    from baseres.trainer import Trainer
 
     cfg = TrainConfig(num_threads=1, progress=False)
     trainer = Trainer(cfg)  # model and optimiser first: they are no part of the data set-up

@@ -23,7 +23,7 @@ from baseres.data.cache import SplitArrays
 from baseres.data.loader import BatchLoader
 from baseres.data.synth import SynthParams
 from baseres.losses import curriculum
-from baseres.train import Trainer
+from baseres.trainer import Trainer
 from bench import row, run_alone, study
 
 GOAL_PIPELINE = 0.05

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from baseres.config import TrainConfig
-from baseres.train import Trainer
+from baseres.trainer import Trainer
 from bench import in_new_process, row, run_alone, run_search, study
 from tune.space import load_study
 

@@ -23,3 +23,14 @@ def fixture_root() -> Path:
 @pytest.fixture
 def toy_data():
     return {"train": random_split(24, 32, seed=1), "val": random_split(10, 32, seed=2)}
+
+
+# Everything that runs a search (a Ray of its own, or the shared smoke search) or trains for
+# minutes: `make test-fast` leaves these out, `make test` runs them.
+SEARCH_FIXTURES = {"smoke_experiment", "ray_session"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SEARCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

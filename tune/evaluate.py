@@ -21,7 +21,7 @@ from baseres.cli import OneLineParser
 from baseres.config import ConfigError, TrainConfig
 from baseres.data.batvision import DataError
 from baseres.data.cache import load_split, resolve_data_root
-from baseres.train import Trainer
+from baseres.trainer import Trainer
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary, evaluation_file, write_json
 from tune.space import StudyError
@@ -54,12 +54,18 @@ def score_trial(trial: TrialSummary, split: str) -> dict[str, Any]:
     root = resolve_data_root(cfg, progress=False)
     data = {name: load_split(cfg, data_split, root, progress=False)
             for name, data_split in columns(cfg, split).items()}
-    trainer = Trainer(cfg, data={"train": next(iter(data.values())), **data})
+    # The training split gives each column its "learned nothing" reference: places differ
+    # in difficulty, so an RMSE means most next to the mean training depth map's.
+    trainer = Trainer(cfg, data={"train": load_split(cfg, "train", root, progress=False),
+                                 **data})
+    trainer.setup_data(progress=False)
     trainer.model.load_state_dict(state["model"])
     scores = {}
     for name, arrays in data.items():
         values, _ = trainer.evaluate(arrays)
-        scores[name] = {**{k: values[k] for k in METRICS}, "samples": len(arrays)}
+        reference = trainer.reference_rmse[name]
+        scores[name] = {**{k: values[k] for k in METRICS}, "samples": len(arrays),
+                        "mean_map_rmse": reference, "rmse_ratio": values["rmse"] / reference}
     return {"trial": trial.trial_id, "label": trial.label, "baseline": trial.baseline,
             "model": trial.model, "params": {k: v for k, v in trial.params.items()
                                              if k != "baseline"},

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from baseres.cli import OneLineParser
+from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.config import ConfigError, TrainConfig
-from baseres.train import CHECKPOINT_FILE
+from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary
 from tune.space import StudyError, StudySpec
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rank becomes a complete TrainConfig YAML (its resolved config, full epoch budget, "
         "provenance in # comments) and its best epoch's weights a plain state dict beside it "
         "(<out without .yaml>.pt). Retrain with: python -m baseres.train --config <out>.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR",
                         help="experiment folder of tune.run (holds study.yaml and trial_*/)")

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from baseres.cli import OneLineParser
+from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from tune.cluster import is_uri, keep_ray_on_localhost, local_path, start_ray
 from tune.errors import UsageError
 from tune.experiment import JOURNAL_FILE, STUDY_FILE, journal_storage
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search base + residual hyperparameters: Optuna (TPE) on Ray Tune with ASHA "
         "early stopping on val RMSE. Results, TensorBoard logs and the Optuna journal go to "
         "<storage>/<name>; --resume finishes an interrupted search.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--space", help="study file: a path, or a name looked up in the working "

@@ -15,6 +15,7 @@ TrainConfig refuses fails now rather than hours into a search.
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,7 +63,11 @@ def resolve_study_path(name_or_path: str | os.PathLike) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     looked = ", ".join(str(c) for c in candidates)
-    raise StudyError(f"{text}: no such study file; looked for {looked}")
+    shipped = sorted(p.name for p in SEARCH_SPACES.glob("*.yaml"))
+    close = difflib.get_close_matches(given.name if given.suffix else f"{given.name}.yaml",
+                                      shipped, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise StudyError(f"{text}: no such study file{hint}; looked for {looked}")
 
 
 def load_study(name_or_path: str | os.PathLike, overrides: Iterable[str] = ()) -> StudySpec:

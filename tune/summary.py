@@ -243,22 +243,29 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 
 def evaluation_table(report: dict[str, Any], scientific: str | None) -> str:
-    """tune.evaluate's scores as a table: per trial, each column's RMSE and delta1, and with
-    held-out places the unseen - seen difference (the seed's hypothesis across divisors)."""
+    """tune.evaluate's scores as a table: per trial, each column's RMSE, its ratio to the mean
+    training depth map's RMSE on the same samples (places differ in difficulty; the ratio
+    does not), delta1, and with held-out places the unseen - seen ratio difference (the seed's
+    hypothesis across divisors)."""
     cols = report["columns"]
+    measures = (("rmse", "RMSE"), ("rmse_ratio", "RMSE / mean map"), ("delta1", "delta1"))
     header = ["trial", "model", *([scientific] if scientific else []), "checkpoint epoch",
-              "val RMSE", *(f"{c} {m}" for c in cols for m in ("RMSE", "delta1"))]
+              "val RMSE", *(f"{c} {title}" for c in cols for _, title in measures)]
     paired = cols == ["seen", "unseen"]
     rows = []
     for row in report["trials"]:
         cells = [row["label"], row["model"],
                  *([row["params"].get(scientific)] if scientific else []),
                  row["checkpoint_epoch"], row["val_rmse"],
-                 *(row[c][m] for c in cols for m in ("rmse", "delta1"))]
+                 *(row[c].get(key, math.nan) for c in cols for key, _ in measures)]
         if paired:
-            cells.append(row["unseen"]["rmse"] - row["seen"]["rmse"])
+            cells.append(row["unseen"].get("rmse_ratio", math.nan)
+                         - row["seen"].get("rmse_ratio", math.nan))
         rows.append(cells)
-    return _table(header + (["unseen - seen RMSE"] if paired else []), rows)
+    references = "; ".join(f"{c}: {_fmt(report['trials'][0][c].get('mean_map_rmse'))} m"
+                           for c in cols)
+    return (f"Mean training depth map on the same samples: {references}.\n\n"
+            + _table(header + (["unseen - seen ratio"] if paired else []), rows))
 
 
 def _read_confirmation(folder: Path) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable around baseres.train.Trainer, and the searcher wrapper that
+"""The Ray Tune function trainable around baseres.trainer.Trainer, and the searcher wrapper that
 carries a baseline's non-searched keys (e.g. ``lambda_recon_init``) into its trial."""
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from ray.tune import Checkpoint, get_checkpoint, get_context
 from ray.tune.search import Searcher
 
 from baseres.config import TrainConfig
-from baseres.train import CHECKPOINT_FILE, Trainer, TrainingDiverged
+from baseres.hooks import (
+    CHECKPOINT_FILE,
+    ConfigFile,
+    ConsoleLine,
+    Hook,
+    MetricsFile,
+    TensorBoard,
+)
+from baseres.trainer import Trainer, TrainingDiverged
 from tune.space import BASELINE_KEY, StudySpec
 
 
@@ -21,6 +29,15 @@ def trial_resources() -> tuple[int, float]:
     """CPUs and GPUs Ray assigned to this trial (threads follow the CPUs: no oversubscription)."""
     assigned = ray.get_runtime_context().get_assigned_resources()
     return max(1, int(assigned.get("CPU", 1))), float(assigned.get("GPU", 0))
+
+
+class RayReport(Hook):
+    """Each epoch's record to Ray Tune, with a checkpoint Ray keeps (and retries from)."""
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
+            ray.tune.report(record, checkpoint=Checkpoint.from_directory(folder))
 
 
 def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
@@ -32,19 +49,17 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     cfg = cfg.replace(num_threads=cpus, device="cuda" if gpus > 0 else "cpu", progress=False,
                       out_dir=str(trial_dir), extra={**cfg.extra, "trial": trial_dir.name,
                                                      "baseline": config.get(BASELINE_KEY)})
-    trainer = Trainer(cfg, trial_dir, log_scalars=False, save_checkpoints=False)
+    # Ray's logger writes the scalars and Ray keeps the checkpoints (RayReport).
+    hooks = [ConsoleLine(), ConfigFile(trial_dir), MetricsFile(trial_dir),
+             TensorBoard(trial_dir, scalars=False), RayReport()]
+    trainer = Trainer(cfg, trial_dir, hooks=hooks)
     checkpoint = get_checkpoint()
     if checkpoint is not None:  # a retry after a failure, or a resumed search
         with checkpoint.as_directory() as folder:
             trainer.load_checkpoint(Path(folder) / CHECKPOINT_FILE)
 
-    def report(record: dict[str, float]) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
-            ray.tune.report(record, checkpoint=Checkpoint.from_directory(folder))
-
     try:
-        trainer.fit(on_epoch_end=report, progress=False)
+        trainer.fit(progress=False)
     except TrainingDiverged as err:
         # NaN reaches Optuna as a failed trial and is never chosen as best; the search goes on.
         last = trainer.history[-1] if trainer.history else {}

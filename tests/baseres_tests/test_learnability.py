@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from baseres.config import TrainConfig
@@ -24,6 +25,7 @@ def mean_map_rmse(cfg: TrainConfig) -> float:
     return depth_metrics(mean_map[None].expand_as(truth), truth, cfg.max_depth)["rmse"]
 
 
+@pytest.mark.slow
 def test_default_model_beats_the_mean_depth_map_by_30_percent(tmp_path):
     # The CLI with no data flags: generates the default synthetic set on first use.
     proc = subprocess.run([sys.executable, "-m", "baseres.train", "--epochs", str(EPOCHS),

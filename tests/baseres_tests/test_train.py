@@ -10,7 +10,9 @@ import torch
 import yaml
 from helpers import tiny_config
 
-from baseres.train import Trainer, TrainingDiverged, build_parser, config_from_args, main
+from baseres.hooks import Hook, default_hooks
+from baseres.train import build_parser, config_from_args, main
+from baseres.trainer import Trainer, TrainingDiverged
 
 
 def run(cfg, data, out_dir=None):
@@ -60,7 +62,7 @@ def test_every_epoch_reports_train_rmse_the_gap_and_the_learned_nothing_referenc
 def test_the_train_probe_is_a_fixed_seeded_subset_of_at_most_256():
     from helpers import random_split
 
-    from baseres.train import train_probe
+    from baseres.trainer import train_probe
 
     big = random_split(300, 8, seed=3)
     a, b, c = train_probe(big, 0), train_probe(big, 0), train_probe(big, 1)
@@ -111,19 +113,22 @@ def test_training_reduces_the_error(toy_data, precision):
 def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path, toy_data):
     cfg = tiny_config(epochs=3, use_adaptive_loss=True, warmup_epochs=1)
     straight = run(cfg, toy_data).history
-    first = Trainer(cfg, tmp_path, data=toy_data)
+    class CrashAfterEpoch2(Hook):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                raise KeyboardInterrupt
 
-    def crash_after_epoch_2(record):
-        if record["epoch"] == 2:
-            raise KeyboardInterrupt
-
+    first = Trainer(cfg, tmp_path, data=toy_data,
+                    hooks=[*default_hooks(cfg, tmp_path), CrashAfterEpoch2()])
     with pytest.raises(KeyboardInterrupt):
-        first.fit(on_epoch_end=crash_after_epoch_2, progress=False)
+        first.fit(progress=False)
     resumed = Trainer(cfg, tmp_path, data=toy_data)
     resumed.load_checkpoint(tmp_path / "checkpoint.pt")  # loaded with weights_only=True
     assert resumed.epoch == 2 and resumed.model.base_frozen
     resumed.fit(progress=False)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]  # every epoch, once
     assert resumed.history[-1]["val_rmse"] == pytest.approx(straight[-1]["val_rmse"], rel=1e-6)
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["config"]["epochs"] == 3 and saved["epoch"] == 3

@@ -35,11 +35,14 @@ def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys):
         for column in report["columns"]:
             assert math.isfinite(row[column]["rmse"]) and 0 < row[column]["rmse"] < 12
             assert 0 <= row[column]["delta1"] <= 1 and row[column]["samples"] > 0
+            # each column next to the mean training depth map scored on the same samples
+            assert row[column]["rmse_ratio"] == pytest.approx(
+                row[column]["rmse"] / row[column]["mean_map_rmse"])
         assert 1 <= row["checkpoint_epoch"] <= SMOKE.scheduler["max_t"]
     # the smoke study holds out test places: each trial is scored on seen and unseen places
     assert report["columns"] == ["seen", "unseen"]
     text = (experiment / "summary.md").read_text()
-    assert "## Evaluation on the test split" in text and "unseen - seen RMSE" in text
+    assert "## Evaluation on the test split" in text and "unseen - seen ratio" in text
     capsys.readouterr()
     # the test split is read once
     assert evaluate_main([str(experiment), "--split", "test"]) == 2

@@ -97,6 +97,7 @@ def test_driver_killed_with_sigkill_then_resumed(ray_session, tmp_path):
     assert not [t for t in journal if t.state == optuna.trial.TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_a_killed_trial_process_is_retried_from_its_checkpoint(tmp_path):
     import os
     import signal
@@ -162,6 +163,7 @@ def test_malformed_study_files_are_refused_by_the_cli_before_ray(case, tmp_path,
     assert not (tmp_path / "results").exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_two_searches_at_once_share_one_data_build(tmp_path):
     import os
     import subprocess

@@ -209,6 +209,7 @@ def test_interrupted_search_resumes_to_completion(ray_session, tmp_path):
         assert len(iterations) >= before.get(t["folder"].name, 0)
 
 
+@pytest.mark.slow
 def test_search_on_a_two_node_cluster(tmp_path):
     from ray.cluster_utils import Cluster
 
@@ -249,6 +250,7 @@ def test_full_disk_fails_before_trials(tmp_path, capsys, monkeypatch):
 
 
 
+@pytest.mark.slow
 def test_a_local_ray_listens_on_localhost_only(tmp_path):
     script = ("from tune.run import keep_ray_on_localhost, start_ray\n"
               "keep_ray_on_localhost()\n"

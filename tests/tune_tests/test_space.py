@@ -385,3 +385,6 @@ def test_resolve_looks_in_the_working_directory_first(tmp_path, monkeypatch):
     assert load_study("smoke").name == "t"
     with pytest.raises(StudyError, match=r"nosuch: no such study file; looked for .*nosuch.yaml"):
         resolve_study_path("nosuch")
+    with pytest.raises(StudyError, match=r"generalisation.yaml: no such study file \(did you mean "
+                                         r"'generalization.yaml'\?\)"):
+        resolve_study_path("generalisation.yaml")

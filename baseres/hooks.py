@@ -1,0 +1,170 @@
+"""What happens around training, as hooks the Trainer calls: the console line, metrics.jsonl,
+TensorBoard scalars and the decomposition panel, checkpoints and Weights & Biases.
+
+A hook has ``on_fit_start(trainer)``, ``on_epoch_end(trainer, record)`` and ``close()``. The
+``baseres.train`` CLI uses ``default_hooks``; a Ray Tune trial swaps the scalar logging and the
+checkpoints for Ray's own (tune.trainable), without the Trainer knowing about Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from baseres.config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from baseres.trainer import Trainer
+
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"
+METRICS_FILE = "metrics.jsonl"
+
+
+class Hook:
+    """Does nothing; subclasses override what they need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ConsoleLine(Hook):
+    def on_epoch_end(self, trainer, record):
+        print(format_record(record, trainer.cfg.epochs), flush=True)
+
+
+class ConfigFile(Hook):
+    """The resolved config (and the data folder the run read) as <out>/config.yaml."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+
+    def on_fit_start(self, trainer):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        trainer.saved_config().to_yaml(self.out_dir / "config.yaml")
+
+
+class MetricsFile(Hook):
+    """metrics.jsonl: one line per epoch, rewritten whole from the history each epoch, so a
+    resumed run's file holds every epoch once, whatever was cut short before."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / METRICS_FILE
+
+    def on_epoch_end(self, trainer, record):
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in trainer.history))
+        tmp.replace(self.path)
+
+
+class TensorBoard(Hook):
+    """Scalars under clear groups (optional: Ray's logger writes them in a trial) and the
+    base | residual | final | ground-truth panel every `image_every` epochs."""
+
+    def __init__(self, out_dir: Path, scalars: bool = True):
+        self.out_dir = Path(out_dir)
+        self.scalars = scalars
+        self.writer = None
+
+    def on_fit_start(self, trainer):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.out_dir))
+
+    def on_epoch_end(self, trainer, record):
+        epoch = int(record["epoch"])
+        if self.scalars:
+            for key, value in record.items():
+                if key != "epoch":
+                    self.writer.add_scalar(scalar_tag(key), value, epoch)
+        every = trainer.cfg.image_every
+        if every and (epoch % every == 0 or epoch == 1 or epoch == trainer.cfg.epochs):
+            self.writer.add_image("decomposition/base|residual|final|gt", trainer.panel(),
+                                  epoch, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class Checkpoints(Hook):
+    """checkpoint.pt after every epoch, best.pt after every new best (written atomically)."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+
+    def on_epoch_end(self, trainer, record):
+        trainer.save_checkpoint(self.out_dir / CHECKPOINT_FILE)
+        if trainer.best["epoch"] == int(record["epoch"]):
+            trainer.save_checkpoint(self.out_dir / BEST_FILE)
+
+
+class Wandb(Hook):
+    """Weights & Biases, offline unless WANDB_API_KEY is set."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path):
+        self.run = import_wandb().init(
+            project=cfg.experiment_name, config=cfg.to_dict(), dir=str(out_dir),
+            mode="online" if os.environ.get("WANDB_API_KEY") else "offline")
+
+    def on_epoch_end(self, trainer, record):
+        self.run.log(record, step=int(record["epoch"]))
+
+    def close(self):
+        self.run.finish()
+
+
+def default_hooks(cfg: TrainConfig, out_dir: Path | None) -> list[Hook]:
+    """What ``python -m baseres.train`` does around training; in memory (no out_dir) only the
+    console line."""
+    if out_dir is None:
+        return [ConsoleLine()]
+    hooks = [ConsoleLine(), ConfigFile(out_dir), MetricsFile(out_dir), TensorBoard(out_dir),
+             Checkpoints(out_dir)]
+    if cfg.use_wandb:
+        hooks.append(Wandb(cfg, out_dir))
+    return hooks
+
+
+_TAG_GROUPS = (("train_", "train/"), ("val_", "val/"), ("lambda_", "curriculum/lambda_"))
+
+
+def scalar_tag(key: str) -> str:
+    """TensorBoard tag: train/..., val/..., curriculum/..., diagnostics/..., perf/..."""
+    for prefix, group in _TAG_GROUPS:
+        if key.startswith(prefix):
+            return group + key[len(prefix):]
+    if key in ("epoch_time_s", "samples_per_s", "peak_rss_mb", "learning_rate"):
+        return "perf/" + key
+    if key == "base_frozen":
+        return "curriculum/base_frozen"
+    return "diagnostics/" + key
+
+
+def format_record(record: dict[str, float], epochs: int) -> str:
+    decomposition = (f"sparse {record['sparse']:.3f}  base_rmse {record['base_rmse']:.3f}  "
+                     if "sparse" in record else "")
+    return (f"epoch {int(record['epoch'])}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"val_rmse {record['val_rmse']:.3f}  train_rmse {record['train_rmse']:.3f}  "
+            f"delta1 {record['val_delta1']:.3f}  {decomposition}"
+            f"({record['epoch_time_s']:.1f} s, {record['samples_per_s']:.0f} samples/s)")
+
+
+def import_wandb():
+    """wandb is optional: asking for it without it installed is a config error, said early."""
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("use_wandb needs the wandb package, but it is not installed "
+                          "(pip install wandb)") from None
+    return wandb
