@@ -118,7 +118,14 @@ class BaselineSearcher(Searcher):
         if trial_id in self.outside:
             self.outside[trial_id]["values"].append(result.get(self.metric))
             return
-        self.searcher.on_trial_result(trial_id, result)
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.searcher.on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:
+            # After a resume Ray's saved searcher state (seconds old) can re-run a trial that
+            # the journal had already finished: the journal is right, and keeps its value.
+            pass
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
