@@ -74,8 +74,11 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
     present = [r for r in isolation if r.trial_id]
     if present:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
-        ax.plot([str(r.value) for r in present], [r.val_rmse for r in present], "o-",
+        ax.plot([str(r.value) for r in present], [r.val_rmse for r in present], "o",
                 label="best base + residual trial")
+        for row in present:  # budgets differ: ASHA stopped some of these early
+            ax.annotate(f"{row.epochs} ep", (str(row.value), row.val_rmse), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
         for reference, style in zip(references, ("--", ":", "-.")):
             if math.isfinite(reference.val_rmse):
                 ax.axhline(reference.val_rmse, linestyle=style, color="grey")
