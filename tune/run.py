@@ -138,11 +138,12 @@ def build_searcher(spec: StudySpec, folder: Path):
 def build_scheduler(spec: StudySpec):
     if spec.scheduler["type"] == "none":
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from tune.trainable import BaselinesRunFull
 
-    return ASHAScheduler(time_attr="training_iteration", max_t=spec.scheduler["max_t"],
-                         grace_period=spec.scheduler["grace_period"],
-                         reduction_factor=spec.scheduler["reduction_factor"])
+    return BaselinesRunFull(
+        time_attr="training_iteration", max_t=spec.scheduler["max_t"],
+        grace_period=spec.scheduler["grace_period"],
+        reduction_factor=spec.scheduler["reduction_factor"])
 
 
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):

@@ -10,6 +10,7 @@ from typing import Any
 
 import ray
 from ray.tune import Checkpoint, get_checkpoint, get_context
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from baseres.config import TrainConfig
@@ -173,6 +174,23 @@ class BaselineSearcher(Searcher):
 def trial_dirname(trial) -> str:
     """Short trial folder names (Ray's default spells out every parameter)."""
     return f"trial_{trial.trial_id}"
+
+
+class BaselinesRunFull(ASHAScheduler):
+    """ASHA that never stops a baseline before max_t.
+
+    ASHA lets whatever reaches a rung first go on and compares later trials with it; a
+    baseline stopped at epoch 2 in one run and trained for 12 in the next (both seen with the
+    same study) is no reference point. A baseline's results still enter the rungs, so the
+    searched trials are judged against it as before.
+    """
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if (decision == TrialScheduler.STOP and trial.config.get(BASELINE_KEY)
+                and result.get(self._time_attr, 0) < self._max_t):
+            return TrialScheduler.CONTINUE
+        return decision
 
 
 def build_trainable(spec: StudySpec, fixed: dict[str, Any]):

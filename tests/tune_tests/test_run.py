@@ -50,6 +50,9 @@ def test_smoke_search_end_to_end(smoke_experiment):
             assert ("sparse" in row) == (t["config"]["model"] == "base_residual")
     epochs_run = [len(t["rows"]) for t in found]
     assert min(epochs_run) < SMOKE.scheduler["max_t"] == max(epochs_run)  # ASHA stopped one
+    # ... never a baseline: they are the reference points, at the full budget every time
+    assert all(len(t["rows"]) == SMOKE.scheduler["max_t"] for t in by_baseline.values()
+               if t["params"].get("baseline"))
 
 
 def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
