@@ -83,6 +83,10 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path):
     for name in ("summary.md", "plot_params.png", "plot_isolation.png", "plot_curves.png"):
         assert (experiment / name).stat().st_size > 0, name
     assert "## Isolation: base_channel_divisor" in (experiment / "summary.md").read_text()
+    assert main([str(experiment), "--top", "2"]) == 0
+    cut = (experiment / "summary.md").read_text()
+    assert f"Top 2 of {SMOKE.num_samples} trials" in cut
+    assert len(json.loads((experiment / "summary.json").read_text())["table"]) == 2
 
 
 def test_plot_data_is_plain_and_complete(smoke_experiment):
