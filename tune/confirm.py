@@ -32,6 +32,7 @@ from tune.experiment import (
     TrialSummary,
     confirm_file,
     evaluation_file,
+    finite,
     read_rows,
     write_json,
 )
@@ -46,11 +47,9 @@ LABEL_KEY = "confirms"  # point key naming the config a confirmation run repeats
 
 def confirm_points(experiment: Experiment, seeds: int, top: int) -> list[dict[str, Any]]:
     """One trial config per (config, seed): every baseline, then the top searched configs."""
-    ranked = [t for t in experiment.trials() if t.best]
-    chosen = [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][:top]
     first = experiment.spec.fixed.get("seed", 0)
     points = []
-    for trial in chosen:
+    for trial in experiment.baselines_and_top(top):
         for seed in range(first + 1, first + 1 + seeds):
             points.append({**trial.params, "seed": seed, LABEL_KEY: trial.label})
     return points
@@ -64,22 +63,12 @@ def confirm_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 
 
 def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> None:
-    from ray.tune import (
-        CheckpointConfig,
-        FailureConfig,
-        RunConfig,
-        TuneConfig,
-        Tuner,
-        grid_search,
-        with_parameters,
-        with_resources,
-    )
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner, grid_search
 
-    from tune.trainable import trial_dirname
+    from tune.trainable import build_trainable, trial_dirname
 
     spec = experiment.spec
-    trainable = with_resources(with_parameters(confirm_trial, fixed=spec.fixed),
-                               {"cpu": spec.resources["cpu"], "gpu": spec.resources["gpu"]})
+    trainable = build_trainable(spec, spec.fixed, confirm_trial)
     path = experiment.folder / CONFIRM_DIR
     if Tuner.can_restore(str(path)):
         print(f"resuming the confirmation in {path}", flush=True)
@@ -110,7 +99,7 @@ def confirmation_runs(experiment: Experiment) -> list[TrialSummary]:
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    values = [v for v in values if finite(v)]
     if not values:
         return {"mean": math.nan, "std": math.nan, "n": 0}
     std = statistics.stdev(values) if len(values) > 1 else math.nan
@@ -133,8 +122,8 @@ def summarise(experiment: Experiment, test: dict[str, Any] | None) -> dict[str, 
     configs: dict[str, list[TrialSummary]] = {}
     for run in runs:
         configs.setdefault(run.params[LABEL_KEY], []).append(run)
-    reference = next((runs for label, runs in configs.items()
-                      if runs[0].params.get(BASELINE_KEY) == REFERENCE), [])
+    reference = next((group for group in configs.values()
+                      if group[0].params.get(BASELINE_KEY) == REFERENCE), [])
     reference_rmse = [r.best_val_rmse for r in reference]
     out = {}
     for label, group in configs.items():

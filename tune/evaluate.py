@@ -31,13 +31,6 @@ SPLITS = ("test", "val")
 METRICS = ("rmse", "delta1", "abs_rel", "mae")
 
 
-def chosen_trials(experiment: Experiment, top: int) -> list[TrialSummary]:
-    """Every baseline with a result, then the `top` best searched trials."""
-    ranked = [t for t in experiment.trials() if t.best]
-    baselines = [t for t in ranked if t.baseline]
-    return baselines + [t for t in ranked if not t.baseline][:top]
-
-
 def columns(cfg: TrainConfig, split: str) -> dict[str, str]:
     """Column name -> data split: seen and unseen places when the test split holds out places."""
     if split == "test" and cfg.test_locations:
@@ -81,7 +74,7 @@ def evaluate(folder: str | Path, split: str = "test", top: int = 2,
         raise UsageError(f"{out}: the {split} split of this experiment was already evaluated; "
                          "reading it again after seeing its numbers is how test sets stop "
                          "being tests (pass --again if that is what you mean)")
-    trials = chosen_trials(experiment, top)
+    trials = experiment.baselines_and_top(top)
     if not trials:
         raise UsageError(f"{experiment.folder}: no trial has a finite val_rmse to evaluate")
     results = []

@@ -155,6 +155,7 @@ class Experiment:
     def trials(self) -> list[TrialSummary]:
         """Every trial with a params.json, best first (lowest best-epoch val RMSE)."""
         statuses = _ray_statuses(self.folder)
+        max_t = self.max_t
         trials = []
         for folder in sorted(self.folder.glob("trial_*")):
             params_file = folder / "params.json"
@@ -167,9 +168,15 @@ class Experiment:
                                  status=statuses.get(trial_id, "unknown"),
                                  error=_last_error_line(folder),
                                  fixed_model=self.spec.fixed.get("model", "base_residual"))
-            trial.stop_reason = stop_reason(trial, self.max_t, self.spec.scheduler["type"])
+            trial.stop_reason = stop_reason(trial, max_t, self.spec.scheduler["type"])
             trials.append(trial)
         return sorted(trials, key=lambda t: (t.best_val_rmse, t.trial_id))
+
+    def baselines_and_top(self, top: int) -> list[TrialSummary]:
+        """Every baseline with a result, then the `top` best searched trials: what evaluate
+        scores and confirm re-trains."""
+        ranked = [t for t in self.trials() if t.best]
+        return [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][:top]
 
     def optuna_study(self):
         import optuna

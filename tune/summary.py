@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.cli import OneLineParser
-from tune.compare import compare, isolation_table, judge_targets, verdict
+from tune.compare import TargetCheck, compare, isolation_table, judge_targets, verdict
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary, confirm_file, evaluation_file, finite
 from tune.plots import Curve, ParamPoint, Reference, draw_plots
@@ -183,8 +183,6 @@ def _baseline_row(baseline: TrialSummary, best_searched: TrialSummary | None) ->
 
 
 def _target_line(check: dict) -> str:
-    from tune.compare import TargetCheck
-
     return str(TargetCheck(**{**check, "band": tuple(check["band"])}))
 
 

@@ -193,8 +193,10 @@ class BaselinesRunFull(ASHAScheduler):
         return decision
 
 
-def build_trainable(spec: StudySpec, fixed: dict[str, Any]):
+def build_trainable(spec: StudySpec, fixed: dict[str, Any], function=train_trial):
+    """`function(config, fixed)` (a search trial, or tune.confirm's) with the study's
+    resources per trial."""
     from ray.tune import with_parameters, with_resources
 
     resources = {"cpu": spec.resources["cpu"], "gpu": spec.resources.get("gpu", 0)}
-    return with_resources(with_parameters(train_trial, fixed=fixed), resources)
+    return with_resources(with_parameters(function, fixed=fixed), resources)
