@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from baseres.errors import UserError
+
 DATASETS = ("synthetic", "batvisionv2", "batvisionv1")
 # Per-data-set defaults for the knobs left at None: (base_channels, image_size, max_depth).
 # BatVision values are the seed's; the synthetic preset is sized for 2 CPU cores, and its
@@ -42,13 +44,40 @@ CHOICES = {
 }
 
 
+MAX_YAML_DEPTH = 64  # nesting levels; Python's recursion limit is met near 1000 / 3
+# The features keep the echoes from within max_depth: the first 2 * max_depth / 340 m/s of
+# audio at 44.1 kHz. The centred STFT (n_fft 512, baseres.data.features) pads by n_fft / 2
+# from that window itself, so it must hold more than 256 samples: max_depth >= 0.9907 m.
+MIN_MAX_DEPTH = 0.991  # metres; a test pins it to FeatureSettings
+
+
 class StrictSafeLoader(yaml.SafeLoader):
-    """yaml.safe_load's loader (so tags such as !!python/object stay refused), plus two fixes.
+    """yaml.safe_load's loader (so tags such as !!python/object stay refused), plus four fixes.
 
     Duplicate keys are refused: PyYAML silently keeps the last one, which would hide a
-    searched parameter written twice. And ``1e-3`` is read as a number, as YAML 1.2 and
-    every user expect, where YAML 1.1 makes it a string.
+    searched parameter written twice. ``1e-3`` is read as a number, as YAML 1.2 and
+    every user expect, where YAML 1.1 makes it a string. Aliases (``*name``) are refused: a
+    few lines of them expand to billions of values (or to a cycle) once a config is copied.
+    And nesting is limited, so a deep document is one error rather than a RecursionError.
     """
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed; write the value out",
+                event.start_mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels is not allowed",
+                event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -62,73 +91,95 @@ class StrictSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-StrictSafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class StrictSafeDumper(yaml.SafeDumper):
+    """yaml.safe_dump's dumper whose output StrictSafeLoader reads back equal: it quotes every
+    string that loader would read as something else (``"1e5"``), and writes a value used twice
+    out twice rather than as an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
-class ConfigError(ValueError):
+for _yaml_class in (StrictSafeLoader, StrictSafeDumper):
+    _yaml_class.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+
+def knob(default: Any, help: str) -> Any:
+    """A TrainConfig field with its one-line --help text (baseres.train builds its flags from
+    these)."""
+    return field(default=default, metadata={"help": help})
+
+
+class ConfigError(UserError):
     """A config key is unknown, of the wrong type, or out of its allowed range."""
 
 
 @dataclass
 class TrainConfig:
     # --- model ---
-    model: str = "base_residual"  # base_residual (two decoders) | unet (one decoder, baseline)
-    base_channels: int | None = None  # encoder width C (widths C,2C,4C,8C,8C); None = preset
-    base_channel_divisor: int = 4  # base decoder widths 8C,4C,2C,C divided by this
-    residual_range: float = 0.3  # residual = tanh(.) * max_depth * residual_range
-    max_depth: float | None = None  # metres; depth clipped here (None = preset: V2 30, else 12)
+    model: str = knob("base_residual",
+                      "base_residual (two decoders) | unet (one decoder, baseline)")
+    base_channels: int | None = knob(None, "encoder width C (widths C,2C,4C,8C,8C); None = preset")
+    base_channel_divisor: int = knob(4, "base decoder widths 8C,4C,2C,C divided by this")
+    residual_range: float = knob(0.3, "residual = tanh(.) * max_depth * residual_range")
+    max_depth: float | None = knob(None,
+                                   "metres; depth clipped here (None = preset: V2 30, else 12)")
     # --- loss ---
-    recon_loss: str = "l1"  # reconstruction term: l1 | silog
-    silog_lambda: float = 0.5  # variance weight of the SI-log loss
-    lambda_recon: float = 1.0  # recon weight without the curriculum (and the U-Net's always)
-    lambda_base: float = 1.2  # base-vs-lowpass weight without the curriculum
-    lambda_sparse: float = 0.05  # weight of mean |residual|, constant under the curriculum too
-    lowpass_kernel: int | None = None  # window of the base's low-passed target; None = S / 16
+    recon_loss: str = knob("l1", "reconstruction term: l1 | silog")
+    silog_lambda: float = knob(0.5, "variance weight of the SI-log loss")
+    lambda_recon: float = knob(1.0, "recon weight without the curriculum (and the U-Net's always)")
+    lambda_base: float = knob(1.2, "base-vs-lowpass weight without the curriculum")
+    lambda_sparse: float = knob(0.05,
+                                "weight of mean |residual|, constant under the curriculum too")
+    lowpass_kernel: int | None = knob(None, "window of the base's low-passed target; None = S / 16")
     # --- curriculum ---
-    use_adaptive_loss: bool = False  # ramp weights over warmup, then fix the base decoder
-    warmup_epochs: int = 50  # epochs of the ramp; from this epoch on the base is frozen
-    warmup_fraction: float | None = None  # warmup as a share of epochs; set, decides warmup_epochs
-    lambda_recon_init: float = 0.3  # curriculum: recon weight at epoch 0
-    lambda_recon_end: float = 1.0  # curriculum: recon weight at the end of warmup and after
-    lambda_base_init: float = 2.0  # curriculum: base weight at epoch 0
-    lambda_base_end: float = 0.3  # curriculum: base weight at the end of warmup and after
+    use_adaptive_loss: bool = knob(False, "ramp weights over warmup, then fix the base decoder")
+    warmup_epochs: int = knob(50, "epochs of the ramp; from this epoch on the base is frozen")
+    warmup_fraction: float | None = knob(None,
+                                         "warmup as a share of epochs; set, decides warmup_epochs")
+    lambda_recon_init: float = knob(0.3, "curriculum: recon weight at epoch 0")
+    lambda_recon_end: float = knob(1.0, "curriculum: recon weight at the end of warmup and after")
+    lambda_base_init: float = knob(2.0, "curriculum: base weight at epoch 0")
+    lambda_base_end: float = knob(0.3, "curriculum: base weight at the end of warmup and after")
     # --- optimiser ---
-    optimizer: str = "adamw"  # adamw | adam | sgd (momentum 0.9)
-    learning_rate: float = 1e-3  # peak learning rate
-    lr_schedule: str = "cosine"  # cosine (decay to 0 over the epochs, per epoch) | constant
-    weight_decay: float = 0.01  # decoupled for adamw, L2 otherwise
-    grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
+    optimizer: str = knob("adamw", "adamw | adam | sgd (momentum 0.9)")
+    learning_rate: float = knob(1e-3, "peak learning rate")
+    lr_schedule: str = knob("cosine", "cosine (decay to 0 over the epochs, per epoch) | constant")
+    weight_decay: float = knob(0.01, "decoupled for adamw, L2 otherwise")
+    grad_clip: float = knob(1.0, "max global gradient norm (0 = no clipping)")
     # --- data ---
-    dataset: str = "synthetic"  # synthetic | batvisionv2 | batvisionv1
-    data_root: str | None = None  # data set folder; None = the generated synthetic set
-    locations: list[str] | None = None  # BatVision V2 location folders to use; None = all
-    val_locations: list[str] | None = None  # held-out places: val = all their samples
-    test_locations: list[str] | None = None  # held-out places: test = all their samples
-    audio_format: str = "log_spectrogram"  # spectrogram | log_spectrogram | mel
-    image_size: int | None = None  # S: inputs and depth resized to S x S (None = preset)
-    skip_bad_samples: bool = False  # warn about and skip unreadable samples instead of failing
+    dataset: str = knob("synthetic", "synthetic | batvisionv2 | batvisionv1")
+    data_root: str | None = knob(None, "data set folder; None = the generated synthetic set")
+    locations: list[str] | None = knob(None, "BatVision V2 location folders to use; None = all")
+    val_locations: list[str] | None = knob(None, "held-out places: val = all their samples")
+    test_locations: list[str] | None = knob(None, "held-out places: test = all their samples")
+    audio_format: str = knob("log_spectrogram", "spectrogram | log_spectrogram | mel")
+    image_size: int | None = knob(None, "S: inputs and depth resized to S x S (None = preset)")
+    skip_bad_samples: bool = knob(False,
+                                  "warn about and skip unreadable samples instead of failing")
     # --- schedule ---
-    epochs: int = 40  # training epochs
-    batch_size: int = 32  # samples per optimiser step
-    bn_recalibration_samples: int = 256  # train samples that re-estimate BN statistics before val
-    seed: int = 0  # seeds torch, numpy and the data order
+    epochs: int = knob(40, "training epochs")
+    batch_size: int = knob(32, "samples per optimiser step")
+    bn_recalibration_samples: int = knob(256,
+                                         "train samples that re-estimate BN statistics before val")
+    seed: int = knob(0, "seeds torch, numpy and the data order")
     # --- hardware ---
-    device: str = "auto"  # auto (cuda when present) | cpu | cuda
-    precision: str = "bf16"  # bf16 autocast or fp32
-    channels_last: bool = True  # NHWC tensors: faster convolutions on CPU (bench/RESULTS.md)
-    num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    device: str = knob("auto", "auto (cuda when present) | cpu | cuda")
+    precision: str = knob("bf16", "bf16 autocast or fp32")
+    channels_last: bool = knob(True, "NHWC tensors: faster convolutions on CPU (bench/RESULTS.md)")
+    num_threads: int = knob(0, "torch intra-op threads; 0 = leave torch's default")
     # --- logging ---
-    experiment_name: str = "baseres"  # run name; default output folder results/train/<name>
-    out_dir: str | None = None  # where config, metrics, checkpoints, events go
-    image_every: int = 5  # epochs between TensorBoard image panels (0 = never)
-    progress: bool = True  # per-epoch progress bar when attached to a terminal
-    use_wandb: bool = False  # also log to Weights & Biases (needs the wandb package)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the run
-
+    experiment_name: str = knob("baseres", "run name; default output folder results/train/<name>")
+    out_dir: str | None = knob(None, "where config, metrics, checkpoints, events go")
+    image_every: int = knob(5, "epochs between TensorBoard image panels (0 = never)")
+    progress: bool = knob(True, "per-epoch progress bar when attached to a terminal")
+    use_wandb: bool = knob(False, "also log to Weights & Biases (needs the wandb package)")
+    extra: dict[str, Any] = field(default_factory=dict,
+                                  metadata={"help": "free-form notes saved with the run"})
     def __post_init__(self) -> None:
         if self.dataset in DATASET_PRESETS:
             for key, value in DATASET_PRESETS[self.dataset].items():
@@ -156,13 +207,16 @@ class TrainConfig:
         for key, value in values.items():
             if key not in known:
                 raise ConfigError(
-                    f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
-                )
-            checked[key] = _coerce(f"{source}: {key}", value, hints[key])
+                    f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}",
+                    key, "must be a TrainConfig field", key)
+            try:
+                checked[key] = _coerce(key, value, hints[key])
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {err}", key, err.rule, value) from None
         try:
             return cls(**checked)
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
+        except ConfigError as err:  # the field at fault travels with the message
+            raise ConfigError(f"{source}: {err}", err.key, err.rule, err.value) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -195,17 +249,24 @@ class TrainConfig:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(
-                    f"{key} must be one of {list(allowed)}, but got {getattr(self, key)!r}"
-                )
+                    f"{key} must be one of {list(allowed)}, but got {getattr(self, key)!r}",
+                    key, f"must be one of {list(allowed)}", getattr(self, key))
         size = self.image_size
         if size is None or not (32 <= size <= 256 and size % 16 == 0):
-            raise ConfigError(f"image_size must be a multiple of 16 in [32, 256], but got {size!r}")
+            raise ConfigError(f"image_size must be a multiple of 16 in [32, 256], but got {size!r}",
+                              "image_size", "must be a multiple of 16 in [32, 256]", size)
         positive = ("base_channels", "max_depth", "learning_rate", "epochs", "batch_size",
                     "lowpass_kernel", "residual_range")
         for key in positive:
             value = getattr(self, key)
             if value is None or not value > 0 or (isinstance(value, float) and math.isinf(value)):
-                raise ConfigError(f"{key} must be > 0 and finite, but got {value!r}")
+                raise ConfigError(f"{key} must be > 0 and finite, but got {value!r}", key,
+                                  "must be > 0 and finite", value)
+        if self.max_depth < MIN_MAX_DEPTH:
+            raise ConfigError(f"max_depth must be >= {MIN_MAX_DEPTH} m (its echo window, "
+                              "2 * max_depth / 340 m/s at 44.1 kHz, must exceed the STFT's "
+                              f"n_fft / 2 = 256 samples), but got {self.max_depth!r}",
+                              "max_depth", f"must be >= {MIN_MAX_DEPTH}", self.max_depth)
         non_negative = ("silog_lambda", "lambda_recon", "lambda_base", "lambda_sparse",
                         "lambda_recon_init", "lambda_base_init", "lambda_recon_end",
                         "lambda_base_end", "warmup_epochs", "weight_decay",
@@ -213,26 +274,30 @@ class TrainConfig:
         for key in non_negative:
             value = getattr(self, key)
             if not value >= 0 or (isinstance(value, float) and math.isinf(value)):
-                raise ConfigError(f"{key} must be >= 0 and finite, but got {value!r}")
+                raise ConfigError(f"{key} must be >= 0 and finite, but got {value!r}", key,
+                                  "must be >= 0 and finite", value)
         if self.warmup_fraction is not None and not 0 <= self.warmup_fraction <= 1:
             raise ConfigError(f"warmup_fraction must be in [0, 1] (or null), but got "
-                              f"{self.warmup_fraction!r}")
+                              f"{self.warmup_fraction!r}", "warmup_fraction",
+                              "must be in [0, 1] (or null)", self.warmup_fraction)
         if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be in [0, 2**32), but got {self.seed}")
+            raise ConfigError(f"seed must be in [0, 2**32), but got {self.seed}", "seed",
+                              "must be in [0, 2**32)", self.seed)
         for key in ("locations", "val_locations", "test_locations"):
             if getattr(self, key) is not None and not getattr(self, key):
                 raise ConfigError(f"{key} must name at least one location (or be null), "
-                                  "but got []")
+                                  "but got []", key, "must name at least one location", [])
         both = set(self.val_locations or ()) & set(self.test_locations or ())
         if both:
             raise ConfigError("val_locations and test_locations must not share a location, but "
-                              f"both name {sorted(both)}")
+                              f"both name {sorted(both)}", "val_locations",
+                              "must not share a location with test_locations", sorted(both))
         if self.model == "base_residual" and self.base_channels % self.base_channel_divisor:
             raise ConfigError(
                 "base_channels must be divisible by base_channel_divisor, but got "
                 f"(base_channels={self.base_channels}, "
-                f"base_channel_divisor={self.base_channel_divisor})"
-            )
+                f"base_channel_divisor={self.base_channel_divisor})", "base_channels",
+                "must be divisible by base_channel_divisor", self.base_channels)
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -263,31 +328,37 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
         raise errors[0]
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, but got {value!r}")
+            raise ConfigError(f"{where} must be a list, but got {value!r}", where,
+                          "must be a list", value)
         (item,) = typing.get_args(hint)
         return [_coerce(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, but got {value!r}")
+            raise ConfigError(f"{where} must be a mapping, but got {value!r}", where,
+                          "must be a mapping", value)
         return dict(value)
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where} must be a number, but got {value!r}")
+        raise ConfigError(f"{where} must be a number, but got {value!r}", where,
+                          "must be a number", value)
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{where} must be an integer, but got {value!r}")
+        raise ConfigError(f"{where} must be an integer, but got {value!r}", where,
+                          "must be an integer", value)
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, but got {value!r}")
+        raise ConfigError(f"{where} must be true or false, but got {value!r}", where,
+                          "must be true or false", value)
     if hint is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where} must be a string, but got {value!r}")
+        raise ConfigError(f"{where} must be a string, but got {value!r}", where,
+                          "must be a string", value)
     return value
 
 

@@ -2,18 +2,20 @@
 TensorBoard scalars and the decomposition panel, checkpoints and Weights & Biases.
 
 A hook has ``on_fit_start(trainer)``, ``on_epoch_end(trainer, record)`` and ``close()``. The
-``baseres.train`` CLI uses ``default_hooks``; a Ray Tune trial swaps the scalar logging and the
-checkpoints for Ray's own (tune.trainable), without the Trainer knowing about Ray.
+``baseres.train`` CLI uses ``default_hooks``; a Ray Tune trial swaps the checkpoints for Ray's
+own and adds its HParams session (tune.trainable), without the Trainer knowing about Ray.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from baseres.config import ConfigError, TrainConfig
+from baseres.metrics import METRIC_NAMES
 
 if TYPE_CHECKING:
     from baseres.trainer import Trainer
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
 METRICS_FILE = "metrics.jsonl"
+PANEL_TAG = "decomposition/truth|final|base|residual"
 
 
 class Hook:
@@ -66,35 +69,56 @@ class MetricsFile(Hook):
 
 
 class TensorBoard(Hook):
-    """Scalars under clear groups (optional: Ray's logger writes them in a trial) and the
-    base | residual | final | ground-truth panel every `image_every` epochs."""
+    """Scalars in groups (scalar_tag), the decomposition panel every `image_every` epochs and,
+    given `hparams`, one HParams session of this run whose metric columns start with val_rmse.
 
-    def __init__(self, out_dir: Path, scalars: bool = True):
-        self.out_dir = Path(out_dir)
-        self.scalars = scalars
+    `defines_columns`: whether this run also writes the HParams column list. TensorBoard shows
+    one run's list, whichever it reads first, so a run that sets fewer hparams than the others
+    (a baseline outside the searched space) must leave it to them.
+    """
+
+    def __init__(self, log_dir: Path, hparams: dict[str, Any] | None = None,
+                 defines_columns: bool = True):
+        self.log_dir = Path(log_dir)
+        self.hparams = hparams
+        self.defines_columns = defines_columns
         self.writer = None
 
     def on_fit_start(self, trainer):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(self.out_dir))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
+        # Continuing a run (a resume, a retried trial) hides what an interrupted attempt wrote
+        # after the checkpoint, and keeps the one HParams session written at its start.
+        self.writer = SummaryWriter(str(self.log_dir),
+                                    purge_step=None if fresh else trainer.epoch + 1)
+        if self.hparams is not None and fresh:
+            experiment, start, end = hparams_summaries(self.hparams)
+            for summary in (experiment, start, end) if self.defines_columns else (start, end):
+                self.writer.file_writer.add_summary(summary)
 
     def on_epoch_end(self, trainer, record):
         epoch = int(record["epoch"])
-        if self.scalars:
-            for key, value in record.items():
-                if key != "epoch":
-                    self.writer.add_scalar(scalar_tag(key), value, epoch)
+        for key, value in record.items():
+            if key != "epoch":
+                self.writer.add_scalar(scalar_tag(key), value, epoch)
         every = trainer.cfg.image_every
         if every and (epoch % every == 0 or epoch == 1 or epoch == trainer.cfg.epochs):
-            self.writer.add_image("decomposition/base|residual|final|gt", trainer.panel(),
-                                  epoch, dataformats="HWC")
+            self.writer.add_image(PANEL_TAG, trainer.panel(), epoch, dataformats="HWC")
         self.writer.flush()
 
     def close(self):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def hparams_summaries(hparams: dict[str, Any]):
+    """The HParams plugin's experiment (columns), session start and session end summaries."""
+    from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+    return hparams_summary(hparams, dict.fromkeys(scalar_tag(k) for k in HPARAM_METRICS))
 
 
 class Checkpoints(Hook):
@@ -136,19 +160,25 @@ def default_hooks(cfg: TrainConfig, out_dir: Path | None) -> list[Hook]:
     return hooks
 
 
-_TAG_GROUPS = (("train_", "train/"), ("val_", "val/"), ("lambda_", "curriculum/lambda_"))
+# TensorBoard groups: an epoch record key goes under the first group one of whose patterns it
+# matches, else under diagnostics/ (decomposition statistics: sparse, base_rmse, ...).
+_TAG_GROUPS = (
+    ("metrics", ("val_*", "best_val_rmse", "train_rmse", "gap", "mean_map_rmse")),
+    ("losses", ("train_loss", "train_recon", "train_base")),
+    ("curriculum", ("lambda_*", "base_frozen", "learning_rate")),
+    ("perf", ("epoch_time_s", "samples_per_s", "peak_rss_mb")),
+)
+# The HParams metric columns, in this order: the objective first.
+HPARAM_METRICS = ("val_rmse", "best_val_rmse", *(f"val_{m}" for m in METRIC_NAMES if m != "rmse"),
+                  "train_rmse", "gap", "mean_map_rmse", "train_sparse", "sparse_ratio")
 
 
 def scalar_tag(key: str) -> str:
-    """TensorBoard tag: train/..., val/..., curriculum/..., diagnostics/..., perf/..."""
-    for prefix, group in _TAG_GROUPS:
-        if key.startswith(prefix):
-            return group + key[len(prefix):]
-    if key in ("epoch_time_s", "samples_per_s", "peak_rss_mb", "learning_rate"):
-        return "perf/" + key
-    if key == "base_frozen":
-        return "curriculum/base_frozen"
-    return "diagnostics/" + key
+    """TensorBoard tag of an epoch record key: metrics/, losses/, curriculum/, perf/ or
+    diagnostics/, then the key itself (as in metrics.jsonl)."""
+    group = next((name for name, patterns in _TAG_GROUPS
+                  if any(fnmatch.fnmatchcase(key, p) for p in patterns)), "diagnostics")
+    return f"{group}/{key}"
 
 
 def format_record(record: dict[str, float], epochs: int) -> str:

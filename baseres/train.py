@@ -4,6 +4,7 @@ command line; the seed's own flags work as written."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.config import ConfigError, TrainConfig, config_fields
-from baseres.data.batvision import DataError
+from baseres.errors import UserError
 from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE
 from baseres.trainer import Trainer, TrainingDiverged
 
@@ -50,14 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample std), to confirm a result before believing it; with --resume, "
                         "seeds that never checkpointed start afresh")
     aliases = {v: k for k, v in _ALIASES.items()}
-    for name, hint in config_fields().items():
+    hints = config_fields()
+    for spec in dataclasses.fields(TrainConfig):
+        name, hint, doc = spec.name, hints[spec.name], spec.metadata["help"]
         if name == "extra":
             continue
+        if spec.default not in (None, False):  # flags default to "not given" (see --config)
+            doc += f" (default: {spec.default})"
         # The seed's spelling first (it is the one usage shows), each spelling once.
         flags = list(dict.fromkeys([*([f"--{aliases[name]}"] if name in aliases else []),
                                     f"--{name}", f"--{name.replace('_', '-')}"]))
         kind = _flag_type(hint)
-        doc = _FIELD_DOCS.get(name, "")
         if kind is bool:
             parser.add_argument(*flags, dest=name, nargs="?", const=True, type=_parse_bool,
                                 help=doc)
@@ -74,23 +78,6 @@ def _flag_type(hint) -> type:
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     base = typing.get_origin(args[0]) or args[0]
     return base if base in (bool, int, float, list) else str
-
-
-def _field_docs() -> dict[str, str]:
-    """The one-line comment beside each TrainConfig field, reused as its --help text."""
-    import inspect
-
-    from baseres import config
-
-    docs = {}
-    for line in inspect.getsource(config.TrainConfig).splitlines():
-        name, _, comment = line.partition("#")
-        if ":" in name and comment and "=" in name:
-            docs[name.split(":")[0].strip()] = comment.strip()
-    return docs
-
-
-_FIELD_DOCS = _field_docs()
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -194,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = train_run(cfg, out_dir, prepare_out_dir(out_dir, resume, overwrite))
         else:
             summary = train_seeds(cfg, out_dir, seeds, resume, overwrite)
-    except (ConfigError, DataError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baseres.config import ConfigError, TrainConfig
+from baseres.config import ConfigError, TrainConfig, one_line
 from baseres.data.batvision import DataError
 from baseres.data.cache import SplitArrays, load_split, resolve_data_root
 from baseres.data.loader import BatchLoader
@@ -34,8 +34,25 @@ except ImportError:  # Windows: no getrusage
 TRAIN_PROBE_SAMPLES = 256  # training samples scored each epoch for train_rmse and the gap
 
 
+# TrainConfig keys that shape the model, its outputs or the data it sees: a checkpoint only
+# continues a run that agrees on every one (the others, e.g. epochs, may change on resume).
+RESUME_KEYS = ("model", "base_channels", "base_channel_divisor", "residual_range", "max_depth",
+               "optimizer", "dataset", "audio_format", "image_size", "locations",
+               "val_locations", "test_locations")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run cannot recover by itself."""
+
+
+class CheckpointMismatch(ConfigError):
+    """A checkpoint was saved by a run whose `key` differs from this run's."""
+
+    def __init__(self, path: Path, key: str, saved: object, value: object) -> None:
+        rule = f"{key} must equal the checkpoint's (it shapes the model or its data)"
+        super().__init__(f"{path}: cannot resume: {rule}, but the checkpoint has "
+                         f"{key}={saved!r} and this run {key}={value!r}", key, rule, value)
+        self.path, self.saved = path, saved
 
 
 def pick_device(name: str) -> torch.device:
@@ -270,7 +287,7 @@ class Trainer:
         return record, first
 
     def panel(self):
-        """The last validation's first batch as a base | residual | final | truth image."""
+        """The last validation's first batch as a truth | final | base | residual image."""
         from baseres.viz import decomposition_panel
 
         outputs, gt = self.last_panel
@@ -291,7 +308,17 @@ class Trainer:
         tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint
 
     def load_checkpoint(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        """Continue from a checkpoint of this run; CheckpointMismatch if it was saved by a run
+        of another shape (RESUME_KEYS), ConfigError if it cannot be read."""
+        path = Path(path)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (OSError, RuntimeError, EOFError) as err:  # weights_only refusals stay loud
+            raise ConfigError(f"{path}: unreadable checkpoint: {one_line(str(err))}") from None
+        saved, current = state.get("config", {}), self.cfg.to_dict()
+        for key in RESUME_KEYS:
+            if key in saved and saved[key] != current[key]:
+                raise CheckpointMismatch(path, key, saved[key], current[key])
         if state.get("base_frozen"):
             self.model.freeze_base()
         self.model.load_state_dict(state["model"])

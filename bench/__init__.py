@@ -41,6 +41,14 @@ def study(base: str = "generalization.yaml", **changes: Any) -> dict[str, Any]:
     return spec
 
 
+def write_study(spec: dict[str, Any], path: Path) -> None:
+    """A study file as tune.run reads it: no YAML aliases (study files refuse them), which a
+    plain safe_dump writes for a baseline point used twice."""
+    from baseres.config import StrictSafeDumper
+
+    path.write_text(yaml.dump(spec, Dumper=StrictSafeDumper, sort_keys=False))
+
+
 def _peak_rss_mib(pid: int) -> float:
     """A live process's peak resident memory (VmHWM) in MiB; NaN once gone or off Linux."""
     try:
@@ -77,7 +85,7 @@ def run_search(spec: dict[str, Any], storage: Path) -> Search:
     storage.mkdir(parents=True, exist_ok=True)
     name = spec["name"]
     study_file = storage / f"{name}.yaml"
-    study_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    write_study(spec, study_file)
     command = [sys.executable, "-m", "tune.run", "--space", str(study_file),
                "--storage", str(storage), "--name", name]
     log = storage / f"{name}.log"

@@ -17,9 +17,19 @@ from pathlib import Path
 
 import torch
 
-from bench import cache_sharing, search_efficiency, synth, train_step, tune_service
+from bench import (
+    cache_sharing,
+    fixed_cost,
+    replay,
+    search_efficiency,
+    soak,
+    synth,
+    train_step,
+    tune_service,
+)
 
-BENCHMARKS = (synth, train_step, cache_sharing, tune_service, search_efficiency)
+BENCHMARKS = (synth, train_step, cache_sharing, tune_service, search_efficiency, replay,
+              fixed_cost, soak)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

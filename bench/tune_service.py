@@ -16,11 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from baseres.config import TrainConfig
 from baseres.trainer import Trainer
-from bench import in_new_process, row, run_alone, run_search, study
+from bench import in_new_process, row, run_alone, run_search, study, write_study
 from tune.space import load_study
 
 REFERENCE = "seed_after"
@@ -34,14 +32,14 @@ def reference_study(name: str, copies: int, epochs: int) -> dict:
     """`copies` identical trials of the reference config, all at once, no early stopping."""
     point = study()["baselines"][REFERENCE]
     return study(name=name, num_samples=copies, max_concurrent_trials=copies,
-                 train={"epochs": epochs}, scheduler={"type": "none"},
+                 train={"epochs": epochs}, scheduler={"type": "none"}, targets={},
                  baselines={f"{REFERENCE}_{i + 1}": point for i in range(copies)})
 
 
 def reference_config(storage: Path, threads: int):
     """The reference trial's exact TrainConfig, as its trial builds it."""
     spec_file = storage / "reference.yaml"
-    spec_file.write_text(yaml.safe_dump(reference_study("reference", 1, 1)))
+    write_study(reference_study("reference", 1, 1), spec_file)
     spec = load_study(spec_file)
     return spec.trial_config(spec.baselines[f"{REFERENCE}_1"]).replace(
         num_threads=threads, device="cpu", progress=False)

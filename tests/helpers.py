@@ -1,11 +1,19 @@
 """Plain helpers the tests import (``from helpers import ...``); fixtures live in conftest.py."""
 
+import json
+import socket
+import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
+import yaml
 
 from baseres.config import TrainConfig
 from baseres.data.cache import SplitArrays
+from tune.space import StudyError, load_study
 
 FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "batvision_v2"
 
@@ -53,3 +61,58 @@ def make_v2_root(root: Path, per_split: int = 2, location: str = "Room_A",
             index += 1
         (root / location / f"{split}.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def trials(experiment: Path) -> list[dict]:
+    """Each trial folder's params, reported rows and resolved config, in creation order."""
+    found = []
+    for folder in experiment.glob("trial_*"):
+        if not (folder / "result.json").is_file() or not (folder / "config.yaml").is_file():
+            continue  # a trial still starting
+        rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()
+                if line.strip()]
+        found.append({"folder": folder, "params": json.loads((folder / "params.json").read_text()),
+                      "rows": rows, "config": yaml.safe_load((folder / "config.yaml").read_text())})
+    return sorted(found, key=lambda t: t["folder"].stat().st_ctime)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+# Study files: the smallest valid one, and fragments the bad-study tables build on.
+HEAD = "name: t\n"
+SEARCH = "search:\n  lambda_base: {type: float, low: 0.3, high: 3.0, log: true}\n"
+VALID = HEAD + SEARCH
+DIVISOR = "search:\n  base_channel_divisor: {type: categorical, choices: [1, 2, 4]}\n"
+POINT = "baselines:\n  b: {lambda_base: 1.0, %s}\n"  # a baseline with one extra entry
+
+
+def write(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def refused(path: Path, match: str, overrides: tuple[str, ...] = ()) -> str:
+    """Load, expecting a refusal that matches and is one line naming the file."""
+    with pytest.raises(StudyError, match=match) as info:
+        load_study(path, overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path.resolve()) in message
+    return message

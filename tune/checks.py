@@ -1,19 +1,17 @@
 """The study-file validator: every key, range and trial corner checked before Ray starts,
-each failure one line naming the file, the key path, the rule and the value (Optuna's style).
+each failure one line naming the file, the key path, the rule and the value (tune.rules).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 import types
 import typing
 import warnings
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from optuna.distributions import (
     BaseDistribution,
@@ -22,14 +20,14 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from baseres.config import DATASETS, ConfigError, TrainConfig, config_fields, one_line
+from baseres.config import DATASETS, ConfigError, TrainConfig, config_fields
+from tune.rules import Rules, is_int, is_number, suggest
 from tune.study import (
     DATA_FIELDS,
     DEFAULT_NUM_SAMPLES,
     EPOCHS_FIXED,
     MAX_SAMPLES,
     METRICS,
-    NAME_PATTERN,
     NOT_SETTABLE,
     PARAM_TYPES,
     REQUIRED,
@@ -37,27 +35,15 @@ from tune.study import (
     SCHEDULERS,
     TARGET_LEVELS,
     TOP_KEYS,
+    TPE_KEYS,
     Bound,
     Relative,
-    StudyError,
     StudySpec,
+    experiment_name_rule,
     low_end,
     short_form,
+    short_repr,
 )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _related(a: str, b: str) -> bool:
-    """Whether one key path lies inside the other (``search.x`` and ``search.x.low``)."""
-    short, long = sorted((a, b), key=len)
-    return long.startswith(short) and long[len(short): len(short) + 1] in ("", ".", "[")
 
 
 def _field_types(hint: Any) -> set[Any]:
@@ -67,74 +53,20 @@ def _field_types(hint: Any) -> set[Any]:
     return {typing.get_origin(hint) or hint}
 
 
-def _suggest(key: Any, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class Checker:
-    """Validates one raw study; every failure goes through `fail` so messages share a form."""
+class Checker(Rules):
+    """Validates one raw study, section by section, into a StudySpec."""
 
     def __init__(self, path: Path, overridden: tuple[tuple[str, str], ...]) -> None:
-        self.path = path
-        self.overridden = overridden
+        super().__init__(path, overridden)
         self.fields = config_fields()
-
-    def fail(self, key: str, rule: str, also: Iterable[str] = ()) -> NoReturn:
-        """Raise for `key`; a --set override of it (or of a key in `also`) is named first."""
-        keys = [key, *also]
-        blamed = [o for o, scope in self.overridden if any(_related(scope, k) for k in keys)]
-        parts = [str(self.path), *(f"--set {o}" for o in blamed)]
-        if key not in blamed:
-            parts.append(key)
-        raise StudyError(one_line(": ".join(parts) + f": {rule}"))
-
-    # ---------------------------------------------------------------- generic values
-    def mapping(self, value: Any, key: str, empty_ok: bool = False) -> dict[str, Any]:
-        if value is None and empty_ok:  # a section whose entries are all commented out
-            return {}
-        if not isinstance(value, dict):
-            self.fail(key, f"must be a mapping, but got {value!r}")
-        for name in value:
-            if not isinstance(name, str):
-                self.fail(key, f"keys must be strings, but got {name!r}")
-        return value
-
-    def known_keys(self, mapping: dict[str, Any], allowed: Sequence[str], key: str) -> None:
-        for name in mapping:
-            if name not in allowed:
-                self.fail(f"{key}.{name}" if key else name,
-                          f"unknown key{_suggest(name, allowed)}; allowed: {', '.join(allowed)}")
 
     def train_key(self, name: str, key: str) -> None:
         """`name` must be a TrainConfig field that a study may set."""
         if name not in self.fields:
-            hint = _suggest(name, self.fields) or f"; known: {', '.join(self.fields)}"
+            hint = suggest(name, self.fields) or f"; known: {', '.join(self.fields)}"
             self.fail(key, f"unknown TrainConfig key{hint}")
         if name in NOT_SETTABLE:
             self.fail(key, NOT_SETTABLE[name])
-
-    def integer(self, value: Any, key: str, low: int, high: int | None = None) -> int:
-        leaf = key.rsplit(".", 1)[-1]
-        if not _is_int(value):
-            self.fail(key, f"must be an integer, but got {value!r}")
-        if value < low:
-            self.fail(key, f"`{leaf} >= {low}` must hold, but got {leaf}={value}")
-        if high is not None and value > high:
-            self.fail(key, f"`{leaf} <= {high}` must hold, but got {leaf}={value}")
-        return value
-
-    def number(self, value: Any, key: str) -> float:
-        if not _is_number(value):
-            self.fail(key, f"must be a number, but got {value!r}")
-        if not math.isfinite(value):
-            self.fail(key, f"must be finite, but got {value!r}")
-        return value
-
-    def choice(self, value: Any, key: str, allowed: Sequence[str]) -> str:
-        if value not in allowed:
-            self.fail(key, f"must be one of {list(allowed)}, but got {value!r}")
-        return value
 
     # ---------------------------------------------------------------- the study
     def study(self, raw: dict[str, Any]) -> StudySpec:
@@ -144,9 +76,9 @@ class Checker:
             if key not in raw:
                 self.fail(key, "is required")
         study_name = raw["name"]
-        if not isinstance(study_name, str) or not NAME_PATTERN.fullmatch(study_name):
-            self.fail("name", "must be a folder name (letters, digits, '.', '_', '-'), "
-                              f"but got {study_name!r}")
+        name_rule = experiment_name_rule(study_name)
+        if name_rule is not None:
+            self.fail("name", f"{name_rule}, but got {short_repr(study_name)}", value=study_name)
         metric = self.choice(raw.get("metric", METRICS[0]), "metric", METRICS)
         mode = self.choice(raw.get("mode", "min"), "mode", ("min",))
         num_samples = self.integer(raw.get("num_samples", DEFAULT_NUM_SAMPLES), "num_samples",
@@ -181,7 +113,7 @@ class Checker:
             fixed=fixed,
             space=space,
             baselines=baselines,
-            sampler=self.sampler(raw.get("sampler", {})),
+            sampler=self.sampler(raw.get("sampler", {}), targets),
             scheduler=self.scheduler(raw.get("scheduler", {}), config.epochs),
             targets=targets,
             target_rules=rules,
@@ -274,7 +206,7 @@ class Checker:
                     self.fail(f"{key}.{bound}", f"is required for `type: {kind}`")
                 continue
             value = self.number(form[bound], f"{key}.{bound}")
-            if kind == "int" and not _is_int(value):
+            if kind == "int" and not is_int(value):
                 self.fail(f"{key}.{bound}",
                           f"must be an integer for `type: int`, but got {value!r}")
             bounds[bound] = value
@@ -324,18 +256,17 @@ class Checker:
 
     # ---------------------------------------------------------------- whole trials
     def build(self, values: dict[str, Any], where: str, owners: dict[str, str]) -> TrainConfig:
-        """Build a TrainConfig; on failure, blame the study key that the message starts with.
+        """Build a TrainConfig; on failure, blame the study key that sets the field at fault.
 
-        TrainConfig's messages begin with the field at fault, and `owners` maps fields to
-        where this study sets them. Inside a trial labelled `where`, a field set elsewhere is
+        TrainConfig's errors carry the field (`key`), and `owners` maps fields to where this
+        study sets them. Inside a trial labelled `where`, a field set elsewhere is
         named too (`also`), so a --set of it is reported.
         """
         try:
             return TrainConfig.from_dict(values, source="trial")
         except ConfigError as err:
             message = str(err).removeprefix("trial: ")
-            word = re.match(r"\w+", message)
-            owner = owners.get(word.group()) if word else None
+            owner = owners.get(err.key)
             if owner and (not where or owner.startswith(f"{where}.")):
                 self.fail(owner, message)
             self.fail(where or "train", message, also=(owner,) if owner else ())
@@ -393,20 +324,33 @@ class Checker:
                 self.fail(key, f"must be one of the searched choices {list(dist.choices)}, "
                                f"but got {value!r}")
             return
-        if not _is_number(value):
+        if not is_number(value):
             self.fail(key, f"must be a number, but got {value!r}")
         # _contains is how Optuna itself checks a value against a distribution (bounds, step).
         if not dist._contains(dist.to_internal_repr(value)):
             self.fail(key, f"must lie in the search space {short_form(dist)}, but got {value!r}")
 
     # ---------------------------------------------------------------- search algorithm
-    def sampler(self, raw: Any) -> dict[str, Any]:
+    def sampler(self, raw: Any, targets: dict[str, Any]) -> dict[str, Any]:
         raw = self.mapping(raw, "sampler")
-        self.known_keys(raw, ("type", "seed"), "sampler")
+        self.known_keys(raw, ("type", "seed", *TPE_KEYS), "sampler")
         kind = self.choice(raw.get("type", "tpe"), "sampler.type", SAMPLERS)
         # numpy's RandomState, under every Optuna sampler, takes seeds in [0, 2**32 - 1].
         seed = self.integer(raw.get("seed", 0), "sampler.seed", 0, 2**32 - 1)
-        return {"type": kind, "seed": seed}
+        if kind != "tpe":
+            for key in TPE_KEYS:
+                if key in raw:
+                    self.fail(f"sampler.{key}", f"is a key of TPE's, but sampler.type is {kind!r}",
+                              value=raw[key])
+            return {"type": kind, "seed": seed}
+        startup = self.integer(raw.get("n_startup_trials", TPE_KEYS["n_startup_trials"]),
+                               "sampler.n_startup_trials", 0)
+        flags = {key: self.boolean(raw.get(key, TPE_KEYS[key]), f"sampler.{key}")
+                 for key in ("multivariate", "constant_liar", "constraints")}
+        if flags["constraints"] and not targets.get("minimum"):
+            self.fail("sampler.constraints", "needs targets.minimum (the constraints are its "
+                      "bounds), but the study has none", also=("targets",), value=True)
+        return {"type": kind, "seed": seed, "n_startup_trials": startup, **flags}
 
     def scheduler(self, raw: Any, epochs: int) -> dict[str, Any]:
         raw = self.mapping(raw, "scheduler")
@@ -431,6 +375,17 @@ class Checker:
             self.fail("scheduler.grace_period", "`grace_period <= max_t` must hold, but got "
                                                 f"(grace_period={grace}, max_t={max_t})",
                       also=("scheduler.max_t", "train.epochs"))
+        # Ray's ASHA count of rungs (milestones grace * factor**k up to max_t); a factor near 1
+        # made 10,986,124 of them (1.9 GB). More than one per epoch is never meaningful.
+        rungs = int(math.log(max_t / grace) / math.log(factor) + 1)
+        if rungs > max_t - grace + 1:
+            self.fail("scheduler.reduction_factor",
+                      "`rungs <= max_t - grace_period + 1` must hold (ASHA's rungs, "
+                      "floor(log(max_t / grace_period) / log(reduction_factor)) + 1, at most one "
+                      f"per epoch), but got (rungs={rungs}, reduction_factor={factor}, "
+                      f"grace_period={grace}, max_t={max_t})",
+                      also=("scheduler.grace_period", "scheduler.max_t", "train.epochs"),
+                      value=factor)
         return {"type": "asha", "grace_period": grace, "reduction_factor": factor, "max_t": max_t}
 
     def targets(self, raw: Any, baselines: dict[str, Any]
@@ -456,7 +411,7 @@ class Checker:
                 lo, hi = (self.bound(b, f"{key}[{i}]", baselines) for i, b in enumerate(bounds))
                 if lo is None and hi is None:
                     self.fail(key, "needs at least one bound, but got [null, null]")
-                if _is_number(lo) and _is_number(hi) and lo > hi:
+                if is_number(lo) and is_number(hi) and lo > hi:
                     self.fail(key, f"`low <= high` must hold, but got (low={lo}, high={hi})")
                 targets[level][metric] = (lo, hi)
         return targets, dict(rules)

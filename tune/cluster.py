@@ -39,11 +39,21 @@ def start_ray(address: str | None, storage: str) -> None:
     if ray.is_initialized():
         return
     if address is None:
-        # No dashboard: a local search needs no web server. Its servers listen on localhost
-        # (keep_ray_on_localhost) and Ray 2.60 also guards them with a token.
-        ray.init(include_dashboard=False, configure_logging=False)
+        # "local": a Ray of its own, always. Left unset, Ray would join the cluster its
+        # ray_current_cluster file names, live (not local at all) or dead (minutes of
+        # retries). No dashboard: a local search needs no web server. Its servers listen on
+        # localhost (keep_ray_on_localhost) and Ray 2.60 also guards them with a token.
+        ray.init(address="local", include_dashboard=False, configure_logging=False)
         return
-    ray.init(address=address, configure_logging=False)
+    try:
+        ray.init(address=address, configure_logging=False)
+    except ConnectionError as err:
+        # Ray 2.60 turns token authentication on for a cluster started where a token exists,
+        # and a process joining an explicit address never turns it on itself.
+        hint = ("" if os.environ.get("RAY_AUTH_MODE") else
+                "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its "
+                "token (~/.ray/auth_token or RAY_AUTH_TOKEN) here")
+        raise UsageError(f"--address {address}: {err}{hint}") from None
     others = [n for n in ray.nodes() if n.get("Alive")]
     if len(others) > 1 and not is_uri(storage):
         ray.shutdown()

@@ -10,7 +10,7 @@ import math
 from typing import Any, NamedTuple
 
 from tune.experiment import TrialSummary, finite
-from tune.space import Relative, StudySpec
+from tune.space import BASELINE_KEY, Relative, StudySpec
 
 
 # ----------------------------------------------------------------------------- targets
@@ -146,6 +146,43 @@ def isolation_table(trials: list[TrialSummary], spec: StudySpec
             at["val_rmse"] if at else math.nan,
             best.best["val_delta1"] if best else math.nan, count))
     return rows, common
+
+
+# ------------------------------------------------------------------------ Pareto front
+class ParetoPoint(NamedTuple):
+    trial: str
+    base_params: int
+    val_rmse: float
+    scientific: Any  # the trial's value of the study's scientific parameter
+
+
+def base_parameters(trial: TrialSummary, spec: StudySpec) -> int:
+    """The trial's base-decoder parameters, counted on the meta device (nothing allocated)."""
+    import torch
+
+    from baseres.model import build_model
+
+    config = spec.trial_config({k: v for k, v in trial.params.items() if k != BASELINE_KEY})
+    with torch.device("meta"):
+        return build_model(config).param_counts()["base_decoder"]
+
+
+def pareto_front(trials: list[TrialSummary], spec: StudySpec) -> list[ParetoPoint]:
+    """The seed's trade-off: base + residual trials that ran the full budget (so at equal
+    budgets) that no other such trial beats on both val RMSE and base-decoder size; smallest
+    base first."""
+    full = [t for t in trials if t.model == "base_residual" and t.best
+            and t.epochs_run >= spec.max_t]
+    points = [ParetoPoint(t.label, base_parameters(t, spec), t.best_val_rmse,
+                          t.params.get(spec.scientific)) for t in full]
+
+    def dominated(p: ParetoPoint) -> bool:
+        return any(q.base_params <= p.base_params and q.val_rmse <= p.val_rmse
+                   and (q.base_params, q.val_rmse) != (p.base_params, p.val_rmse)
+                   for q in points)
+
+    return sorted((p for p in points if not dominated(p)),
+                  key=lambda p: (p.base_params, p.val_rmse))
 
 
 # ----------------------------------------------------------------------------- verdict

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from baseres.cli import OneLineParser
-from baseres.config import ConfigError
-from baseres.data.batvision import DataError
+from baseres.errors import UserError
 from tune.cluster import keep_ray_on_localhost, start_ray
 from tune.errors import UsageError
 from tune.experiment import (
@@ -36,7 +35,7 @@ from tune.experiment import (
     read_rows,
     write_json,
 )
-from tune.space import BASELINE_KEY, StudyError
+from tune.space import BASELINE_KEY
 from tune.summary import print_summary
 
 CONFIRM_DIR = "confirm"
@@ -76,7 +75,7 @@ def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> No
     else:
         tuner = Tuner(
             trainable, param_space={"point": grid_search(points)},
-            tune_config=TuneConfig(trial_dirname_creator=trial_dirname),
+            tune_config=TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True),
             run_config=RunConfig(
                 name=CONFIRM_DIR, storage_path=str(experiment.folder),
                 checkpoint_config=CheckpointConfig(num_to_keep=1,
@@ -174,7 +173,7 @@ def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None
         raise UsageError(f"{experiment.folder}: no trial has a finite val_rmse to confirm")
     configs = len(points) // seeds
     print(f"confirming {configs} configs x {seeds} seeds = {len(points)} runs of "
-          f"{experiment.max_t} epochs in {experiment.folder / CONFIRM_DIR}", flush=True)
+          f"{experiment.spec.max_t} epochs in {experiment.folder / CONFIRM_DIR}", flush=True)
     start_ray(address, str(experiment.folder))
     run_confirmation(experiment, points)
     report = summarise(experiment, score_on_test(experiment))
@@ -201,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = confirm(args.experiment, args.seeds, args.top, args.address)
         print_summary(Path(report["experiment"]))
-    except (UsageError, StudyError, ConfigError, DataError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from baseres.cli import OneLineParser
-from tune.experiment import JOURNAL_FILE, journal_storage
+from baseres.cli import DefaultsHelpFormatter, OneLineParser
+from baseres.errors import UserError
+from tune.experiment import JOURNAL_FILE, Experiment, journal_storage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tune.dashboard",
         description="Serve the Optuna study of a tune.run experiment (its optuna-journal.log) in "
         "optuna-dashboard (pip install optuna-dashboard). Stop it with Ctrl+C.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR",
                         help=f"experiment folder of tune.run (holds {JOURNAL_FILE})")
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: optuna-dashboard is not installed; install it with: pip install "
               "optuna-dashboard", file=sys.stderr)
         return 2
-    journal = Path(args.experiment) / JOURNAL_FILE
-    if not journal.is_file():
-        print(f"error: {args.experiment}: no Optuna journal ({JOURNAL_FILE}); is it an experiment "
-              "folder of tune.run?", file=sys.stderr)
+    try:
+        experiment = Experiment(args.experiment)
+        experiment.optuna_study()  # an unreadable journal is one line here, not in the server
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    storage = journal_storage(journal.parent)
+    storage = journal_storage(experiment.folder)
     print(f"optuna-dashboard for {args.experiment}: http://{args.host}:{args.port}/ "
           "(Ctrl+C stops it)", flush=True)
     try:

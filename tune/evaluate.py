@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from baseres.cli import OneLineParser
-from baseres.config import ConfigError, TrainConfig
-from baseres.data.batvision import DataError
+from baseres.config import TrainConfig
 from baseres.data.cache import load_split, resolve_data_root
+from baseres.errors import UserError
 from baseres.trainer import Trainer
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary, evaluation_file, write_json
-from tune.space import StudyError
 from tune.summary import evaluation_table, write_summary
 
 SPLITS = ("test", "val")
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         experiment = Experiment(args.experiment)
         print(evaluation_table(report, experiment.spec.scientific))
         write_summary(experiment.folder)
-    except (UsageError, StudyError, ConfigError, DataError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"written: {evaluation_file(experiment.folder, args.split)} and the table in "

@@ -8,8 +8,13 @@ state (``tuner.pkl``, ``experiment_state-*.json``) and one ``trial_<id>/`` folde
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,76 @@ from tune.space import BASELINE_KEY, StudySpec, load_study
 
 STUDY_FILE = "study.yaml"
 JOURNAL_FILE = "optuna-journal.log"
+LOCK_FILE = "driver.lock"
+# User attributes of every trial in the journal (optuna-dashboard shows them).
+RAY_ID, BASELINE, MODEL, STOP = "ray_trial_id", "baseline", "model", "stop_reason"
+LOST = "lost"  # a trial the journal started and Ray never saved (the driver was killed)
+BEST = "best_metrics"  # the target metrics of the trial's best epoch (with constraints on)
+
+_held: Path | None = None  # the experiment folder this process drives, while it does
+
+
+@contextmanager
+def driving(folder: Path) -> Iterator[Path]:
+    """Hold an experiment folder's driver lock while the block runs: one driver per
+    experiment (two would both ask the journal for trials and run num_samples twice).
+
+    The lock is the kernel's (flock), so a killed driver never leaves it behind. The searcher
+    and scheduler open the journal of the folder held here (``held_folder``).
+    """
+    global _held
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_FILE, "a+")
+    except OSError as err:
+        raise UsageError(f"{folder}: cannot write there: {err.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(f"{folder}: a search is running on this experiment ({owner}); one "
+                         "experiment has one driver: wait for it, or stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"tune.run, pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _held = folder
+    try:
+        yield folder
+    finally:
+        _held = None
+        handle.close()
+
+
+def held_folder() -> Path:
+    if _held is None:
+        raise RuntimeError("no experiment folder is held: run inside experiment.driving()")
+    return _held
+
+
+def cut_partial_line(path: Path) -> None:
+    """Drop a last line a kill cut short (it was never whole, so never read), so that the
+    next record appended is not glued to it. Empty files are left as they are."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as file:
+        file.seek(-1, os.SEEK_END)
+        if file.read(1) == b"\n":
+            return
+        file.seek(0)
+        data = file.read()
+        file.truncate(data.rfind(b"\n") + 1)
+
+
+def repair_after_kill(folder: Path) -> None:
+    """The append-only files of an experiment, each cut back to its last whole line."""
+    cut_partial_line(folder / JOURNAL_FILE)
+    for trial in folder.glob("trial_*"):
+        for name in ("result.json", "progress.csv"):
+            cut_partial_line(trial / name)
 
 
 def finite(value: Any) -> bool:
@@ -29,7 +104,7 @@ def finite(value: Any) -> bool:
 def write_json(path: Path, data: Any) -> None:
     """Write a report whole or not at all (a temporary file renamed into place)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(json.dumps(data, indent=1, default=str))  # paths and numpy scalars
     tmp.replace(path)
 
 
@@ -122,14 +197,18 @@ def _last_error_line(folder: Path) -> str:
     return lines[-1][:300] if lines else "unknown error"
 
 
-def stop_reason(trial: TrialSummary, max_t: int, scheduler: str) -> str:
+def stop_reason(trial: TrialSummary, max_t: int, scheduler: str, told: str = "") -> str:
+    """Why a trial ended. `told` is what the journal recorded when it did (the record: a
+    row a kill cut from result.json does not make a completed trial an early stop)."""
     diverged = [r for r in trial.rows if r.get("diverged")]
     if diverged:
         return diverged[-1].get("stop_reason", "diverged")
-    if trial.status == "ERROR":
+    if trial.status == "ERROR" or told == "error":
         return f"error: {trial.error or 'see error.txt'}"
-    if trial.epochs_run >= max_t:
+    if trial.epochs_run >= max_t or told == "completed":
         return "completed"
+    if told == "early stop":
+        return "ASHA stop" if scheduler == "asha" else "stopped early"
     if trial.status == "TERMINATED":
         return "ASHA stop" if scheduler == "asha" else "stopped early"
     return trial.status.lower() if trial.status != "unknown" else "unknown"
@@ -145,32 +224,37 @@ class Experiment:
                              f"(no {STUDY_FILE})")
         self.spec: StudySpec = load_study(self.folder / STUDY_FILE)
 
-    @property
-    def max_t(self) -> int:
-        """Epochs of a trial that runs its full budget."""
-        if "max_t" in self.spec.scheduler:
-            return self.spec.scheduler["max_t"]
-        return self.spec.trial_config(self.spec.low_corner()).epochs
-
     def trials(self) -> list[TrialSummary]:
         """Every trial with a params.json, best first (lowest best-epoch val RMSE)."""
         statuses = _ray_statuses(self.folder)
-        max_t = self.max_t
+        told = self._journal_reasons()
+        max_t = self.spec.max_t
         trials = []
         for folder in sorted(self.folder.glob("trial_*")):
-            params_file = folder / "params.json"
-            if not params_file.is_file():
+            try:
+                params = json.loads((folder / "params.json").read_text())
+            except (OSError, ValueError):  # a trial still starting, or a write the disk cut
                 continue
             rows = read_rows(folder / "result.json")
             trial_id = rows[0]["trial_id"] if rows else folder.name.removeprefix("trial_")
             trial = TrialSummary(trial_id=trial_id, folder=folder,
-                                 params=json.loads(params_file.read_text()), rows=rows,
+                                 params=params, rows=rows,
                                  status=statuses.get(trial_id, "unknown"),
                                  error=_last_error_line(folder),
-                                 fixed_model=self.spec.fixed.get("model", "base_residual"))
-            trial.stop_reason = stop_reason(trial, max_t, self.spec.scheduler["type"])
+                                 fixed_model=self.spec.model)
+            trial.stop_reason = stop_reason(trial, max_t, self.spec.scheduler["type"],
+                                            told.get(trial_id, ""))
             trials.append(trial)
         return sorted(trials, key=lambda t: (t.best_val_rmse, t.trial_id))
+
+    def _journal_reasons(self) -> dict[str, str]:
+        """Ray trial id -> the stop reason the journal recorded; {} without a journal."""
+        try:
+            trials = self.optuna_study().trials
+        except UsageError:
+            return {}
+        return {t.user_attrs[RAY_ID]: t.user_attrs[STOP] for t in trials
+                if RAY_ID in t.user_attrs and STOP in t.user_attrs}
 
     def baselines_and_top(self, top: int) -> list[TrialSummary]:
         """Every baseline with a result, then the `top` best searched trials: what evaluate
@@ -181,5 +265,14 @@ class Experiment:
     def optuna_study(self):
         import optuna
 
-        return optuna.load_study(study_name=self.spec.name,
-                                 storage=journal_storage(self.folder))
+        journal = self.folder / JOURNAL_FILE
+        if not journal.is_file():
+            raise UsageError(f"{self.folder}: no Optuna journal ({JOURNAL_FILE}); the search "
+                             "never started")
+        try:
+            return optuna.load_study(study_name=self.spec.name,
+                                     storage=journal_storage(self.folder))
+        except (ValueError, KeyError) as err:  # a record cut or edited in the middle
+            raise UsageError(f"{journal}: the Optuna journal is unreadable ({err}); only a "
+                             "record cut at its end can be repaired (tune.run --resume drops "
+                             "it)") from None

@@ -21,11 +21,12 @@ from typing import Any
 import torch
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser
-from baseres.config import ConfigError, TrainConfig
+from baseres.config import TrainConfig
+from baseres.errors import UserError
 from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary
-from tune.space import StudyError, StudySpec
+from tune.space import StudySpec
 
 
 def pick_trial(experiment: Experiment, rank: int) -> tuple[TrialSummary, int]:
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         out, pt = export(args.experiment, args.rank, args.out)
-    except (StudyError, UsageError, ConfigError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"exported {out} and {pt}; retrain with: python -m baseres.train --config {out}")

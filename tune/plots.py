@@ -61,15 +61,20 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
         if choices:
             ax.set_xticks(range(len(choices)), [str(c) for c in choices])
         elif getattr(spec.space[name], "log", False):
+            low, high = spec.space[name].low, spec.space[name].high
             ax.set_xscale("log")
-            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.set_xlim(low / 1.2, high * 1.2)  # the searched range, so its ends are labelled
+            # 1-2-5 steps across several decades; finer steps within less than one
+            subs = (1.0, 2.0, 5.0) if high / low >= 10 else (1.0, 2.0, 3.0, 5.0)
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
             ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.tick_params(labelsize=7)
         ax.set_xlabel(name)
         ax.set_ylabel("best val RMSE (m)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # the shared legend above the panels
     written.append(_save(fig, experiment / "plot_params.png"))
     present = [r for r in isolation if r.trial_id]
     if present:
@@ -81,27 +86,29 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
                         textcoords="offset points", xytext=(4, 4))
         for reference, style in zip(references, ("--", ":", "-.")):
             if math.isfinite(reference.val_rmse):
-                ax.axhline(reference.val_rmse, linestyle=style, color="grey")
-                ax.annotate(reference.label, (0, reference.val_rmse), fontsize=7,
-                            textcoords="offset points", xytext=(2, 2))
+                ax.axhline(reference.val_rmse, linestyle=style, color="grey",
+                           label=reference.label)
+        ax.margins(x=0.15)  # room for the epoch notes beside the outer points
         ax.set_xlabel(spec.scientific)
         ax.set_ylabel("best val RMSE (m)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                  frameon=False)
         fig.tight_layout()
         written.append(_save(fig, experiment / "plot_isolation.png"))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
     for curve in curves:
         ax.plot(curve.epochs, curve.val_rmse, marker=".", label=curve.label)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("val RMSE (m)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
+              title="trial (baseline)", title_fontsize=7)  # beside the curves, never on them
     fig.tight_layout()
     written.append(_save(fig, experiment / "plot_curves.png"))
     return written
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # legends outside the axes included
     _pyplot().close(fig)
     return path

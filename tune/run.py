@@ -9,18 +9,28 @@ the folder alone.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
+import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser
+from baseres.errors import UserError
 from tune.cluster import is_uri, keep_ray_on_localhost, local_path, start_ray
 from tune.errors import UsageError
-from tune.experiment import JOURNAL_FILE, STUDY_FILE, journal_storage
-from tune.space import StudyError, StudySpec, load_study
+from tune.experiment import (
+    JOURNAL_FILE,
+    LOST,
+    STUDY_FILE,
+    driving,
+    journal_storage,
+    repair_after_kill,
+)
+from tune.space import StudySpec, load_study
+from tune.study import check_experiment_name
 
 MIN_FREE_BYTES = 200 * 2**20  # below this a search cannot write a few checkpoints
 
@@ -103,42 +113,10 @@ def check_writable(folder: Path) -> None:
                          f"is needed, but {free // 2**20} MiB is left")
 
 
-def make_sampler(sampler: dict[str, Any]):
-    import optuna
-
-    seed = sampler.get("seed")
-    if sampler["type"] == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if sampler["type"] == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def build_searcher(spec: StudySpec, folder: Path):
-    from ray.tune.search.optuna import OptunaSearch
-
-    from tune.trainable import BaselineSearcher
-
-    points, extras = [], []
-    for name, point in spec.baselines.items():
-        in_space = any(k in spec.space for k in point)  # a unet baseline sets none
-        if in_space:
-            points.append({k: v for k, v in point.items() if k in spec.space})
-        extras.append((name, {k: v for k, v in point.items() if k not in spec.space}, in_space))
-    storage = journal_storage(folder)
-    # metric/mode here as well as in TuneConfig: with a space given up front Ray never passes
-    # them on, and Optuna would create the study with its default direction (maximise).
-    optuna_search = OptunaSearch(space=dict(spec.space), metric=spec.metric, mode=spec.mode,
-                                 points_to_evaluate=points or None,
-                                 sampler=make_sampler(spec.sampler), study_name=spec.name,
-                                 storage=storage)
-    return BaselineSearcher(optuna_search, extras, spec.fixed.get("model", "base_residual"))
-
-
 def build_scheduler(spec: StudySpec):
     if spec.scheduler["type"] == "none":
         return None
-    from tune.trainable import BaselinesRunFull
+    from tune.searcher import BaselinesRunFull
 
     return BaselinesRunFull(
         time_attr="training_iteration", max_t=spec.scheduler["max_t"],
@@ -148,17 +126,17 @@ def build_scheduler(spec: StudySpec):
 
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    callbacks = []
+    from tune.callbacks import DiskGuard
+
+    # The two loggers the summary reads (result.json, progress.csv); main() turns Ray's
+    # automatic ones off, whose TBX logger would copy every scalar under ray/tune/.
+    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), DiskGuard(MIN_FREE_BYTES)]
     if wandb_project:
-        try:
-            import wandb  # noqa: F401
-            from ray.air.integrations.wandb import WandbLoggerCallback
-        except ImportError:
-            raise UsageError("--wandb needs the wandb package, but it is not installed "
-                             "(pip install wandb)") from None
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-        callbacks.append(WandbLoggerCallback(project=wandb_project, mode=mode))
+        from tune.integrations import wandb_callback
+
+        callbacks.append(wandb_callback(wandb_project))
     return RunConfig(
         name=name, storage_path=storage, callbacks=callbacks,
         checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,
@@ -167,8 +145,14 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
     )
 
 
-def print_outcome(results, experiment: str, spec: StudySpec) -> None:
-    finished = results.num_terminated + results.num_errors
+def print_outcome(experiment: str, folder: Path, spec: StudySpec) -> bool:
+    """What the journal says: trials finished of num_samples (Ray's counts call a trial it
+    stopped for an interrupt finished), where the results are, and the summary; whether the
+    search is complete."""
+    import optuna
+
+    trials = optuna.load_study(study_name=spec.name, storage=journal_storage(folder)).trials
+    finished = sum(t.state.is_finished() and not t.user_attrs.get(LOST) for t in trials)
     print(f"\nexperiment folder: {experiment}")
     print(f"tensorboard --logdir {experiment}")
     if finished < spec.num_samples:
@@ -179,13 +163,13 @@ def print_outcome(results, experiment: str, spec: StudySpec) -> None:
     local = local_path(experiment)
     if local is None:
         print(f"to summarise, copy {experiment} to this machine with {STUDY_FILE} and "
-              f"{JOURNAL_FILE} from {state_folder(experiment).resolve()}, then run "
-              "python -m tune.summary on the copy")
-        return
-    try:
-        print_summary(local)
-    except UsageError as err:  # nothing finished yet: the resume hint above is what matters
-        print(f"no summary: {err}")
+              f"{JOURNAL_FILE} from {folder}, then run python -m tune.summary on the copy")
+    else:
+        try:
+            print_summary(local)
+        except UsageError as err:  # nothing finished yet: the resume hint above matters
+            print(f"no summary: {err}")
+    return finished >= spec.num_samples
 
 
 def prepare_data(spec: StudySpec) -> None:
@@ -214,54 +198,113 @@ def state_folder(experiment: str) -> Path:
     return local if local is not None else Path("results", name)
 
 
+def new_folder(storage: str, name: str, chosen: bool) -> str:
+    """Create the experiment folder, exclusively: two searches started at once never share
+    one. A name the user chose must be free; the study's name becomes name-2, -3 ..."""
+    local = local_path(storage)
+    if local is None:
+        return name
+    check_writable(local)
+    candidate = name if chosen else free_name(storage, name)
+    while True:
+        try:
+            (local / candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            if chosen:
+                raise UsageError(f"--name {name}: {local / name} already exists; finish its "
+                                 f"search with --resume {local / name}, or choose another "
+                                 "--name") from None
+            candidate = free_name(storage, name)
+
+
+def fit(tuner, spec: StudySpec, experiment: str, folder: Path) -> bool:
+    """Run the search; SIGTERM stops it as Ctrl-C does (state saved, resume hint). Whether
+    it completed."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        tuner.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return print_outcome(experiment, folder, spec)
+
+
 def launch(spec: StudySpec, name: str, storage: str, address: str | None,
-           wandb_project: str | None):
+           wandb_project: str | None, new: bool = True) -> bool:
+    """A search in <storage>/<name>. In a `new` folder (new_folder made it), a search that
+    does not get as far as starting leaves nothing behind."""
     from ray.tune import TuneConfig, Tuner
 
+    from tune.searcher import StudySearcher, create_study
     from tune.trainable import build_trainable, trial_dirname
 
     experiment = f"{storage.rstrip('/')}/{name}"
-    local = local_path(storage)
-    if local is not None:
-        check_writable(local)
-        if (local / name / "tuner.pkl").exists():
-            raise UsageError(f"{experiment}: already holds a search; finish it with --resume "
-                             f"{experiment}, or choose another --name")
-    config = run_config(spec, name, storage, wandb_project)  # refuses --wandb without wandb
-    if address is None:
-        prepare_data(spec)
-    start_ray(address, storage)  # refuses head-local storage on a cluster before any write
     folder = state_folder(experiment).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / STUDY_FILE).write_text(spec.to_yaml())
-    tuner = Tuner(
-        build_trainable(spec, spec.fixed),
-        tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
-                               search_alg=build_searcher(spec, folder),
-                               scheduler=build_scheduler(spec), num_samples=spec.num_samples,
-                               max_concurrent_trials=spec.max_concurrent_trials,
-                               trial_dirname_creator=trial_dirname),
-        run_config=config,
-    )
-    return tuner.fit(), experiment
+    started = False
+    try:
+        with driving(folder):
+            config = run_config(spec, name, storage, wandb_project)  # --wandb needs wandb
+            if address is None:
+                prepare_data(spec)
+            start_ray(address, storage)  # refuses head-local storage on a cluster first
+            (folder / STUDY_FILE).write_text(spec.to_yaml())
+            create_study(spec)
+            tuner = Tuner(
+                build_trainable(spec, spec.fixed),
+                tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
+                                       search_alg=StudySearcher(spec),
+                                       scheduler=build_scheduler(spec),
+                                       num_samples=spec.num_samples,
+                                       max_concurrent_trials=spec.max_concurrent_trials,
+                                       trial_dirname_creator=trial_dirname,
+                                       # a trial in a worker that imported torch and Ray
+                                       # already: ~6 s less per trial (bench.fixed_cost)
+                                       reuse_actors=True),
+                run_config=config,
+            )
+            started = True
+            return fit(tuner, spec, experiment, folder)
+    except BaseException:
+        if new and not started:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
-def resume(experiment: str, address: str | None):
+def resume(experiment: str, address: str | None) -> bool:
     from ray.tune import Tuner
 
     from tune.trainable import build_trainable
 
     if not is_uri(experiment):
         experiment = str(Path(experiment).expanduser().resolve())
-    study_file = state_folder(experiment) / STUDY_FILE
+    folder = state_folder(experiment).resolve()
+    study_file = folder / STUDY_FILE
+    local = local_path(experiment)
+    if study_file.is_file() and local is not None and not any(
+            local.glob("experiment_state-*.json")):
+        # Stopped before Ray saved its first state: no trial ran, so the search starts over
+        # (Ray's restore would count the trials of a run it never saw).
+        for leftover in ("tuner.pkl", JOURNAL_FILE):
+            (local / leftover).unlink(missing_ok=True)
+        storage, name = experiment.rstrip("/").rsplit("/", 1)
+        return launch(load_study(study_file), name, storage, address, None, new=False)
     if not study_file.is_file() or not Tuner.can_restore(experiment):
         raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
                          f"(needs {study_file} and Ray's tuner state)")
-    spec = load_study(study_file)
-    start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0])
-    trainable = build_trainable(spec, spec.fixed)
-    tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
-    return tuner.fit(), experiment, spec
+    with driving(folder):
+        spec = load_study(study_file)
+        repair_after_kill(folder)
+        start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0])
+        trainable = build_trainable(spec, spec.fixed)
+        tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+        return fit(tuner, spec, experiment, folder)
+
+
+class HideRayResumeHint(logging.Filter):
+    """Ray's interrupt message tells to call Tuner.restore(...); tune.run prints its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,24 +320,38 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
                          f"combined with {', '.join(ignored)}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Each trial's TensorBoard hook writes grouped scalars and HParams; Ray's automatic TBX
+    # logger would add a copy under ray/tune/ (read by Tuner.fit, on a resume too).
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if args.address is None:
         keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
+    ray_tune_log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, HideRayResumeHint) for f in ray_tune_log.filters):
+        ray_tune_log.addFilter(HideRayResumeHint())
+    experiment = args.resume
     try:
         if args.resume:
-            results, experiment, spec = resume(args.resume, args.address)
-        else:
-            spec = load_study(args.space, study_overrides(args))
-            if args.dry_run:
-                print(spec.to_yaml(), end="")
-                return 0
-            storage = resolve_storage(args.storage)
-            name = args.name or free_name(storage, spec.name)
-            results, experiment = launch(spec, name, storage, args.address, args.wandb)
-    except (StudyError, UsageError) as err:
+            return 0 if resume(args.resume, args.address) else 1
+        spec = load_study(args.space, study_overrides(args))
+        if args.name is not None:
+            check_experiment_name(args.name, "--name")
+        if args.dry_run:
+            print(spec.to_yaml(), end="")
+            return 0
+        storage = resolve_storage(args.storage)
+        name = new_folder(storage, args.name or spec.name, chosen=args.name is not None)
+        experiment = f"{storage.rstrip('/')}/{name}"
+        complete = launch(spec, name, storage, args.address, args.wandb)
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print_outcome(results, experiment, spec)
-    return 0
+    except KeyboardInterrupt:
+        started = experiment and (state_folder(experiment) / STUDY_FILE).is_file()
+        hint = (f"resume with: python -m tune.run --resume {experiment}" if started
+                else "the search had not started: nothing was kept")
+        print(f"\ninterrupted; {hint}", file=sys.stderr)
+        return 130
+    return 0 if complete else 1  # stopped early: the resume hint is printed
 
 
 if __name__ == "__main__":

@@ -11,13 +11,18 @@ from typing import Any, NamedTuple
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
-from baseres.config import TrainConfig
+from baseres.config import StrictSafeDumper, TrainConfig
+from baseres.errors import UserError
 
 METRICS = ("val_rmse",)  # what a study may optimise; all are minimised
 MAX_SAMPLES = 100_000  # more trials than this is a typo, not a study
 # Ray's and Optuna's own defaults (one trial, or no end) make no sense for a study file.
 DEFAULT_NUM_SAMPLES = 10
 SAMPLERS = ("tpe", "random", "qmc")
+# TPE's keys a study may set, with Optuna's defaults; `constraints` makes the study's minimum
+# targets constraints TPE prefers to meet (Optuna's constraints_func).
+TPE_KEYS = {"n_startup_trials": 10, "multivariate": False, "constant_liar": False,
+            "constraints": False}
 SCHEDULERS = ("asha", "none")
 TARGET_LEVELS = ("minimum", "ideal")
 PARAM_TYPES = ("float", "int", "categorical")
@@ -37,13 +42,52 @@ NOT_SETTABLE = {
 }
 EPOCHS_FIXED = "every trial trains for train.epochs (the scheduler's max_t); fix it in train"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder
+MAX_NAME_LENGTH = 100  # file systems allow 255 bytes; Ray and tune.run add to the name
 
 
 BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
 
 
-class StudyError(ValueError):
-    """A study file or a --set override is invalid; the message is one line."""
+class StudyError(UserError):
+    """A study file or a --set override is invalid; the message is one line.
+
+    `key` is the key path (or flag) at fault."""
+
+
+def experiment_name_rule(name: Any) -> str | None:
+    """The rule a study or experiment name breaks, or None: it becomes one folder under the
+    storage, so it must be a plain, short folder name that cannot climb out of it."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty folder name"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"must be at most {MAX_NAME_LENGTH} characters long (it names a folder)"
+    if any(sep in name for sep in ("/", "\\", "\0")):
+        return "must be one folder name, without '/', '\\' or NUL"
+    if name.startswith("."):
+        return "must not start with '.' (no '.', '..' or hidden folder)"
+    if not NAME_PATTERN.fullmatch(name):
+        return ("must start with a letter or digit and use only letters, digits, '.', '_' "
+                "and '-' (it names a folder)")
+    return None
+
+
+def check_experiment_name(name: str, source: str) -> str:
+    """`name` if it is a safe experiment folder name; else StudyError naming `source` (the
+    key or flag it came from, e.g. "--name"), the rule and the value."""
+    rule = experiment_name_rule(name)
+    if rule is not None:
+        raise StudyError(f"{source}: {rule}, but got {short_repr(name)}", key=source, rule=rule,
+                         value=name)
+    return name
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr of `value`, cut in the middle when long, so an error stays one readable line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit // 2]}...{text[-limit // 2:]}{size}"
 
 
 class Relative(NamedTuple):
@@ -75,11 +119,23 @@ class StudySpec:
     fixed: dict[str, Any]  # TrainConfig values shared by every trial, data keys included
     space: dict[str, BaseDistribution]  # searched TrainConfig field -> Optuna distribution
     baselines: dict[str, dict[str, Any]]  # name -> point (searched values + extra fields)
-    sampler: dict[str, Any]  # {"type": "tpe" | "random" | "qmc", "seed": int}
+    sampler: dict[str, Any]  # {"type": "tpe" | "random" | "qmc", "seed": int, TPE_KEYS...}
     scheduler: dict[str, Any]  # {"type": "none"} or ASHA's keys with max_t resolved
     targets: dict[str, dict[str, tuple[Bound, Bound]]]  # level -> metric -> (low, high)
     target_rules: dict[str, str]  # metric -> how its bounds were set for this data
     scientific: str | None  # the parameter the study isolates (its isolation table)
+
+    @property
+    def model(self) -> str:
+        """The model of a searched trial (a baseline may set another)."""
+        return self.fixed.get("model", "base_residual")
+
+    @property
+    def max_t(self) -> int:
+        """Epochs of a trial that runs its full budget."""
+        if "max_t" in self.scheduler:
+            return self.scheduler["max_t"]
+        return self.trial_config(self.low_corner()).epochs
 
     def low_corner(self) -> dict[str, Any]:
         """Every searched parameter at the low end of its range (its first choice)."""
@@ -114,7 +170,8 @@ class StudySpec:
         if self.scientific is not None:
             study["scientific"] = self.scientific
         # Flow style for leaf collections keeps `choices: [1, 2, 4, 8]` on one line.
-        text = yaml.safe_dump(study, sort_keys=False, default_flow_style=None)
+        # StrictSafeDumper quotes a string such as "1e5" that load_study would read as a number.
+        text = yaml.dump(study, Dumper=StrictSafeDumper, sort_keys=False, default_flow_style=None)
         return f"# study {self.name}, resolved from {self.path}\n{text}"
 
 

@@ -17,11 +17,29 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.cli import OneLineParser
-from tune.compare import TargetCheck, compare, isolation_table, judge_targets, verdict
+from baseres.errors import UserError
+from tune.compare import (
+    TargetCheck,
+    compare,
+    isolation_table,
+    judge_targets,
+    pareto_front,
+    verdict,
+)
 from tune.errors import UsageError
-from tune.experiment import Experiment, TrialSummary, confirm_file, evaluation_file, finite
+from tune.experiment import (
+    BASELINE,
+    LOST,
+    RAY_ID,
+    Experiment,
+    TrialSummary,
+    confirm_file,
+    evaluation_file,
+    finite,
+    write_json,
+)
 from tune.plots import Curve, ParamPoint, Reference, draw_plots
-from tune.space import StudyError, StudySpec
+from tune.space import StudySpec
 
 BOUNDARY_SHARE = 0.10  # a best value this close to an end of its range asks for a wider range
 # Per trial, at its best epoch: the error, the train/val gap, the seed's sparse figure (its
@@ -77,6 +95,38 @@ def param_importance(experiment: Experiment) -> dict[str, float] | str:
 
 
 # ----------------------------------------------------------------------------- plot data
+def sampler_facts(experiment: Experiment) -> list[str]:
+    """How the sampler worked, from the journal: how many searched trials TPE proposed (it
+    samples at random until n_startup_trials trials have finished), and which trials met the
+    minimum targets when they were constraints."""
+    import optuna
+
+    sampler = experiment.spec.sampler
+    try:
+        trials = experiment.optuna_study().trials
+    except UsageError as err:
+        return [f"- sampler: {err}"]
+    done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                             optuna.trial.TrialState.PRUNED)]
+    searched = [t for t in trials if t.params and not t.user_attrs.get(BASELINE)
+                and not t.user_attrs.get(LOST) and t.datetime_start]
+    if sampler["type"] != "tpe":
+        return [f"- sampler: {sampler['type']}, {len(searched)} searched trial(s)"]
+    startup = sampler["n_startup_trials"]
+    proposed = sum(sum(d.datetime_complete < t.datetime_start for d in done) >= startup
+                   for t in searched)
+    lines = [f"- sampler: TPE proposed {proposed} of {len(searched)} searched trial(s); the "
+             f"rest were drawn at random (TPE waits for n_startup_trials = {startup} finished "
+             "trials, baselines included)"]
+    if sampler["constraints"]:
+        judged = [t for t in done if t.constraints]
+        feasible = [t for t in judged if all(v <= 0 for v in t.constraints.values())]
+        lines.append(f"- minimum targets as TPE's constraints: {len(feasible)} of "
+                     f"{len(judged)} finished trial(s) met them: " + (", ".join(
+                         t.user_attrs.get(RAY_ID, str(t.number)) for t in feasible) or "none"))
+    return lines
+
+
 def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, list[ParamPoint]]:
     """Per searched parameter, one point per trial that has it (a U-Net baseline has none)."""
     return {name: [ParamPoint(t.params[name], t.best_val_rmse, t.stop_reason != "completed",
@@ -142,7 +192,7 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
         "trials": len(trials),
         "shown": len(shown),
         "num_samples": spec.num_samples,
-        "max_t": experiment.max_t,
+        "max_t": experiment.spec.max_t,
         "space": list(spec.space),
         "verdict": verdict(ranked, baselines, checks, spec.num_samples)
         + confirmation_verdict(experiment.folder),
@@ -164,9 +214,11 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
                      "diverged": sum(t.stop_reason.startswith("diverged") for t in trials),
                      "reasons": {t.label: t.stop_reason for t in problems}},
         "importance": param_importance(experiment),
+        "sampler": sampler_facts(experiment),
         "scientific": spec.scientific,
         "isolation": [r._asdict() for r in isolation],
         "isolation_epoch": common,
+        "pareto": [p._asdict() for p in pareto_front(trials, spec)],
         "_plot": (spec, param_plot_data(trials, spec), isolation,
                   reference_lines(trials, reference), curve_data(trials, 5)),
     }
@@ -221,6 +273,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out.append(f"- errored trials: {problems['errored']}; diverged trials: "
                f"{problems['diverged']}")
     out += [f"  - {label}: {reason}" for label, reason in problems["reasons"].items()]
+    out += summary["sampler"]
     importance = summary["importance"]
     if isinstance(importance, dict):
         out.append("- parameter importance (Optuna, PED-ANOVA): " + ", ".join(
@@ -237,6 +290,14 @@ def render_markdown(summary: dict[str, Any]) -> str:
         out.append(_table([param, "trial", "epochs", "best val RMSE",
                            f"best val RMSE by epoch {epoch}", "val delta1", "trials"],
                           [list(r.values()) for r in summary["isolation"]]))
+    out += ["", "## Pareto front: val RMSE against base-decoder parameters", "",
+            f"Base + residual trials that ran all {summary['max_t']} epochs (equal budgets) "
+            "that no other beats on both: a smaller base for the same error is the seed's "
+            "claim.", ""]
+    out.append(_table(["trial", "base-decoder parameters", "best val RMSE",
+                       summary["scientific"] or "scientific"],
+                      [list(p.values()) for p in summary["pareto"]])
+               if summary["pareto"] else "No base + residual trial ran the full budget yet.")
     return "\n".join(out) + "\n"
 
 
@@ -331,7 +392,9 @@ def _evaluations(folder: Path, scientific: str | None) -> list[str]:
     return out
 
 
-def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path]]:
+def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path], str | None]:
+    """The summary's text, the plots written, and why nothing was written (a read-only
+    folder, a full disk) or None: the text is worth reading either way."""
     summary = build_summary(folder, top)
     spec, points, isolation, references, curves = summary.pop("_plot")
     text = render_markdown(summary)
@@ -341,17 +404,23 @@ def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path]]:
         extra += ["", f"## Confirmation with seeds ({report['test']})", "",
                   confirmation_table(report)]
     text += "\n".join(extra) + "\n"
-    (folder / "summary.md").write_text(text)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    plots = draw_plots(folder, spec, points, isolation, references, curves)
-    return text, plots
+    try:
+        write_json(folder / "summary.json", summary)
+        (folder / "summary.md").write_text(text)
+        plots = draw_plots(folder, spec, points, isolation, references, curves)
+    except OSError as err:
+        return text, [], f"{err.filename or folder}: {err.strerror}"
+    return text, plots, None
 
 
 def print_summary(folder: Path, top: int = 10) -> None:
-    text, plots = write_summary(folder, top)
+    text, plots, unwritten = write_summary(folder, top)
     print(text)
-    print(f"written: {folder / 'summary.md'}, summary.json, "
-          + ", ".join(p.name for p in plots))
+    if unwritten:
+        print(f"not written (summary.md, summary.json, plots): {unwritten}")
+    else:
+        print(f"written: {folder / 'summary.md'}, summary.json, "
+              + ", ".join(p.name for p in plots))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --top: `top >= 1` must hold, but got top={args.top}")
     try:
         print_summary(Path(args.experiment).expanduser().resolve(), args.top)
-    except (UsageError, StudyError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

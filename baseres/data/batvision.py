@@ -15,14 +15,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from baseres.errors import UserError
+
 SAMPLE_RATE = 44100
 SPLITS = ("train", "val", "test")
 V2_COLUMNS = ("audio path", "audio file name", "depth path", "depth file name")
 V1_COLUMNS = ("audio path left", "audio path right", "depth path")
 
 
-class DataError(ValueError):
-    """A data set file is missing, unreadable or malformed; the message names it."""
+class DataError(UserError):
+    """A data set file is missing, unreadable or malformed; the message names it.
+
+    `key` is the file or folder at fault."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class SampleRef:
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     try:
-        with path.open(newline="") as handle:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in (reader.fieldnames or [])]
             missing = [c for c in required if c not in columns]
@@ -50,6 +55,11 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
         raise DataError(f"{path}: cannot read split file: {err.strerror}") from None
     except csv.Error as err:
         raise DataError(f"{path}: malformed CSV: {err}") from None
+    except UnicodeDecodeError as err:
+        rule = "a split CSV must be UTF-8 text"
+        raise DataError(f"{path}: {rule} (save it as UTF-8), but it holds byte "
+                        f"{err.object[err.start]:#04x}, which is not ({err.reason})",
+                        key=str(path), rule=rule, value=err.object[err.start:err.end]) from None
 
 
 def _check_root(root: Path) -> Path:
@@ -115,6 +125,7 @@ def load_waveform(ref: SampleRef) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file does not exist")
     try:
+        _check_wav_length(path)
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise DataError(f"{path}: unreadable WAV: {err}") from None
@@ -126,6 +137,30 @@ def load_waveform(ref: SampleRef) -> np.ndarray:
     if data.shape[0] == 0:
         raise DataError(f"{path}: audio has no frames")
     return np.ascontiguousarray(data.T)
+
+
+def _check_wav_length(path: Path) -> None:
+    """Refuse a RIFF WAV whose data chunk is shorter than its header says (a cut copy):
+    libsndfile reads the frames that are there, and the features pad the cut with silence."""
+    with path.open("rb") as handle:
+        if handle.read(12)[8:] != b"WAVE":
+            return  # not RIFF WAVE (e.g. RF64): libsndfile judges it alone
+        size, frame = path.stat().st_size, 0
+        while len(header := handle.read(8)) == 8:
+            declared = int.from_bytes(header[4:], "little")
+            if header[:4] == b"data":
+                held = size - handle.tell()
+                if held < declared:
+                    rule = "a WAV file must hold the frames its data chunk declares"
+                    frames = (f"{declared // frame} frames, but the file holds {held // frame}"
+                              if frame else f"{declared} bytes, but the file holds {held}")
+                    raise DataError(f"{path}: truncated WAV: its header declares {frames}",
+                                    key=str(path), rule=rule,
+                                    value=held // frame if frame else held)
+                return
+            body = handle.read(declared + declared % 2)  # chunks are padded to even sizes
+            if header[:4] == b"fmt ":
+                frame = int.from_bytes(body[12:14], "little")  # the block align: one frame
 
 
 def load_depth_mm(ref: SampleRef) -> np.ndarray:

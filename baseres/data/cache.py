@@ -2,9 +2,10 @@
 
 Features and resized depth are stored as .npy arrays that later runs memory-map read-only, so N
 trials on a node cost one preprocessing and the page cache holds one copy. The folder name is a
-hash of the inputs (settings, file list, each file's size and mtime), so edited data is never
-served stale; a folder is built under a file lock in a temporary sibling and renamed into place,
-and one whose arrays do not match its manifest (e.g. truncated) is rebuilt, never read.
+hash of the inputs (settings, file list, each file's size, mtime, ctime and inode), so edited
+data is never served stale; a folder is built under a file lock in a temporary sibling and
+renamed into place, and one whose arrays do not match its manifest (e.g. truncated) is rebuilt,
+never read.
 """
 
 from __future__ import annotations
@@ -149,11 +150,13 @@ def sample_refs(cfg: TrainConfig, root: Path, split: str) -> list[SampleRef]:
 
 
 def _file_stamp(path: Path) -> list:
+    """What changes when a file is edited. mtime alone does not: cp -p, rsync -t and tar set
+    it back; ctime (which no user tool sets) and the inode (a file replaced) do."""
     try:
         stat = path.stat()
-        return [str(path), stat.st_size, stat.st_mtime_ns]
+        return [str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
     except OSError:
-        return [str(path), -1, -1]
+        return [str(path), -1, -1, -1, -1]
 
 
 def cache_key(refs: list[SampleRef], settings: FeatureSettings, skip_bad: bool) -> str:
@@ -166,6 +169,7 @@ def _manifest_matches(folder: Path) -> dict | None:
     """The manifest if the folder is complete and every array has its recorded size."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
+        int(manifest["valid_images"])  # an entry from before this count: rebuilt
         for name, info in manifest["arrays"].items():
             path = folder / name
             if path.stat().st_size != info["bytes"]:
@@ -199,7 +203,7 @@ def _fill(tmp, refs, settings, skip_bad, progress, label):
     size = settings.image_size
     features = open_memmap(tmp / "features.npy", "w+", np.float32, (len(refs), 2, size, size))
     depth = open_memmap(tmp / "depth.npy", "w+", np.float32, (len(refs), 1, size, size))
-    skipped, kept = [], 0
+    skipped, kept, valid = [], 0, 0
     show = progress and sys.stderr.isatty()
     for ref in tqdm(refs, desc=f"features {Path(label).name[:28]}", disable=not show,
                     unit="sample", leave=False):
@@ -211,6 +215,7 @@ def _fill(tmp, refs, settings, skip_bad, progress, label):
                 raise
             skipped.append(str(err))
             continue
+        valid += bool((depth[kept] > 0).any())
         kept += 1
     features.flush()
     depth.flush()
@@ -221,7 +226,7 @@ def _fill(tmp, refs, settings, skip_bad, progress, label):
             np.save(tmp / f"kept-{name}", full[:kept])
             del full
             os.replace(tmp / f"kept-{name}", tmp / name)
-    return tmp, skipped
+    return tmp, skipped, valid
 
 
 def load_split(cfg: TrainConfig, split: str, root: Path | None = None, progress: bool = True
@@ -250,6 +255,11 @@ def load_split(cfg: TrainConfig, split: str, root: Path | None = None, progress:
                       + "; ".join(arrays.skipped), stacklevel=2)
     if len(arrays) == 0:
         raise DataError(f"{root}: split {split!r} has no readable sample")
+    if manifest["valid_images"] == 0:  # else every trial fails at its first validation
+        rule = "a split must hold at least one valid (nonzero) depth pixel"
+        raise DataError(f"{root}: split {split!r}: {rule}, but the depth of all its "
+                        f"{len(arrays)} samples is 0 (invalid) after resizing to "
+                        f"{settings.image_size} px", key=str(root), rule=rule, value=0)
     return arrays
 
 
@@ -258,10 +268,11 @@ def _build(folder, refs, settings, skip_bad, progress, root, split) -> dict:
         shutil.rmtree(folder)
     print(f"baseres: computing the features of split {split!r} ({len(refs)} samples) into "
           f"{folder}", file=sys.stderr, flush=True)
-    tmp, skipped = _compute(refs, settings, skip_bad, progress, str(folder))
+    tmp, skipped, valid = _compute(refs, settings, skip_bad, progress, str(folder))
     manifest = {
         "root": str(root), "split": split, "settings": settings.as_dict(),
         "samples": len(refs) - len(skipped), "skipped": skipped, "built_by_pid": os.getpid(),
+        "valid_images": valid,  # samples with at least one valid depth pixel
         "arrays": {name: {"bytes": (tmp / name).stat().st_size,
                           "shape": list(np.load(tmp / name, mmap_mode="r").shape)}
                    for name in ("features.npy", "depth.npy")},

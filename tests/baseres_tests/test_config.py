@@ -1,7 +1,13 @@
 import pytest
 import yaml
 
-from baseres.config import DATASET_PRESETS, ConfigError, TrainConfig
+from baseres.config import (
+    DATASET_PRESETS,
+    ConfigError,
+    StrictSafeDumper,
+    StrictSafeLoader,
+    TrainConfig,
+)
 
 
 def test_defaults_are_the_seeds_values_after_its_fix():
@@ -55,6 +61,9 @@ BAD = [
     ({"locations": "Sample_Location"}, "locations must be a list"),
     ({"base_channels": 12, "base_channel_divisor": 8}, "must be divisible by"),
     ({"dataset": "kitti"}, "dataset must be one of"),
+    # the echo window 2 * max_depth / 340 m/s at 44.1 kHz must exceed 256 samples (0.9907 m)
+    ({"max_depth": 0.5}, r"max_depth must be >= 0.991 m \(its echo window, .*\), but got 0.5$"),
+    ({"max_depth": 0.99}, r"max_depth must be >= 0.991 m .*, but got 0.99$"),
 ]
 
 
@@ -70,6 +79,9 @@ def test_bad_values_raise_naming_the_key(values, message):
     ("!!python/object:os.system {}\n", "not valid YAML"),
     ("epochs: 3\nbogus: 1\n", "unknown key 'bogus'"),
     ("epochs: 3\nepochs: 4\n", "duplicate key 'epochs'"),
+    ("extra: {a: &a [1, 2]}\nlocations: *a\n", r"aliases \(\*a\) are not allowed"),
+    ("extra: {a: " + "[" * 100_000 + "]" * 100_000 + "}\n",
+     r"nesting deeper than 64 levels is not allowed"),
 ])
 def test_bad_yaml_files_name_the_file(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -77,6 +89,18 @@ def test_bad_yaml_files_name_the_file(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         TrainConfig.from_yaml(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_max_depth_at_its_lower_bound_is_accepted():
+    assert TrainConfig(max_depth=0.991).max_depth == 0.991
+
+
+@pytest.mark.parametrize("text", ["1e5", "true", "null", "0x10", "1_000", "~", "no", "1.5E3"])
+def test_the_strict_dumper_quotes_strings_that_read_back_as_other_values(text):
+    shared = [text]  # one object twice: safe_dump would write an alias, which is refused
+    values = {"experiment_name": text, "extra": {"note": shared, "again": shared}}
+    written = yaml.dump(values, Dumper=StrictSafeDumper)
+    assert yaml.load(written, Loader=StrictSafeLoader) == values
 
 
 def test_exponent_floats_read_as_numbers(tmp_path):

@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 from helpers import make_v2_root, tiny_config
 
+from baseres.config import MIN_MAX_DEPTH
 from baseres.data import cache as cache_module
 from baseres.data import synth
 from baseres.data.batvision import (
@@ -24,6 +25,17 @@ from baseres.data.features import FeatureSettings, depth_to_metres, waveform_to_
 
 def settings(audio_format="log_spectrogram", size=64, max_depth=30.0):
     return FeatureSettings(audio_format=audio_format, image_size=size, max_depth=max_depth)
+
+
+def test_the_smallest_max_depth_is_the_stfts_own_limit():
+    wave = np.random.default_rng(0).standard_normal((2, 9000)).astype(np.float32)
+    smallest = settings(size=32, max_depth=MIN_MAX_DEPTH)
+    assert smallest.num_samples > smallest.n_fft // 2  # 257 > 256
+    assert waveform_to_features(wave, smallest).shape == (2, 32, 32)
+    below = settings(size=32, max_depth=MIN_MAX_DEPTH - 0.001)
+    assert below.num_samples <= below.n_fft // 2  # the bound is tight, to the millimetre
+    with pytest.raises(RuntimeError, match="Padding size should be less than"):
+        waveform_to_features(wave, below)
 
 
 def test_cut_keeps_echoes_from_within_max_depth():
@@ -101,6 +113,20 @@ def truncate_wav(root):
     return "audio_0.wav: unreadable WAV", "train"
 
 
+def cut_wav_mid_data(root):
+    path = root / "Room_A" / "audio" / "audio_0.wav"  # 20000 stereo int32 frames, 8 bytes each
+    path.write_bytes(path.read_bytes()[:-80000])  # a copy cut short: the header is whole
+    return ("audio_0.wav: truncated WAV: its header declares 20000 frames, but the file holds "
+            "10000$"), "train"
+
+
+def latin1_csv(root):
+    csv = root / "Room_A" / "train.csv"
+    csv.write_bytes(csv.read_text().replace("Room_A/camera/", "R\u00e9ception/").encode("latin-1"))
+    return (r"Room_A/train.csv: a split CSV must be UTF-8 text \(save it as UTF-8\), but it holds "
+            r"byte 0xe9, which is not \(invalid continuation byte\)$"), "train"
+
+
 def mono_wav(root):
     sf.write(root / "Room_A" / "audio" / "audio_0.wav", np.zeros((2000, 1), np.int32), 44100,
              subtype="PCM_32")
@@ -130,8 +156,9 @@ def absent_depth(root):
     return "depth_0.npy: file does not exist", "train"
 
 
-@pytest.mark.parametrize("damage", [break_csv_column, remove_wav, truncate_wav, mono_wav,
-                                    wrong_rate, flat_depth, nan_depth, absent_depth])
+@pytest.mark.parametrize("damage", [break_csv_column, remove_wav, truncate_wav, cut_wav_mid_data,
+                                    latin1_csv, mono_wav, wrong_rate, flat_depth, nan_depth,
+                                    absent_depth])
 def test_bad_files_are_named(tmp_path, damage):
     root = make_v2_root(tmp_path / "v2")
     message, split = damage(root)
@@ -142,6 +169,14 @@ def test_bad_files_are_named(tmp_path, damage):
         with pytest.warns(UserWarning, match=r"skipped 1 bad sample\(s\).*" + message):
             arrays = load_split(cfg.replace(skip_bad_samples=True), split, progress=False)
         assert len(arrays) == 1
+
+
+def test_a_byte_order_mark_before_the_first_column_is_not_part_of_its_name(tmp_path):
+    # as spreadsheets save "UTF-8 CSV"; the first column is a required one
+    (tmp_path / "train.csv").write_bytes(
+        "\ufeffaudio path left,audio path right,depth path\nl.npy,r.npy,d.npy\n".encode())
+    (ref,) = list_v1_samples(tmp_path, "train")
+    assert ref.audio == (tmp_path / "l.npy", tmp_path / "r.npy")
 
 
 @pytest.mark.parametrize("root, message", [
@@ -194,6 +229,39 @@ def test_cache_hit_miss_stale_and_truncated(tmp_path, monkeypatch):
     os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))
     stale = load_split(cfg, "train", progress=False)
     assert len(calls) == 12 and stale.folder != first.folder  # edited data: never served stale
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_not_served_stale(tmp_path, monkeypatch):
+    root = make_v2_root(tmp_path / "v2", per_split=3)
+    cfg = tiny_config(dataset="batvisionv2", data_root=str(root))
+    calls = counting_features(monkeypatch)
+    first = load_split(cfg, "train", progress=False)
+    before = np.array(first.features[0])
+    wav = root / "Room_A" / "audio" / "audio_0.wav"
+    stat = wav.stat()
+    data, rate = sf.read(wav, dtype="int32")
+    sf.write(wav, data[::-1].copy(), rate, subtype="PCM_32")  # other audio, same size
+    os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p, rsync -t and tar do
+    assert (wav.stat().st_size, wav.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    edited = load_split(cfg, "train", progress=False)
+    assert len(calls) == 6 and edited.folder != first.folder
+    assert not np.array_equal(edited.features[0], before)  # the edit is what is served
+
+
+def test_a_split_without_any_valid_depth_is_refused_when_loaded(tmp_path):
+    root = make_v2_root(tmp_path / "v2")
+    for index in (2, 3):  # the val rows
+        np.save(root / "Room_A" / "depth" / f"depth_{index}.npy", np.zeros((18, 32), np.uint16))
+    cfg = tiny_config(dataset="batvisionv2", data_root=str(root))
+    assert len(load_split(cfg, "train", progress=False)) == 2
+    with pytest.raises(DataError) as info:
+        load_split(cfg, "val", progress=False)
+    rule = "a split must hold at least one valid (nonzero) depth pixel"
+    assert str(info.value) == (f"{root}: split 'val': {rule}, but the depth of all its 2 "
+                               "samples is 0 (invalid) after resizing to 32 px")
+    assert (info.value.key, info.value.rule, info.value.value) == (str(root), rule, 0)
+    with pytest.raises(DataError, match=re.escape(rule)):  # the cached entry says it again
+        load_split(cfg, "val", progress=False)
 
 
 BUILD = """

@@ -33,13 +33,21 @@ def test_prediction_is_clamped_before_scoring():
     assert m["abs_rel"] == pytest.approx((2 - 1e-3) / 2)
 
 
-@pytest.mark.parametrize("pred_fill", [float("nan"), float("inf"), 0.0])
-def test_never_nan(pred_fill):
+# One valid pixel (gt 2 m) in three images: NaN reads as the smallest depth (1 mm), inf as
+# max_depth 10 m, and the two images without a valid pixel do not count.
+@pytest.mark.parametrize("pred_fill, rmse, abs_rel, log10", [
+    (float("nan"), 2 - 1e-3, (2 - 1e-3) / 2, math.log10(2 / 1e-3)),
+    (float("inf"), 8.0, 4.0, math.log10(10 / 2)),
+    (0.0, 2 - 1e-3, (2 - 1e-3) / 2, math.log10(2 / 1e-3)),
+])
+def test_never_nan(pred_fill, rmse, abs_rel, log10):
     gt = torch.zeros(3, 1, 4, 4)
     assert all(v == 0.0 for v in depth_metrics(torch.ones(3, 1, 4, 4), gt, 10.0).values())
     gt[0, 0, 0, 0] = 2.0
     m = depth_metrics(torch.full((3, 1, 4, 4), pred_fill), gt, 10.0)
-    assert all(math.isfinite(v) for v in m.values())
+    assert (m["rmse"], m["mae"], m["abs_rel"], m["log10"]) == pytest.approx(
+        (rmse, rmse, abs_rel, log10), rel=1e-5)
+    assert m["delta1"] == m["delta2"] == m["delta3"] == 0.0
 
 
 def accumulate(bases, gts):

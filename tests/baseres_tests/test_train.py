@@ -10,9 +10,10 @@ import torch
 import yaml
 from helpers import tiny_config
 
-from baseres.hooks import Hook, default_hooks
+from baseres.config import ConfigError
+from baseres.hooks import PANEL_TAG, Hook, default_hooks
 from baseres.train import build_parser, config_from_args, main
-from baseres.trainer import Trainer, TrainingDiverged
+from baseres.trainer import CheckpointMismatch, Trainer, TrainingDiverged
 
 
 def run(cfg, data, out_dir=None):
@@ -246,12 +247,52 @@ def test_config_file_then_flags(tmp_path):
     (["--data-root", "/nonexistent", "--dataset", "batvisionv2"], "data root does not exist"),
     (["--use_wandb"], "use_wandb needs the wandb package"),
 ])
-def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, argv, message):
+def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
     with pytest.raises(SystemExit) as info:
         sys.exit(main([*argv, "--out", str(tmp_path / "run")]))
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def help_entries(capsys) -> tuple[str, list[str]]:
+    """--help as its usage block and one entry per option (flags and help, joined)."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    usage, _, options = capsys.readouterr().out.partition("\noptions:\n")
+    entries = []
+    for line in options.splitlines():
+        if line.startswith("  -"):
+            entries.append(line.strip())  # flags, then two spaces and the help's first line
+        elif entries:
+            entries[-1] += "  " + line.strip()
+    return usage, entries
+
+
+def test_help_names_each_flag_once_and_shows_out_in_usage(capsys):
+    usage, entries = help_entries(capsys)
+    assert "[--out OUT_DIR]" in usage and "[--data-root DATA_ROOT]" in usage
+    for entry in entries:
+        flags = [f.split()[0] for f in entry.split("  ")[0].split(", ")]  # before the help
+        assert len(flags) == len(set(flags)), entry
+        assert entry.count("(default") <= 1, entry
+    assert any(e.startswith("--data-root DATA_ROOT, --data_root DATA_ROOT  data set folder")
+               for e in entries)
+
+
+def test_help_text_comes_from_the_field_metadata(capsys):
+    import dataclasses
+
+    from baseres.config import TrainConfig
+
+    _, entries = help_entries(capsys)
+    residual = next(f for f in dataclasses.fields(TrainConfig) if f.name == "residual_range")
+    assert residual.metadata["help"] == "residual = tanh(.) * max_depth * residual_range"
+    assert ("--residual_range RESIDUAL_RANGE, --residual-range RESIDUAL_RANGE "
+            "residual = tanh(.) * max_depth * residual_range (default: 0.3)") in [
+                " ".join(e.split()) for e in entries]
+    assert not [e for e in entries if "(default: None)" in e or "(default: False)" in e]
 
 
 def test_cli_refuses_to_overwrite_an_earlier_run(tmp_path, capsys, fixture_root):
@@ -283,8 +324,8 @@ def test_cli_trains_on_the_real_sample_and_writes_every_file(tmp_path, fixture_r
                 "base_smoothness", "base_consistency"):
         assert key in rows[0], key
     events = EventAccumulator(str(out), size_guidance={"images": 0}).Reload()
-    assert len(events.Scalars("val/rmse")) == 2
-    assert events.Images("decomposition/base|residual|final|gt")
+    assert len(events.Scalars("metrics/val_rmse")) == 2
+    assert events.Images(PANEL_TAG)
 
 
 def metrics_rows(path):
@@ -354,3 +395,54 @@ def test_checkpoints_load_with_weights_only(tmp_path, toy_data):
     torch.save({**trainer.state(), "payload": Payload()}, path)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         trainer.load_checkpoint(path)
+
+
+@pytest.mark.parametrize(("key", "saved", "value"), [
+    ("base_channel_divisor", 4, 2),
+    ("model", "base_residual", "unet"),
+    ("max_depth", 12.0, 8.0),
+    ("image_size", 32, 64),
+    ("optimizer", "adamw", "sgd"),
+])
+def test_resuming_a_checkpoint_of_another_shape_is_refused(tmp_path, toy_data, key, saved, value):
+    path = tmp_path / "checkpoint.pt"
+    Trainer(tiny_config(), data=toy_data).save_checkpoint(path)
+    other = Trainer(tiny_config(**{key: value}), data=toy_data)
+    with pytest.raises(CheckpointMismatch) as info:
+        other.load_checkpoint(path)
+    error = info.value
+    assert isinstance(error, ConfigError)
+    assert (error.key, error.saved, error.value) == (key, saved, value)
+    assert str(error) == (f"{path}: cannot resume: {key} must equal the checkpoint's (it shapes "
+                          f"the model or its data), but the checkpoint has {key}={saved!r} and "
+                          f"this run {key}={value!r}")
+    assert other.epoch == 0 and not other.history  # nothing of the checkpoint was taken
+
+
+def test_resuming_with_a_longer_budget_is_allowed(tmp_path, toy_data):
+    path = tmp_path / "checkpoint.pt"
+    Trainer(tiny_config(epochs=2), data=toy_data).save_checkpoint(path)
+    Trainer(tiny_config(epochs=5), data=toy_data).load_checkpoint(path)
+
+
+def test_a_cut_checkpoint_is_one_line(tmp_path, toy_data):
+    path = tmp_path / "checkpoint.pt"
+    trainer = Trainer(tiny_config(), data=toy_data)
+    trainer.save_checkpoint(path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ConfigError, match=f"^{path}: unreadable checkpoint: .*zip archive"):
+        trainer.load_checkpoint(path)
+
+
+def test_cli_resume_with_another_divisor_exits_2_naming_the_key(tmp_path, fixture_root, capsys):
+    out = tmp_path / "run"
+    assert main(["--dataset", "batvisionv2", "--data-root", str(fixture_root), "--image_size",
+                 "32", "--base_channels", "8", "--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["--out", str(out), "--resume", "--epochs", "2",
+                 "--base_channel_divisor", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {out / 'checkpoint.pt'}: cannot resume: base_channel_divisor must "
+                   "equal the checkpoint's (it shapes the model or its data), but the checkpoint "
+                   "has base_channel_divisor=4 and this run base_channel_divisor=2")
+    assert [r["epoch"] for r in metrics_rows(out / "metrics.jsonl")] == [1]  # the run is intact

@@ -8,7 +8,9 @@ import pytest
 def ray_session():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    # address="local": a Ray of the session's own, never a cluster /tmp/ray names
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
+             log_to_driver=False)
     yield ray
     ray.shutdown()
 

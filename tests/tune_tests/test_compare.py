@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tune.compare import compare, in_band, isolation_table, judge_targets, verdict
+from tune.compare import (
+    compare,
+    in_band,
+    isolation_table,
+    judge_targets,
+    pareto_front,
+    verdict,
+)
 from tune.experiment import TrialSummary
 from tune.space import load_study
 
@@ -104,3 +111,19 @@ def test_a_baseline_is_never_called_searched():
     lines = verdict([before], {"seed_before": before}, {}, 4)
     assert lines[1] == ("No searched trial has a result yet (1 of 4 trials have one, "
                         "all baselines).")
+
+
+def test_the_pareto_front_keeps_full_budget_trials_no_other_beats_on_both():
+    full = SMOKE.max_t
+    trials = [trial("d1", [1.0] * full, base_channel_divisor=1),
+              trial("d4", [1.1] * full, base_channel_divisor=4),
+              trial("d2", [1.3] * full, base_channel_divisor=2),  # d4: smaller and better
+              trial("d8-short", [0.9], base_channel_divisor=8),  # stopped early: unequal budget
+              trial("d8", [1.2] * full, base_channel_divisor=8),
+              trial("u", [0.8] * full, model="unet")]  # no base decoder: not on this axis
+    front = pareto_front(trials, SMOKE)
+    assert [p.trial for p in front] == ["d8", "d4", "d1"]  # smallest base first
+    assert [p.val_rmse for p in front] == [1.2, 1.1, 1.0]
+    assert [p.scientific for p in front] == [8, 4, 1]
+    sizes = [p.base_params for p in front]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[1] < sizes[2]

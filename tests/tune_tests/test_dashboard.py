@@ -5,9 +5,12 @@ import sys
 import time
 
 import pytest
-from test_run import SMOKE, free_port, get_json
+from helpers import free_port, get_json
 
 from tune.dashboard import main
+from tune.space import load_study
+
+SMOKE = load_study("smoke.yaml")
 
 
 def test_dashboard_serves_the_smoke_study(smoke_experiment):
@@ -41,7 +44,7 @@ def test_dashboard_serves_the_smoke_study(smoke_experiment):
 @pytest.mark.parametrize("argv, message", [
     (["--port", "0"], "`1 <= port <= 65535` must hold, but got port=0"),
     (["--bogus"], "unrecognized arguments: --bogus"),
-    ([], "no Optuna journal (optuna-journal.log)"),
+    ([], "not an experiment folder of tune.run (no study.yaml)"),
 ])
 def test_bad_use_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
@@ -56,3 +59,20 @@ def test_without_optuna_dashboard_says_how_to_install_it(tmp_path, capsys, monke
     assert main([str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("error: optuna-dashboard is not installed; install it "
                                        "with: pip install optuna-dashboard\n")
+
+
+@pytest.mark.parametrize("journal, message", [
+    (None, "no Optuna journal (optuna-journal.log); the search never started"),
+    (b'{"op_code": 0, "worker_id": "w", "study_name": "smoke", "directions": [1]}\n'
+     b'{"op_code": 4, "wor\n{"op_code": 4}\n', "the Optuna journal is unreadable"),
+])
+def test_a_folder_without_a_readable_journal_is_one_line(tmp_path, capsys, journal, message):
+    from tune.experiment import JOURNAL_FILE, STUDY_FILE
+    from tune.space import load_study
+
+    (tmp_path / STUDY_FILE).write_text(load_study("smoke.yaml").to_yaml())
+    if journal is not None:
+        (tmp_path / JOURNAL_FILE).write_bytes(journal)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err

@@ -53,50 +53,6 @@ def test_a_diverging_trial_stops_fails_in_optuna_and_is_never_best(ray_session, 
     assert any(reason.startswith("diverged") for reason in summary["problems"]["reasons"].values())
 
 
-def test_driver_killed_with_sigkill_then_resumed(ray_session, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from test_run import SMOKE, trials, wait_for
-
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--storage", str(tmp_path),
-         "--name", "killed", "--set", "train.epochs=4"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    experiment = tmp_path / "killed"
-    try:
-        wait_for(lambda: len(list(experiment.glob("trial_*/checkpoint_*"))) >= 3, 300,
-                 "three checkpoints")
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
-        driver.wait(timeout=60)
-    time.sleep(2)
-    before = {t["folder"].name: t["rows"] for t in trials(experiment)}
-    checkpointed = {t["folder"].name for t in trials(experiment)
-                    if list(t["folder"].glob("checkpoint_*"))}
-
-    assert main(["--resume", str(experiment)]) == 0
-    after = trials(experiment)
-    assert len(after) == SMOKE.num_samples
-    assert sum(map(len, before.values())) < sum(len(t["rows"]) for t in after)  # killed mid-way
-    for t in after:
-        iterations = [r["training_iteration"] for r in t["rows"]]
-        assert iterations == list(range(1, len(iterations) + 1)), t["folder"]  # no row twice
-        if t["folder"].name in checkpointed:  # continued from its checkpoint, not from scratch
-            assert t["rows"][: len(before[t["folder"].name])] == before[t["folder"].name]
-            assert list(t["folder"].glob("checkpoint_*"))
-
-    storage = JournalStorage(JournalFileBackend(str(experiment / JOURNAL_FILE)))
-    journal = optuna.load_study(study_name="smoke", storage=storage).trials
-    finished = [t for t in journal if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(finished) == SMOKE.num_samples
-    assert not [t for t in journal if t.state == optuna.trial.TrialState.RUNNING]
-
-
 @pytest.mark.slow
 def test_a_killed_trial_process_is_retried_from_its_checkpoint(tmp_path):
     import os
@@ -104,7 +60,7 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(tmp_path):
     import subprocess
     import sys
 
-    from test_run import trials, wait_for
+    from helpers import trials, wait_for
 
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen(
@@ -133,34 +89,6 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(tmp_path):
     assert iterations == [1, 2, 3, 4]  # the epoch count continued; no row twice
     assert len({r["pid"] for r in retried["rows"]}) == 2  # a second worker took over
     assert len(trials(experiment)) == 2
-
-
-def _bad_study_cases():
-    from test_space import BAD
-
-    return BAD
-
-
-@pytest.mark.parametrize("case", _bad_study_cases(), ids=lambda case: case[0])
-def test_malformed_study_files_are_refused_by_the_cli_before_ray(case, tmp_path, capsys,
-                                                                   monkeypatch):
-    import time
-
-    name, text, _ = case
-
-    def no_ray(*args):
-        raise AssertionError("Ray must not start for a malformed study")
-
-    monkeypatch.setattr("tune.run.start_ray", no_ray)
-    study = tmp_path / f"{name}.yaml"
-    study.write_text(text)
-    start = time.perf_counter()
-    assert main(["--space", str(study), "--storage", str(tmp_path / "results")]) == 2
-    assert time.perf_counter() - start < 10
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
-    assert str(study) in err
-    assert not (tmp_path / "results").exists()  # nothing written
 
 
 @pytest.mark.slow

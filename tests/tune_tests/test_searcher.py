@@ -1,37 +1,195 @@
-"""The searcher wrapper on a real OptunaSearch and journal: a resumed search's stale state."""
+"""The searcher and scheduler on a real journal, driven as Ray's controller drives them,
+including Ray's saved state being older than the journal when a driver is killed."""
+
+import shutil
 
 import optuna
+import pytest
 
-from tune.experiment import journal_storage
+from tune.experiment import driving, journal_storage
+from tune.searcher import BaselinesRunFull, StudySearcher, create_study
 from tune.space import load_study
-from tune.trainable import BaselineSearcher
 
-SMOKE = load_study("smoke.yaml")
-
-
-def optuna_search(folder):
-    from ray.tune.search.optuna import OptunaSearch
-
-    return OptunaSearch(space=dict(SMOKE.space), metric="val_rmse", mode="min",
-                        study_name="s", storage=journal_storage(folder),
-                        sampler=optuna.samplers.RandomSampler(seed=0))
+SMOKE = load_study("smoke.yaml")  # baselines seed_before, seed_after (in the space), unet
+State = optuna.trial.TrialState
 
 
-def test_a_trial_the_journal_finished_is_not_told_again_after_a_resume(tmp_path):
-    live = BaselineSearcher(optuna_search(tmp_path), [])
-    live.suggest("a")
-    saved = tmp_path / "searcher.pkl"
-    live.searcher.save(str(saved))  # Ray saves this state every few seconds, not per event
-    live.on_trial_result("a", {"val_rmse": 2.0, "training_iteration": 1})
-    live.on_trial_complete("a", {"val_rmse": 1.5, "training_iteration": 2})
+def journal(folder):
+    return optuna.load_study(study_name=SMOKE.name, storage=journal_storage(folder)).trials
 
-    stale = optuna_search(tmp_path)
-    stale.restore(str(saved))  # what --resume loads: "a" still running in this state
-    resumed = BaselineSearcher(stale, [])
-    resumed.on_trial_result("a", {"val_rmse": 1.9, "training_iteration": 1})  # no crash
-    resumed.on_trial_complete("a", {"val_rmse": 1.4, "training_iteration": 2})
 
-    (trial,) = optuna.load_study(study_name="s", storage=journal_storage(tmp_path)).trials
-    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 1.5
-    assert trial.intermediate_values == {1: 2.0}
-    assert trial.user_attrs == {"ray_trial_id": "a", "model": "base_residual"}
+def epochs(searcher, trial_id, values):
+    """Report epochs as Ray does: every result but the last to on_trial_result; the last is
+    the one on_trial_complete gets (returned)."""
+    for step, value in enumerate(values[:-1], 1):
+        searcher.on_trial_result(trial_id, {"val_rmse": value, "training_iteration": step})
+    return {"val_rmse": values[-1], "training_iteration": len(values)}
+
+
+@pytest.fixture
+def searcher(tmp_path):
+    with driving(tmp_path):
+        create_study(SMOKE)
+        yield StudySearcher(SMOKE)
+
+
+def test_baselines_come_first_with_their_names_and_keys(searcher, tmp_path):
+    before, after, unet, sampled = (searcher.suggest(t) for t in "abcd")
+    assert before == {**SMOKE.baselines["seed_before"], "baseline": "seed_before"}
+    assert after == {**SMOKE.baselines["seed_after"], "baseline": "seed_after"}
+    assert unet == {"model": "unet", "baseline": "unet"}
+    assert "baseline" not in sampled and sampled["model"] == "base_residual"
+    assert set(sampled) - {"model"} == set(SMOKE.space)
+    trials = journal(tmp_path)
+    assert [t.user_attrs.get("baseline") for t in trials] == ["seed_before", "seed_after",
+                                                              "unet", None]
+    assert [t.user_attrs["ray_trial_id"] for t in trials] == list("abcd")
+    assert trials[2].params == {}  # the U-Net is no point of the searched space
+    assert trials[0].params == {k: v for k, v in SMOKE.baselines["seed_before"].items()
+                                if k in SMOKE.space}
+    study = optuna.load_study(study_name=SMOKE.name, storage=journal_storage(tmp_path))
+    assert study.metric_names == ["val_rmse"]
+
+
+def test_completed_pruned_and_diverged_trials_reach_the_journal_as_such(searcher, tmp_path):
+    max_t = SMOKE.max_t
+    for trial_id in "abc":
+        searcher.suggest(trial_id)
+    searcher.on_trial_complete("a", epochs(searcher, "a", [3.0, 2.0, 2.5][:max_t]
+                                           + [2.4] * (max_t - 3)))
+    searcher.on_trial_complete("b", epochs(searcher, "b", [3.5]))  # stopped by ASHA at 1
+    searcher.on_trial_complete("c", {"val_rmse": float("nan"), "training_iteration": 1,
+                                     "diverged": 1.0, "stop_reason": "diverged: loss nan"})
+    a, b, c = journal(tmp_path)
+    assert (a.state, a.value) == (State.COMPLETE, 2.0)  # its best epoch, as the summary ranks
+    assert len(a.intermediate_values) == max_t and a.user_attrs["stop_reason"] == "completed"
+    assert (b.state, b.value, b.intermediate_values) == (State.PRUNED, 3.5, {1: 3.5})
+    assert b.user_attrs["stop_reason"] == "early stop"
+    assert c.state == State.FAIL and c.user_attrs["stop_reason"] == "diverged: loss nan"
+
+
+def test_a_resume_closes_trials_ray_never_saved_and_requeues_their_baseline(searcher,
+                                                                            tmp_path):
+    searcher.suggest("a")
+    saved = tmp_path / "searcher-state.pkl"
+    searcher.save(str(saved))  # Ray saves every few seconds, not per event
+    searcher.suggest("b")  # seed_after started; then the driver is killed
+
+    resumed = StudySearcher(SMOKE)
+    resumed.restore(str(saved))
+    lost = journal(tmp_path)[1]
+    assert lost.state == State.FAIL and lost.user_attrs["lost"] is True
+    # seed_after runs again, with its values, after the baseline that was waiting already
+    assert resumed.suggest("c") == {"model": "unet", "baseline": "unet"}
+    assert resumed.suggest("d") == {**SMOKE.baselines["seed_after"], "baseline": "seed_after"}
+    assert "baseline" not in resumed.suggest("e")  # then the sampler
+    running = [t for t in journal(tmp_path) if t.state == State.RUNNING]
+    assert [t.user_attrs["ray_trial_id"] for t in running] == ["a", "c", "d", "e"]
+
+
+def test_a_trial_the_journal_finished_keeps_its_value_when_ray_runs_it_again(searcher,
+                                                                             tmp_path):
+    searcher.suggest("a")
+    saved = tmp_path / "searcher-state.pkl"
+    searcher.save(str(saved))
+    searcher.on_trial_complete("a", epochs(searcher, "a", [2.0] * SMOKE.max_t))
+
+    resumed = StudySearcher(SMOKE)
+    resumed.restore(str(saved))  # "a" still running in this state: Ray re-runs it
+    resumed.on_trial_complete("a", epochs(resumed, "a", [9.0] * SMOKE.max_t))
+    trial = journal(tmp_path)[0]
+    assert (trial.state, trial.value) == (State.COMPLETE, 2.0)
+    assert set(trial.intermediate_values.values()) == {2.0}
+
+
+def test_a_moved_experiment_resumes_on_its_own_journal(tmp_path):
+    original, moved = tmp_path / "original", tmp_path / "moved"
+    with driving(original):
+        create_study(SMOKE)
+        searcher = StudySearcher(SMOKE)
+        searcher.suggest("a")
+        searcher.save(str(original / "searcher-state.pkl"))
+    shutil.copytree(original, moved)
+    with driving(moved):
+        resumed = StudySearcher(SMOKE)
+        resumed.restore(str(moved / "searcher-state.pkl"))
+        resumed.on_trial_complete("a", epochs(resumed, "a", [2.0] * SMOKE.max_t))
+    assert journal(moved)[0].state == State.COMPLETE
+    assert journal(original)[0].state == State.RUNNING  # untouched
+
+
+class FakeTrial:
+    def __init__(self, trial_id, baseline=None):
+        self.trial_id, self.config = trial_id, ({"baseline": baseline} if baseline else {})
+
+
+def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path):
+    # grace 1, factor 2: at epoch 1 a trial must be in the better half of the rung to go on
+    def scheduler():
+        made = BaselinesRunFull(time_attr="training_iteration", metric="val_rmse", mode="min",
+                                max_t=4, grace_period=1, reduction_factor=2)
+        return made
+
+    first = scheduler()
+    for trial_id, value in (("a", 1.0), ("b", 2.0)):
+        searcher.suggest(trial_id)
+        first.on_trial_add(None, FakeTrial(trial_id))
+        searcher.on_trial_result(trial_id, {"val_rmse": value, "training_iteration": 1})
+        first.on_trial_result(None, FakeTrial(trial_id),
+                              {"val_rmse": value, "training_iteration": 1})
+
+    resumed = scheduler()  # what Ray restores: the scheduler as pickled at the start
+    searcher.suggest("c")
+    resumed.on_trial_add(None, FakeTrial("c"))
+    result = {"val_rmse": 3.0, "training_iteration": 1}  # worse than the rung's 1.0 and 2.0
+    assert resumed.on_trial_result(None, FakeTrial("c"), result) == "STOP"
+    fresh = scheduler()
+    with driving(tmp_path / "empty"):  # without the journal's rungs it would go on
+        fresh.on_trial_add(None, FakeTrial("c"))
+        assert fresh.on_trial_result(None, FakeTrial("c"), result) == "CONTINUE"
+
+
+def test_asha_never_stops_a_baseline_early(searcher):
+    made = BaselinesRunFull(time_attr="training_iteration", metric="val_rmse", mode="min",
+                            max_t=4, grace_period=1, reduction_factor=2)
+    for trial_id, value in (("a", 1.0), ("b", 1.5)):
+        made.on_trial_add(None, FakeTrial(trial_id))
+        made.on_trial_result(None, FakeTrial(trial_id), {"val_rmse": value,
+                                                          "training_iteration": 1})
+    made.on_trial_add(None, FakeTrial("c", baseline="seed_before"))
+    worst = {"val_rmse": 9.0, "training_iteration": 1}
+    assert made.on_trial_result(None, FakeTrial("c", baseline="seed_before"), worst) == "CONTINUE"
+    made.on_trial_add(None, FakeTrial("d"))
+    assert made.on_trial_result(None, FakeTrial("d"), worst) == "STOP"
+
+
+def test_targets_reach_tpe_as_constraints(tmp_path):
+    import dataclasses
+
+    spec = dataclasses.replace(SMOKE, sampler={**SMOKE.sampler, "constraints": True})
+    with driving(tmp_path):
+        create_study(spec)
+        searcher = StudySearcher(spec)
+        for trial_id in "abcd":
+            searcher.suggest(trial_id)
+
+        def finish(trial_id, rmse, sparse, delta1):
+            rows = [{"train_sparse": sparse, "val_delta1": delta1, "training_iteration": step,
+                     "val_rmse": rmse + (SMOKE.max_t - step)}
+                    for step in range(1, SMOKE.max_t + 1)]
+            for row in rows[:-1]:
+                searcher.on_trial_result(trial_id, row)
+            searcher.on_trial_complete(trial_id, rows[-1])  # as Ray: the last result here
+
+        # minimum: train_sparse >= 0.06, val_rmse <= 0.85 x seed_before, val_delta1 >= 0.45
+        finish("b", 2.0, 0.05, 0.5)  # seed_after, before seed_before has finished
+        finish("a", 1.0, 0.10, 0.5)  # seed_before: its best val_rmse 1.0, in its last epoch
+        finish("d", 1.0, 0.10, 0.3)
+    trials = journal(tmp_path)
+    a, b, d = trials[0], trials[1], trials[3]
+    names = ["train_sparse >= 0.06", "val_rmse <= 0.85 x seed_before", "val_delta1 >= 0.45"]
+    assert list(b.constraints) == names
+    # seed_after finished before seed_before: its relative bound was not judged (met)
+    assert list(b.constraints.values()) == pytest.approx([0.01, 0.0, -0.05])
+    assert list(a.constraints.values()) == pytest.approx([-0.04, 1.0 - 0.85, -0.05])
+    assert list(d.constraints.values()) == pytest.approx([-0.04, 1.0 - 0.85, 0.15])

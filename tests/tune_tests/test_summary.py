@@ -126,3 +126,44 @@ def test_build_summary_on_a_running_search_tolerates_partial_rows(smoke_experime
     first = sorted(experiment.glob("trial_*"))[0] / "result.json"
     first.write_text(first.read_text() + '{"training_iteration": 9, "val_r')  # cut mid-write
     assert build_summary(experiment)["trials"] == SMOKE.num_samples
+
+
+def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
+        tmp_path, monkeypatch):
+    from tune import plots
+
+    figures = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig))
+    points = {name: [plots.ParamPoint(value, 1.2, False, "a")] for name, value in (
+        ("base_channel_divisor", 2), ("residual_range", 0.3), ("lambda_base_init", 1.5),
+        ("lambda_sparse", 0.05), ("warmup_fraction", 0.2))}
+    curves = [plots.Curve("a (seed_after)", [1, 2, 3], [1.5, 1.3, 1.2]),
+              plots.Curve("b", [1], [1.6])]
+    plots.draw_plots(tmp_path, SMOKE, points, [], [], curves)
+
+    axes = {ax.get_xlabel(): ax for ax in figures["plot_params.png"].axes}
+    for name, labels in (("lambda_base_init", {"0.5", "1", "2", "3"}),
+                         ("lambda_sparse", {"0.005", "0.01", "0.1", "0.5"})):
+        ax = axes[name]
+        ax.figure.canvas.draw()
+        shown = {t.get_text() for t in ax.get_xticklabels()
+                 if ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]}
+        assert ax.get_xscale() == "log" and labels <= shown, (name, shown)
+    (ax,) = figures["plot_curves.png"].axes
+    ax.figure.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a (seed_after)", "b"]
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # beside, not on top
+
+
+@pytest.mark.parametrize("told, reason", [
+    ("completed", "completed"),  # its later rows cut from result.json by a kill
+    ("early stop", "ASHA stop"),
+    ("error", "error: see error.txt"),
+    ("", "unknown"),  # no journal record, no Ray state: not guessed
+])
+def test_the_journal_says_why_a_trial_ended(told, reason):
+    trial = fake(status="unknown", rows=[{"val_rmse": 2.0}])
+    assert stop_reason(trial, max_t=3, scheduler="asha", told=told) == reason

@@ -1,0 +1,200 @@
+"""A discrete-event replay of a search on the recorded curve table (bench/curves.py): the real
+searcher and scheduler objects, called as Ray Tune's TuneController calls them, with N
+workers and a clock in epochs.
+
+Why this is Ray's controller for these calls (ray/tune/execution/tune_controller.py, Ray
+2.60, read for this module):
+
+- A new trial: ``SearchGenerator.next_trial`` asks the searcher for a config
+  (``searcher.suggest(trial_id)``, only while the ConcurrencyLimiter that
+  ``max_concurrent_trials`` installs has a free slot), then ``add_trial`` calls
+  ``scheduler.on_trial_add``. Here: a free worker asks, and adds, in the same order.
+- Each reported epoch (``_process_trial_result``): ``scheduler.on_trial_result`` decides
+  first; on STOP the searcher is *not* told the result; otherwise
+  ``searcher.on_trial_result`` gets it. The trial's ``last_result`` becomes this result
+  either way.
+- A trial that ends (STOP, or its function returns after the last epoch) goes through
+  ``stop_trial``: a RUNNING trial gets ``scheduler.on_trial_complete`` and
+  ``searcher.on_trial_complete(trial_id, result=last_result)``. The duplicate "done"
+  result Ray feeds after a function trainable returns repeats the last epoch: the FIFO
+  scheduler answers CONTINUE and Optuna ignores a second report of the same step, so it
+  changes nothing and is left out.
+- ASHA never pauses, so ``choose_trial_to_run`` (FIFO's: the first pending trial) is the
+  worker taking the next new trial. The schedulers read only ``trial_id`` and ``config``
+  of a trial and never the controller (passed as None, so any use would fail loudly).
+  Ray's synchronous HyperBandScheduler is not driven: it pauses trials and stops or
+  resumes other trials through the controller (``stop_trial``, ``pause_trial``, its
+  ``choose_trial_to_run`` among paused trials), which this replay does not emulate;
+  Hyperband comes from Optuna's HyperbandPruner instead (bench.replay).
+
+A trial's record is the recorded curve of the table config nearest to its suggested
+config: same categorical values (the base decoder's divisor changes the model), then the
+least Euclidean distance with every number scaled to [0, 1] of its range (the logarithm for
+``log`` ranges). Every epoch costs one unit of time on its worker (budget and time are
+both counted in epochs); events at the same time run in worker order, so a replay is a
+pure function of its seed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from ray.tune.schedulers import TrialScheduler
+
+from bench.curves import Curve
+
+METRIC = "val_rmse"
+TIME_ATTR = "training_iteration"
+
+
+class Lookup:
+    """Suggested config -> index of the nearest recorded config."""
+
+    def __init__(self, curves: tuple[Curve, ...], space: dict[str, BaseDistribution]):
+        self.space = space
+        self.numeric = [k for k, d in space.items() if not isinstance(d, CategoricalDistribution)]
+        self.categorical = [k for k in space if k not in self.numeric]
+        self.keys = [tuple(c.params[k] for k in self.categorical) for c in curves]
+        self.points = np.array([self._scaled(c.params) for c in curves]).reshape(len(curves), -1)
+
+    def _scaled(self, params: dict[str, Any]) -> list[float]:
+        out = []
+        for name in self.numeric:
+            dist, value = self.space[name], float(params[name])
+            low, high = float(dist.low), float(dist.high)
+            if dist.log:
+                value, low, high = math.log(value), math.log(low), math.log(high)
+            out.append((value - low) / (high - low))
+        return out
+
+    def __call__(self, params: dict[str, Any]) -> int:
+        key = tuple(params[k] for k in self.categorical)
+        same = np.array([k == key for k in self.keys])
+        if not same.any():
+            raise ValueError(f"no recorded config has {dict(zip(self.categorical, key))}")
+        distance = np.linalg.norm(self.points - np.array(self._scaled(params)), axis=1)
+        return int(np.argmin(np.where(same, distance, np.inf)))
+
+
+@dataclass
+class SimTrial:
+    """What Ray's schedulers read of a trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+    status: str = "RUNNING"
+    last_result: dict[str, Any] = field(default_factory=dict)
+
+
+class RayDriver:
+    """A Ray Tune searcher (the service's tune.searcher.StudySearcher) and scheduler (its
+    BaselinesRunFull, or None for FIFO), called as the TuneController calls them."""
+
+    def __init__(self, searcher, scheduler, lookup: Lookup):
+        self.searcher, self.scheduler, self.lookup = searcher, scheduler, lookup
+
+    def start(self, number: int) -> tuple[SimTrial, int]:
+        trial_id = f"{number:05d}"
+        config = self.searcher.suggest(trial_id)
+        trial = SimTrial(trial_id, config)
+        if self.scheduler is not None:
+            self.scheduler.on_trial_add(None, trial)
+        return trial, self.lookup(config)
+
+    def report(self, trial: SimTrial, result: dict[str, Any]) -> bool:
+        """True: the trial goes on."""
+        result = {**result, "trial_id": trial.trial_id}
+        stop = (self.scheduler is not None
+                and self.scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP)
+        if not stop:
+            self.searcher.on_trial_result(trial.trial_id, result)
+        trial.last_result = result
+        return not stop
+
+    def finish(self, trial: SimTrial) -> None:
+        if self.scheduler is not None:
+            self.scheduler.on_trial_complete(None, trial, trial.last_result)
+        self.searcher.on_trial_complete(trial.trial_id, result=trial.last_result)
+        trial.status = "TERMINATED"
+
+
+class OptunaDriver:
+    """Optuna's own loop: ask, ``trial.report`` each epoch, ``should_prune``, tell (PRUNED
+    when pruned, else the last epoch's value, as OptunaSearch tells it)."""
+
+    def __init__(self, study, space: dict[str, BaseDistribution], lookup: Lookup):
+        self.study, self.space, self.lookup = study, space, lookup
+        self.last: dict[int, float | None] = {}  # trial number -> last value; None: pruned
+
+    def start(self, number: int):
+        trial = self.study.ask(dict(self.space))
+        self.last[trial.number] = math.nan
+        return trial, self.lookup(trial.params)
+
+    def report(self, trial, result: dict[str, Any]) -> bool:
+        from optuna.trial import TrialState
+
+        value = result[METRIC]
+        if math.isnan(value):
+            return True  # diverged: finish() tells it as failed
+        trial.report(value, result[TIME_ATTR])
+        if trial.should_prune():
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.last[trial.number] = None
+            return False
+        self.last[trial.number] = value
+        return True
+
+    def finish(self, trial) -> None:
+        from optuna.trial import TrialState
+
+        value = self.last.pop(trial.number)
+        if value is not None and math.isnan(value):
+            self.study.tell(trial, state=TrialState.FAIL)
+        elif value is not None:
+            self.study.tell(trial, value)
+
+
+def records(curve: Curve, max_t: int) -> list[dict[str, Any]]:
+    """The per-epoch results the trainable reports; a diverged curve ends with a NaN report
+    (tune.trainable.train_trial's), which also costs its epoch."""
+    rows = [{TIME_ATTR: epoch, METRIC: value, "train_sparse": sparse}
+            for epoch, (value, sparse) in enumerate(zip(curve.val_rmse, curve.train_sparse), 1)]
+    if len(rows) < max_t:
+        rows.append({TIME_ATTR: len(rows) + 1, METRIC: math.nan, "diverged": 1.0})
+    return rows
+
+
+def simulate(driver, curves: tuple[Curve, ...], workers: int, budget: int,
+             max_t: int) -> list[float]:
+    """Run the search until `budget` epochs are spent; the best val RMSE after each epoch
+    report, in the order the reports happen."""
+    best, trace, number = math.inf, [], 0
+    queue: list[tuple[int, int, Any, list, int]] = []  # (time, worker, trial, records, next)
+
+    def launch(now: int, worker: int) -> None:
+        nonlocal number
+        trial, row = driver.start(number)
+        number += 1
+        heapq.heappush(queue, (now + 1, worker, trial, records(curves[row], max_t), 0))
+
+    for worker in range(workers):
+        launch(0, worker)
+    while len(trace) < budget:
+        now, worker, trial, rows, index = heapq.heappop(queue)
+        result = rows[index]
+        going = driver.report(trial, result)
+        if not math.isnan(result[METRIC]):
+            best = min(best, result[METRIC])
+        trace.append(best)
+        if going and index + 1 < len(rows):
+            heapq.heappush(queue, (now + 1, worker, trial, rows, index + 1))
+        else:
+            driver.finish(trial)
+            launch(now, worker)
+    return trace

@@ -1,0 +1,208 @@
+"""Stopping a search at any point and resuming it: SIGTERM, Ctrl-C twice, SIGKILL, a moved
+folder, a second driver, a kill before Ray saved anything, lines cut by a kill."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+from helpers import trials, wait_for
+
+from tune.experiment import (
+    JOURNAL_FILE,
+    STUDY_FILE,
+    cut_partial_line,
+    driving,
+    journal_storage,
+)
+from tune.run import main, new_folder
+from tune.space import load_study
+
+SMOKE = load_study("smoke.yaml")
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+EPOCHS = 4
+
+
+def driver(*args):
+    return subprocess.Popen([sys.executable, "-m", "tune.run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ENV,
+                            start_new_session=True)
+
+
+def checkpoints(experiment):
+    return len(list(experiment.glob("trial_*/checkpoint_*")))
+
+
+def stop(process, signals, experiment, more: int) -> str:
+    """Wait for `more` new checkpoints, send the signals half a second apart, return what
+    the driver printed."""
+    seen = checkpoints(experiment)
+    try:
+        wait_for(lambda: checkpoints(experiment) >= seen + more, 300, "checkpoints")
+        for number in signals:
+            os.killpg(process.pid, number) if number == signal.SIGKILL else process.send_signal(
+                number)
+            time.sleep(0.5)
+        output, _ = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    return output or ""
+
+
+def journal(folder):
+    return optuna.load_study(study_name=SMOKE.name, storage=journal_storage(folder)).trials
+
+
+def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_session, tmp_path):
+    experiment = tmp_path / "stopped"
+    first = driver("--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "stopped",
+                   "--max-concurrent", "1", "--set", f"train.epochs={EPOCHS}")
+    printed = stop(first, [signal.SIGTERM], experiment, 2)
+    assert f"resume with: python -m tune.run --resume {experiment}" in printed, printed[-3000:]
+    assert "Traceback" not in printed and "Tuner.restore" not in printed
+
+    second = driver("--resume", str(experiment))
+    printed = stop(second, [signal.SIGINT, signal.SIGINT], experiment, 1)  # Ctrl-C twice
+    assert second.returncode != 0 and "Traceback" not in printed, printed[-3000:]
+    assert f"resume with: python -m tune.run --resume {experiment}" in printed
+
+    third = driver("--resume", str(experiment))
+    stop(third, [signal.SIGKILL], experiment, 1)  # the driver and its Ray, no clean-up
+    before = {t["folder"].name: t["rows"] for t in trials(experiment)}
+    original_journal = (experiment / JOURNAL_FILE).read_bytes()
+
+    moved = tmp_path / "elsewhere" / "stopped"
+    shutil.copytree(experiment, moved)
+    assert main(["--resume", str(moved)]) == 0
+    assert (experiment / JOURNAL_FILE).read_bytes() == original_journal  # the copy's own
+
+    done = trials(moved)
+    assert len(done) == SMOKE.num_samples
+    for t in done:
+        iterations = [r["training_iteration"] for r in t["rows"]]
+        assert iterations == list(range(1, len(iterations) + 1)), t["folder"]  # no row twice
+        metrics = [json.loads(line)["epoch"] for line in
+                   (t["folder"] / "metrics.jsonl").read_text().splitlines()]
+        assert metrics == iterations, t["folder"]  # the trainer's own file lost nothing
+        earlier = before.get(t["folder"].name, [])
+        if earlier and list((experiment / t["folder"].name).glob("checkpoint_*")):
+            assert t["rows"][:len(earlier) - 1] == earlier[:len(earlier) - 1]  # continued
+        name = t["params"].get("baseline")
+        if name:  # a baseline's trial runs the baseline's values, nothing sampled
+            assert {k: t["config"][k] for k in SMOKE.baselines[name]} == \
+                SMOKE.baselines[name], t["folder"]
+    assert sorted(t["params"].get("baseline") or "" for t in done) == sorted(
+        [*SMOKE.baselines, ""])
+
+    finished = [t for t in journal(moved) if t.state.is_finished() and not
+                t.user_attrs.get("lost")]
+    assert len(finished) == SMOKE.num_samples
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in journal(moved)
+               if t.user_attrs.get("lost"))
+    assert not [t for t in journal(moved) if not t.state.is_finished()]
+    ray_ids = {t.user_attrs["ray_trial_id"] for t in finished}
+    assert ray_ids == {t["rows"][0]["trial_id"] for t in done}
+
+
+def test_a_search_stopped_before_ray_saved_its_state_starts_over(ray_session, tmp_path):
+    experiment = tmp_path / "early"
+    experiment.mkdir()
+    study = {**yaml.safe_load(SMOKE.to_yaml()), "num_samples": 2, "baselines": {},
+             "targets": {}, "scheduler": {"type": "none"}}
+    study["train"]["epochs"] = 1
+    (experiment / STUDY_FILE).write_text(yaml.safe_dump(study))
+    (experiment / "tuner.pkl").write_bytes(b"")  # Ray's first file, and nothing after it
+    assert main(["--resume", str(experiment)]) == 0
+    assert len(trials(experiment)) == 2
+    assert sum(t.state.is_finished() for t in journal(experiment)) == 2
+
+
+def test_one_experiment_has_one_driver(tmp_path, capsys):
+    held = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tune.experiment import driving\n"
+         f"with driving('{tmp_path}'):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert held.stdout.readline().strip() == "held"
+        (tmp_path / STUDY_FILE).write_text(SMOKE.to_yaml())
+        (tmp_path / "tuner.pkl").write_bytes(b"")
+        (tmp_path / "experiment_state-x.json").write_text("{}")
+        assert main(["--resume", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path}: a search is running on this experiment (tune.run, pid " \
+               f"{held.pid}" in err and "\n" not in err.strip()
+    finally:
+        held.kill()
+        held.wait()
+    with driving(tmp_path):  # the kernel dropped the lock with its process
+        pass
+
+
+def test_two_searches_started_at_once_never_share_a_folder(tmp_path):
+    assert new_folder(str(tmp_path), "smoke", chosen=False) == "smoke"
+    assert new_folder(str(tmp_path), "smoke", chosen=False) == "smoke-2"
+    with pytest.raises(ValueError, match="smoke already exists"):
+        new_folder(str(tmp_path), "smoke", chosen=True)
+
+
+def test_an_interrupt_before_the_search_starts_leaves_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted(spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.run.prepare_data", interrupted)
+    assert main(["--space", "smoke.yaml", "--storage", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the search had not started: nothing was kept" in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, kept", [
+    (b'{"a": 1}\n{"b": 2}\n{"c"', b'{"a": 1}\n{"b": 2}\n'),  # cut mid-record by a kill
+    (b'{"a": 1}\n', b'{"a": 1}\n'),
+    (b'{"a"', b""),
+    (b"", b""),
+])
+def test_a_line_cut_by_a_kill_is_dropped_before_anything_is_appended(tmp_path, text, kept):
+    path = tmp_path / "result.json"
+    path.write_bytes(text)
+    cut_partial_line(path)
+    assert path.read_bytes() == kept
+
+
+def test_a_disk_running_full_stops_the_search_cleanly_and_it_resumes(ray_session, tmp_path,
+                                                                     capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    real = shutil.disk_usage
+    experiment = tmp_path / "full"
+
+    def filling(path):  # plenty until the first checkpoint is written, then 10 MiB
+        free = 10 * 2**20 if list(experiment.glob("trial_*/checkpoint_*")) else 2**40
+        return SimpleNamespace(total=2**41, used=2**41 - free, free=free)
+
+    monkeypatch.setattr("shutil.disk_usage", filling)
+    argv = ["--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "full",
+            "--num-samples", "2", "--max-concurrent", "1", "--set", "baselines={}",
+            "--set", "targets={}", "--set", "scheduler.type=none",
+            "--set", f"train.epochs={EPOCHS}"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert (f"error: {experiment}: 10 MiB free space is left, below the 200 MiB a search "
+            "needs: stopping it; free space, then resume") in err and "Traceback" not in err
+    assert len(trials(experiment)) < 2 or min(len(t["rows"]) for t in trials(experiment)) \
+        < EPOCHS
+
+    monkeypatch.setattr("shutil.disk_usage", real)  # space freed
+    assert main(["--resume", str(experiment)]) == 0
+    done = trials(experiment)
+    assert [len(t["rows"]) for t in done] == [EPOCHS, EPOCHS]
+    for t in done:
+        assert [r["training_iteration"] for r in t["rows"]] == list(range(1, EPOCHS + 1))

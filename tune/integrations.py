@@ -1,0 +1,67 @@
+"""Optional services a search logs to: Weights & Biases through Ray's logger callback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.fs
+from ray.air.integrations.wandb import (
+    WANDB_MODE_ENV_VAR,
+    WandbLoggerCallback,
+    _WandbLoggingActor,
+)
+
+from tune.errors import UsageError
+
+
+class _LoggingActor(_WandbLoggingActor):
+    def run(self):
+        super().run()
+        # wandb.finish leaves the run's file to wandb's service process, which Ray's kill of
+        # this actor ends before it is written (the offline run held no metrics): wait for it.
+        self._wandb.teardown()
+
+
+class _Wandb(WandbLoggerCallback):
+    """Ray's callback, which also logs offline, into the trial's own folder.
+
+    Its set-up refuses to start without an API key unless WANDB_MODE says offline, although an
+    offline run needs none; the mode reaches the logging actors' wandb.init as a keyword, so
+    the variable is set for the set-up alone. Its runs go to Ray's staging folder in the
+    session's temp dir, copied to storage before wandb has finished writing them (the copy of
+    an offline run held no metrics): with storage on this machine they go straight there.
+    """
+
+    _logger_actor_cls = _LoggingActor
+
+    def setup(self, *args, **kwargs):
+        if self.kwargs.get("mode") != "offline":
+            return super().setup(*args, **kwargs)
+        before = os.environ.get(WANDB_MODE_ENV_VAR)
+        os.environ[WANDB_MODE_ENV_VAR] = "offline"
+        try:
+            return super().setup(*args, **kwargs)
+        finally:
+            if before is None:
+                del os.environ[WANDB_MODE_ENV_VAR]
+            else:
+                os.environ[WANDB_MODE_ENV_VAR] = before
+
+    def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
+        if isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+            Path(trial.path).mkdir(parents=True, exist_ok=True)
+            wandb_init_kwargs.setdefault("dir", trial.path)
+        super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
+
+
+def wandb_callback(project: str) -> WandbLoggerCallback:
+    """--wandb PROJECT: online with WANDB_API_KEY, else offline into each trial folder's
+    wandb/ (upload later with `wandb sync`), the rule baseres.train --use_wandb follows."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise UsageError("--wandb needs the wandb package, but it is not installed "
+                         "(pip install wandb)") from None
+    mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return _Wandb(project=project, mode=mode)

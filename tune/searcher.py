@@ -1,0 +1,301 @@
+"""The search policy objects the driver hands to Ray Tune, both kept on the experiment's Optuna
+journal: StudySearcher (Optuna's ask and tell) and BaselinesRunFull (ASHA).
+
+The journal is the one record of the search. Ray saves its own state every few seconds and
+restores it on ``--resume``; anything both keep would disagree after a kill, so neither object
+keeps what the journal holds, and each reopens the journal of the folder this driver holds
+(``experiment.held_folder``), never a path saved in Ray's state (a moved experiment must not
+write into the original's journal).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from tune.experiment import (
+    BASELINE,
+    BEST,
+    JOURNAL_FILE,
+    LOST,
+    MODEL,
+    RAY_ID,
+    STOP,
+    held_folder,
+    journal_storage,
+)
+from tune.study import BASELINE_KEY, Relative, StudySpec
+
+
+def make_sampler(spec: StudySpec, seen: int = 0):
+    """The study's sampler. A resumed search draws from seed + trials seen, so its random
+    proposals are not the ones the first run already tried."""
+    import optuna
+
+    seed = spec.sampler.get("seed")
+    seed = None if seed is None else seed + seen
+    if spec.sampler["type"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler["type"] == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    options = {key: spec.sampler[key] for key in ("n_startup_trials", "multivariate",
+                                                  "constant_liar")}
+    with warnings.catch_warnings():  # multivariate and constant_liar are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # TPE reads a trial's constraints (Trial.set_constraint) wherever a study has them.
+        return optuna.samplers.TPESampler(seed=seed, **options)
+
+
+def create_study(spec: StudySpec) -> None:
+    """A new experiment's Optuna study: the objective named after the metric, and the
+    baselines enqueued in the study's order, each under its name."""
+    import optuna
+
+    study = optuna.create_study(storage=journal_storage(held_folder()), study_name=spec.name,
+                                direction="minimize" if spec.mode == "min" else "maximize")
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([spec.metric])
+    for name in spec.baselines:
+        enqueue_baseline(study, spec, name)
+
+
+def enqueue_baseline(study, spec: StudySpec, name: str) -> None:
+    point = spec.baselines[name]
+    in_space = {k: v for k, v in point.items() if k in spec.space}
+    # A baseline of another model (the U-Net) sets none of the searched keys: it is no point
+    # of the searched space and gets no parameters, or TPE would learn from it.
+    study.enqueue_trial(in_space, user_attrs={BASELINE: name,
+                                              MODEL: point.get("model", spec.model)})
+
+
+class StudySearcher(Searcher):
+    """Ray Tune's searcher for a study: Optuna's ask and tell on the experiment's journal.
+
+    Ray's OptunaSearch is not used because it pickles the study, with the journal's absolute
+    path, into Ray's state (a moved experiment wrote into the original's journal); keeps
+    which baseline comes next in state seconds older than the journal (after a kill a TPE
+    sample ran as ``seed_after``); stores early-stopped trials COMPLETE; and cannot run a
+    baseline outside the searched space. Here the baselines wait in the journal's queue under
+    their names, an early-stopped trial is PRUNED with every epoch's value, and on resume
+    every trial the journal holds as running but Ray never saved is closed as FAIL (``lost``),
+    a lost baseline queued again.
+    """
+
+    def __init__(self, spec: StudySpec):
+        super().__init__(metric=spec.metric, mode=spec.mode)
+        self.spec = spec
+        self.live: dict[str, int] = {}  # Ray trial id -> Optuna trial number, as Ray saved them
+        self._study = None
+        self._handles: dict[str, Any] = {}  # Ray trial id -> optuna.Trial, to report to
+
+    @property
+    def study(self):
+        if self._study is None:
+            import optuna
+
+            storage = journal_storage(held_folder())
+            seen = len(optuna.load_study(study_name=self.spec.name, storage=storage).trials)
+            self._study = optuna.load_study(study_name=self.spec.name, storage=storage,
+                                            sampler=make_sampler(self.spec, seen))
+        return self._study
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        import optuna
+
+        waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        name = waiting[0].user_attrs.get(BASELINE) if waiting else None
+        outside = name is not None and not any(k in self.spec.space
+                                               for k in self.spec.baselines[name])
+        trial = self.study.ask() if outside else self.study.ask(dict(self.spec.space))
+        self.live[trial_id] = trial.number
+        self._handles[trial_id] = trial
+        trial.set_user_attr(RAY_ID, trial_id)
+        if name is None:
+            trial.set_user_attr(MODEL, self.spec.model)
+            return {"model": self.spec.model, **trial.params}
+        return {**trial.params, **self.spec.baselines[name], BASELINE_KEY: name}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value, step = result.get(self.metric), result.get("training_iteration")
+        if trial_id not in self.live or not _finite(value) or step is None:
+            return
+        frozen = self._frozen(trial_id)
+        # A trial resumed after the journal closed it, or an epoch run again from an older
+        # checkpoint: the journal keeps what it was told first.
+        if frozen.state.is_finished() or step in frozen.intermediate_values:
+            return
+        earlier = [v for v in frozen.intermediate_values.values() if _finite(v)]
+        self._trial(trial_id).report(value, step)
+        if self.spec.sampler.get("constraints") and (
+                not earlier or (value < min(earlier) if self.mode == "min"
+                                else value > max(earlier))):
+            # The best epoch's target metrics, which the constraints judge as the summary does.
+            self._trial(trial_id).set_user_attr(BEST, {
+                m: result[m] for m in self.spec.targets["minimum"] if _finite(result.get(m))})
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        import optuna
+
+        if trial_id not in self.live or self._frozen(trial_id).state.is_finished():
+            return
+        number = self.live[trial_id]
+        result = result or {}
+        # Ray hands a trial's last result to on_trial_complete alone, not to on_trial_result.
+        self.on_trial_result(trial_id, result)
+        frozen = self._frozen(trial_id)
+        values = [v for v in frozen.intermediate_values.values() if _finite(v)]
+        epochs = result.get("training_iteration", 0)
+        state, value, reason = optuna.trial.TrialState.COMPLETE, None, "completed"
+        if error:
+            state, reason = optuna.trial.TrialState.FAIL, "error"
+        elif result.get("diverged") or not values:
+            state, reason = optuna.trial.TrialState.FAIL, result.get("stop_reason", "diverged")
+        elif epochs < self.spec.max_t:
+            state, reason = optuna.trial.TrialState.PRUNED, "early stop"
+        else:
+            # The best epoch's value, as the summary ranks and tune.evaluate scores trials.
+            value = min(values) if self.mode == "min" else max(values)
+        self._trial(trial_id).set_user_attr(STOP, reason)
+        if self.spec.sampler.get("constraints") and state != optuna.trial.TrialState.FAIL:
+            attrs = self._frozen(trial_id).user_attrs
+            for name, violation in self.violations(attrs.get(BEST, {}),
+                                                   attrs.get(BASELINE)).items():
+                self._trial(trial_id).set_constraint(name, violation)
+        self.study.tell(number, value, state=state)
+        del self.live[trial_id], self._handles[trial_id]
+
+    def violations(self, best: dict[str, float], baseline: str | None = None
+                   ) -> dict[str, float]:
+        """How far a trial's best epoch misses each minimum target bound (<= 0: met), named
+        after the bound (optuna-dashboard shows the names). A bound relative to a baseline
+        counts as met until that baseline has finished, and so does a metric the trial has no
+        value of."""
+        import optuna
+
+        finished = {t.user_attrs.get(BASELINE): t.user_attrs.get(BEST, {}) for t in
+                    self.study.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.COMPLETE,))}
+        if baseline is not None:  # a baseline finishing now is judged against itself too
+            finished[baseline] = best
+        out = {}
+        for metric, bounds in self.spec.targets["minimum"].items():
+            value = best.get(metric)
+            for sign, relation, bound in zip((-1.0, 1.0), (">=", "<="), bounds):
+                if bound is None:
+                    continue
+                name = f"{metric} {relation} {bound}"
+                if isinstance(bound, Relative):
+                    reference = finished.get(bound.of, {}).get(metric)
+                    bound = None if reference is None else bound.times * reference
+                out[name] = 0.0 if bound is None or value is None else sign * (value - bound)
+        return out
+
+    def _frozen(self, trial_id: str):
+        return self.study.get_trials(deepcopy=False)[self.live[trial_id]]
+
+    def _trial(self, trial_id: str):
+        if trial_id not in self._handles:  # a trial Ray resumed
+            import optuna
+
+            self._handles[trial_id] = optuna.trial.Trial(self.study,
+                                                         self._frozen(trial_id)._trial_id)
+        return self._handles[trial_id]
+
+    # Ray saves the searcher with save() beside its trial list, at the same moment.
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump({"live": dict(self.live)}, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.live = pickle.load(file)["live"]
+        self._study, self._handles = None, {}
+        self.close_lost_trials()
+
+    def close_lost_trials(self) -> list[int]:
+        """Trials the journal started after Ray's last save: Ray will not run them, so they
+        are closed as FAIL, and a baseline among them waits in the queue again."""
+        import optuna
+
+        known = set(self.live.values())
+        lost = [t for t in self.study.get_trials(deepcopy=False,
+                                                  states=(optuna.trial.TrialState.RUNNING,))
+                if t.number not in known]
+        for trial in lost:
+            handle = optuna.trial.Trial(self.study, trial._trial_id)
+            handle.set_user_attr(LOST, True)
+            handle.set_user_attr(STOP, "lost: the driver stopped before Ray saved this trial")
+            self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            if trial.user_attrs.get(BASELINE):
+                enqueue_baseline(self.study, self.spec, trial.user_attrs[BASELINE])
+        return [t.number for t in lost]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_study": None, "_handles": {}}  # reopened, never pickled
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+class BaselinesRunFull(ASHAScheduler):
+    """ASHA that never stops a baseline before max_t, and that remembers across a resume.
+
+    ASHA lets whatever reaches a rung first go on and compares later trials with it; a
+    baseline stopped at epoch 2 in one run and trained for 12 in the next (both seen with the
+    same study) is no reference point. A baseline's results still enter the rungs.
+
+    Ray does not save a scheduler's state: after a resume its rungs were empty and trials it
+    would have stopped ran to max_t. The rungs are rebuilt from the journal, where every
+    trial's every epoch is (the searcher reports each), before the first decision.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._replayed = False
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        self._replay_journal()
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self._replay_journal()
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if (decision == TrialScheduler.STOP and trial.config.get(BASELINE_KEY)
+                and result.get(self._time_attr, 0) < self._max_t):
+            return TrialScheduler.CONTINUE
+        return decision
+
+    def _replay_journal(self) -> None:
+        if self._replayed:
+            return
+        self._replayed = True
+        import optuna
+
+        if not (held_folder() / JOURNAL_FILE).is_file():
+            return
+        for study in optuna.get_all_study_summaries(journal_storage(held_folder())):
+            trials = optuna.load_study(study_name=study.study_name,
+                                       storage=journal_storage(held_folder())).trials
+            for frozen in trials:
+                replayed = _Replayed(frozen.user_attrs.get(RAY_ID, f"#{frozen.number}"))
+                bracket = self._trial_info.get(replayed.trial_id, self._brackets[0])
+                for step, value in sorted(frozen.intermediate_values.items()):
+                    bracket.on_result(replayed, step, self._metric_op * value)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_replayed": False}
+
+
+class _Replayed:
+    """What ASHA's bracket reads of a trial: its id."""
+
+    def __init__(self, trial_id: str):
+        self.trial_id = trial_id
