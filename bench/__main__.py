@@ -53,17 +53,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="smaller runs: under 5 minutes on 2 cores instead of under 30")
-    quick = parser.parse_args().quick
+    names = [m.__name__.removeprefix("bench.") for m in BENCHMARKS]
+    parser.add_argument("--only", action="append", choices=names, metavar="NAME",
+                        help=f"run only this benchmark (repeatable): {', '.join(names)}")
+    args = parser.parse_args()
+    quick = args.quick
+    chosen = [m for m, n in zip(BENCHMARKS, names) if not args.only or n in args.only]
     rows = []
-    for number, module in enumerate(BENCHMARKS, start=1):
+    for number, module in enumerate(chosen, start=1):
         name = module.__name__.removeprefix("bench.")
-        print(f"[{number}/{len(BENCHMARKS)}] {name} ...", file=sys.stderr, flush=True)
+        print(f"[{number}/{len(chosen)}] {name} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         rows.extend(module.measure(quick))
         print(f"    done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     header = (f"## {datetime.datetime.now():%Y-%m-%d %H:%M} · {platform.processor() or 'cpu'}, "
               f"{os.cpu_count()} cores, torch {torch.__version__} · commit {_commit()}"
-              f"{' · quick' if quick else ''}")
+              f"{' · quick' if quick else ''}"
+              f"{' · only ' + ', '.join(args.only) if args.only else ''}")
     text = f"{header}\n\n{table(rows)}\n"
     print(text)
     with RESULTS.open("a") as handle:

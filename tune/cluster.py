@@ -33,6 +33,14 @@ def keep_ray_on_localhost() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def drop_ray_tensorboard_logger() -> None:
+    """Switch Ray's automatic loggers off (read by Tuner.fit, so also on a resume): each
+    trial's TensorBoard hook writes grouped scalars and HParams, and Ray's TBX logger would
+    copy every scalar under ray/tune/. The loggers that are kept are named in RunConfig
+    (tune.trainable.kept_loggers)."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+
+
 def start_ray(address: str | None, storage: str) -> None:
     import ray
 

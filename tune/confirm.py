@@ -24,7 +24,7 @@ from typing import Any
 
 from baseres.cli import OneLineParser
 from baseres.errors import UserError
-from tune.cluster import keep_ray_on_localhost, start_ray
+from tune.cluster import drop_ray_tensorboard_logger, keep_ray_on_localhost, start_ray
 from tune.errors import UsageError
 from tune.experiment import (
     Experiment,
@@ -64,7 +64,7 @@ def confirm_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> None:
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner, grid_search
 
-    from tune.trainable import build_trainable, trial_dirname
+    from tune.trainable import build_trainable, kept_loggers, trial_dirname
 
     spec = experiment.spec
     trainable = build_trainable(spec, spec.fixed, confirm_trial)
@@ -75,9 +75,9 @@ def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> No
     else:
         tuner = Tuner(
             trainable, param_space={"point": grid_search(points)},
-            tune_config=TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True),
+            tune_config=TuneConfig(trial_dirname_creator=trial_dirname),
             run_config=RunConfig(
-                name=CONFIRM_DIR, storage_path=str(experiment.folder),
+                name=CONFIRM_DIR, storage_path=str(experiment.folder), callbacks=kept_loggers(),
                 checkpoint_config=CheckpointConfig(num_to_keep=1,
                                                    checkpoint_score_attribute=spec.metric,
                                                    checkpoint_score_order=spec.mode),
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.top < 0:
         parser.error(f"argument --top: `top >= 0` must hold, but got top={args.top}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    drop_ray_tensorboard_logger()
     if args.address is None:
         keep_ray_on_localhost()
     try:

@@ -19,7 +19,13 @@ from pathlib import Path
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.errors import UserError
-from tune.cluster import is_uri, keep_ray_on_localhost, local_path, start_ray
+from tune.cluster import (
+    drop_ray_tensorboard_logger,
+    is_uri,
+    keep_ray_on_localhost,
+    local_path,
+    start_ray,
+)
 from tune.errors import UsageError
 from tune.experiment import (
     JOURNAL_FILE,
@@ -126,13 +132,11 @@ def build_scheduler(spec: StudySpec):
 
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from tune.callbacks import DiskGuard
+    from tune.trainable import kept_loggers
 
-    # The two loggers the summary reads (result.json, progress.csv); main() turns Ray's
-    # automatic ones off, whose TBX logger would copy every scalar under ray/tune/.
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), DiskGuard(MIN_FREE_BYTES)]
+    callbacks = [*kept_loggers(), DiskGuard(MIN_FREE_BYTES)]
     if wandb_project:
         from tune.integrations import wandb_callback
 
@@ -256,10 +260,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
                                        scheduler=build_scheduler(spec),
                                        num_samples=spec.num_samples,
                                        max_concurrent_trials=spec.max_concurrent_trials,
-                                       trial_dirname_creator=trial_dirname,
-                                       # a trial in a worker that imported torch and Ray
-                                       # already: ~6 s less per trial (bench.fixed_cost)
-                                       reuse_actors=True),
+                                       trial_dirname_creator=trial_dirname),
                 run_config=config,
             )
             started = True
@@ -320,9 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
                          f"combined with {', '.join(ignored)}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Each trial's TensorBoard hook writes grouped scalars and HParams; Ray's automatic TBX
-    # logger would add a copy under ray/tune/ (read by Tuner.fit, on a resume too).
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    drop_ray_tensorboard_logger()
     if args.address is None:
         keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
     ray_tune_log = logging.getLogger("ray.tune.tune")

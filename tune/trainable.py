@@ -71,6 +71,14 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
                          "stop_reason": f"diverged: {err}"})
 
 
+def kept_loggers() -> list:
+    """Ray's loggers a search keeps: result.json and progress.csv, which the summary and the
+    tests read (cluster.drop_ray_tensorboard_logger turns the automatic ones off)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
 def trial_dirname(trial) -> str:
     """Short trial folder names (Ray's default spells out every parameter)."""
     return f"trial_{trial.trial_id}"

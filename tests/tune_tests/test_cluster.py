@@ -75,7 +75,10 @@ def result_rows(trial: Path) -> list[dict]:
 def ray_env(tmp_path):
     # A short temp dir: Ray's socket paths must fit in 107 bytes.
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER: tune.run sets it to 0 (a local Ray on loopback), which
+    # would keep these nodes from forming a cluster once an earlier test ran tune.run here
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     env.update(RAY_TMPDIR=str(temp), HOME=str(tmp_path / "home"), RAY_USAGE_STATS_ENABLED="0")
     yield env
     shutil.rmtree(temp, ignore_errors=True)
