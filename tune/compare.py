@@ -167,14 +167,18 @@ def base_parameters(trial: TrialSummary, spec: StudySpec) -> int:
         return build_model(config).param_counts()["base_decoder"]
 
 
-def pareto_front(trials: list[TrialSummary], spec: StudySpec) -> list[ParetoPoint]:
-    """The seed's trade-off: base + residual trials that ran the full budget (so at equal
-    budgets) that no other such trial beats on both val RMSE and base-decoder size; smallest
-    base first."""
+def full_budget_points(trials: list[TrialSummary], spec: StudySpec) -> list[ParetoPoint]:
+    """Base + residual trials that ran the full budget (so compared at equal budgets), each
+    as its base-decoder size and best val RMSE."""
     full = [t for t in trials if t.model == "base_residual" and t.best
             and t.epochs_run >= spec.max_t]
-    points = [ParetoPoint(t.label, base_parameters(t, spec), t.best_val_rmse,
-                          t.params.get(spec.scientific)) for t in full]
+    return [ParetoPoint(t.label, base_parameters(t, spec), t.best_val_rmse,
+                        t.params.get(spec.scientific)) for t in full]
+
+
+def pareto_front(points: list[ParetoPoint]) -> list[ParetoPoint]:
+    """The seed's trade-off: the points no other beats on both val RMSE and base-decoder
+    size; smallest base first."""
 
     def dominated(p: ParetoPoint) -> bool:
         return any(q.base_params <= p.base_params and q.val_rmse <= p.val_rmse

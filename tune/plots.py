@@ -43,7 +43,7 @@ def _pyplot():
 
 def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPoint]],
                isolation: list[IsolationRow], references: list[Reference],
-               curves: list[Curve]) -> list[Path]:
+               curves: list[Curve], pareto: tuple[list, list] = ((), ())) -> list[Path]:
     import matplotlib.ticker
 
     plt = _pyplot()
@@ -105,7 +105,32 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
               title="trial (baseline)", title_fontsize=7)  # beside the curves, never on them
     fig.tight_layout()
     written.append(_save(fig, experiment / "plot_curves.png"))
+    points, front = pareto
+    if points:
+        written.append(_pareto_plot(plt, experiment, spec, points, front))
     return written
+
+
+def _pareto_plot(plt, experiment: Path, spec: StudySpec, points, front) -> Path:
+    """Best val RMSE against base-decoder parameters (log) for the full-budget trials, the
+    Pareto front joined and labelled with the scientific parameter's value."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.scatter([p.base_params for p in points], [p.val_rmse for p in points], color="grey",
+               alpha=0.6, label=f"trials at the full budget ({spec.max_t} epochs)")
+    ax.plot([p.base_params for p in front], [p.val_rmse for p in front], "o-",
+            color="tab:red", label="Pareto front")
+    for p in front:
+        ax.annotate(f"{spec.scientific} {p.scientific}" if spec.scientific else p.trial,
+                    (p.base_params, p.val_rmse), fontsize=7, textcoords="offset points",
+                    xytext=(4, 4))
+    ax.set_xscale("log")
+    ax.margins(x=0.25)  # room for the labels beside the outer points
+    ax.set_xlabel("base-decoder parameters")
+    ax.set_ylabel("best val RMSE (m)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+              frameon=False)
+    fig.tight_layout()
+    return _save(fig, experiment / "plot_pareto.png")
 
 
 def _save(fig, path: Path) -> Path:

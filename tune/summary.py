@@ -21,6 +21,7 @@ from baseres.errors import UserError
 from tune.compare import (
     TargetCheck,
     compare,
+    full_budget_points,
     isolation_table,
     judge_targets,
     pareto_front,
@@ -183,6 +184,8 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
     checks = {t.label: judge_targets(t, spec, baselines) for t in ranked}
     searched = [t for t in ranked if not t.baseline]
     isolation, common = isolation_table(trials, spec)
+    full_budget = full_budget_points(trials, spec)
+    front = pareto_front(full_budget)
     problems = [t for t in trials if t.stop_reason.startswith(("error", "diverged"))]
     reference = _reference_rmse(trials)
     shown = trials[:top]
@@ -218,9 +221,10 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
         "scientific": spec.scientific,
         "isolation": [r._asdict() for r in isolation],
         "isolation_epoch": common,
-        "pareto": [p._asdict() for p in pareto_front(trials, spec)],
+        "pareto": [p._asdict() for p in front],
         "_plot": (spec, param_plot_data(trials, spec), isolation,
-                  reference_lines(trials, reference), curve_data(trials, 5)),
+                  reference_lines(trials, reference), curve_data(trials, 5),
+                  (full_budget, front)),
     }
 
 
@@ -396,7 +400,7 @@ def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path], str | N
     """The summary's text, the plots written, and why nothing was written (a read-only
     folder, a full disk) or None: the text is worth reading either way."""
     summary = build_summary(folder, top)
-    spec, points, isolation, references, curves = summary.pop("_plot")
+    spec, points, isolation, references, curves, pareto = summary.pop("_plot")
     text = render_markdown(summary)
     extra = _evaluations(folder, spec.scientific)
     report = _read_confirmation(folder)
@@ -407,7 +411,7 @@ def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path], str | N
     try:
         write_json(folder / "summary.json", summary)
         (folder / "summary.md").write_text(text)
-        plots = draw_plots(folder, spec, points, isolation, references, curves)
+        plots = draw_plots(folder, spec, points, isolation, references, curves, pareto)
     except OSError as err:
         return text, [], f"{err.filename or folder}: {err.strerror}"
     return text, plots, None

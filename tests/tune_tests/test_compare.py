@@ -8,6 +8,7 @@ import pytest
 
 from tune.compare import (
     compare,
+    full_budget_points,
     in_band,
     isolation_table,
     judge_targets,
@@ -121,7 +122,7 @@ def test_the_pareto_front_keeps_full_budget_trials_no_other_beats_on_both():
               trial("d8-short", [0.9], base_channel_divisor=8),  # stopped early: unequal budget
               trial("d8", [1.2] * full, base_channel_divisor=8),
               trial("u", [0.8] * full, model="unet")]  # no base decoder: not on this axis
-    front = pareto_front(trials, SMOKE)
+    front = pareto_front(full_budget_points(trials, SMOKE))
     assert [p.trial for p in front] == ["d8", "d4", "d1"]  # smallest base first
     assert [p.val_rmse for p in front] == [1.2, 1.1, 1.0]
     assert [p.scientific for p in front] == [8, 4, 1]

@@ -80,8 +80,13 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path):
     assert text.splitlines()[2].startswith("Best overall: ")
     assert "not judged (a unet reports no train_sparse)" in text
     assert "learned-nothing reference" in text.lower()
-    for name in ("summary.md", "plot_params.png", "plot_isolation.png", "plot_curves.png"):
+    for name in ("summary.md", "plot_params.png", "plot_isolation.png", "plot_curves.png",
+                 "plot_pareto.png"):  # the two baselines ran the full budget: a front
         assert (experiment / name).stat().st_size > 0, name
+    front = summary["pareto"]
+    assert {p["trial"] for p in front} <= {t for t in (row["trial"] for row in summary["table"])}
+    assert [p["base_params"] for p in front] == sorted(p["base_params"] for p in front)
+    assert "## Pareto front: val RMSE against base-decoder parameters" in text
     assert "## Isolation: base_channel_divisor" in (experiment / "summary.md").read_text()
     assert main([str(experiment), "--top", "2"]) == 0
     cut = (experiment / "summary.md").read_text()
