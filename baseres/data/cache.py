@@ -37,17 +37,13 @@ from baseres.data.batvision import (
     v2_locations,
 )
 from baseres.data.features import FeatureSettings, depth_to_metres, waveform_to_features
+from baseres.data.home import cache_home
 
 MANIFEST = "manifest.json"
 # The splits load_split serves: the released three, and the test rows of the training places
 # (equal to "test" unless test_locations holds places out).
 SPLIT_NAMES = ("train", "val", "test", "test_seen")
 LOCATION_KEYS = ("locations", "val_locations", "test_locations")
-
-
-def cache_home() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "baseres"
 
 
 @dataclass

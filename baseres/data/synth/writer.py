@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from baseres.data.batvision import DataError
-from baseres.data.cache import cache_home
+from baseres.data.home import cache_home
 from baseres.data.synth.acoustics import (
     CHIRP_F0,
     CHIRP_F1,
