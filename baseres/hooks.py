@@ -88,9 +88,11 @@ class TensorBoard(Hook):
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
-        # Continuing a run (a resume, a retried trial) hides what an interrupted attempt wrote
-        # after the checkpoint, and keeps the one HParams session written at its start.
+        # Continuing from a checkpoint (a resume, a retried trial) hides what an interrupted
+        # attempt wrote after it, and keeps the one HParams session written at the start,
+        # whether or not the earlier event files are in this folder (a resumed Ray trial
+        # writes into a new working directory, copied beside the old files in storage).
+        fresh = trainer.epoch == 0
         self.writer = SummaryWriter(str(self.log_dir),
                                     purge_step=None if fresh else trainer.epoch + 1)
         if self.hparams is not None and fresh:

@@ -75,7 +75,7 @@ class Setting:
 def _asha(setting: Setting, grace: int | None = None, factor: int | None = None):
     from tune.searcher import BaselinesRunFull
 
-    return BaselinesRunFull(time_attr=TIME_ATTR, metric=METRIC, mode="min",
+    return BaselinesRunFull(setting.spec.name, time_attr=TIME_ATTR, metric=METRIC, mode="min",
                             max_t=setting.max_t, grace_period=grace or setting.grace_period,
                             reduction_factor=factor or setting.reduction_factor)
 

@@ -175,7 +175,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _ray_statuses(experiment: Path) -> dict[str, str]:
+def ray_trial_statuses(experiment: Path) -> dict[str, str]:
     """trial id -> status from Ray's newest experiment state (best effort: Ray's format)."""
     states = sorted(experiment.glob("experiment_state-*.json"))
     if not states:
@@ -226,7 +226,7 @@ class Experiment:
 
     def trials(self) -> list[TrialSummary]:
         """Every trial with a params.json, best first (lowest best-epoch val RMSE)."""
-        statuses = _ray_statuses(self.folder)
+        statuses = ray_trial_statuses(self.folder)
         told = self._journal_reasons()
         max_t = self.spec.max_t
         trials = []

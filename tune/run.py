@@ -31,8 +31,8 @@ from tune.experiment import (
     JOURNAL_FILE,
     LOST,
     STUDY_FILE,
+    Experiment,
     driving,
-    journal_storage,
     repair_after_kill,
 )
 from tune.space import StudySpec, load_study
@@ -125,7 +125,7 @@ def build_scheduler(spec: StudySpec):
     from tune.searcher import BaselinesRunFull
 
     return BaselinesRunFull(
-        time_attr="training_iteration", max_t=spec.scheduler["max_t"],
+        spec.name, time_attr="training_iteration", max_t=spec.scheduler["max_t"],
         grace_period=spec.scheduler["grace_period"],
         reduction_factor=spec.scheduler["reduction_factor"])
 
@@ -134,7 +134,7 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
     from tune.callbacks import DiskGuard
-    from tune.trainable import kept_loggers
+    from tune.trainable import kept_loggers, trial_files_sync
 
     callbacks = [*kept_loggers(), DiskGuard(MIN_FREE_BYTES)]
     if wandb_project:
@@ -145,7 +145,7 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
         name=name, storage_path=storage, callbacks=callbacks,
         checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,
                                            checkpoint_score_order=spec.mode),
-        failure_config=FailureConfig(max_failures=2),
+        failure_config=FailureConfig(max_failures=2), sync_config=trial_files_sync(),
     )
 
 
@@ -153,9 +153,7 @@ def print_outcome(experiment: str, folder: Path, spec: StudySpec) -> bool:
     """What the journal says: trials finished of num_samples (Ray's counts call a trial it
     stopped for an interrupt finished), where the results are, and the summary; whether the
     search is complete."""
-    import optuna
-
-    trials = optuna.load_study(study_name=spec.name, storage=journal_storage(folder)).trials
+    trials = Experiment(folder).optuna_study().trials
     finished = sum(t.state.is_finished() and not t.user_attrs.get(LOST) for t in trials)
     print(f"\nexperiment folder: {experiment}")
     print(f"tensorboard --logdir {experiment}")
@@ -239,7 +237,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
     does not get as far as starting leaves nothing behind."""
     from ray.tune import TuneConfig, Tuner
 
-    from tune.searcher import StudySearcher, create_study
+    from tune.searcher import StudySearchGenerator, create_study
     from tune.trainable import build_trainable, trial_dirname
 
     experiment = f"{storage.rstrip('/')}/{name}"
@@ -256,11 +254,13 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
             tuner = Tuner(
                 build_trainable(spec, spec.fixed),
                 tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
-                                       search_alg=StudySearcher(spec),
+                                       search_alg=StudySearchGenerator(spec),
                                        scheduler=build_scheduler(spec),
                                        num_samples=spec.num_samples,
-                                       max_concurrent_trials=spec.max_concurrent_trials,
-                                       trial_dirname_creator=trial_dirname),
+                                       trial_dirname_creator=trial_dirname,
+                                       # the next trial in a worker that imported torch and
+                                       # Ray already (bench.fixed_cost)
+                                       reuse_actors=True),
                 run_config=config,
             )
             started = True

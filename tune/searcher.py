@@ -10,13 +10,14 @@ write into the original's journal).
 
 from __future__ import annotations
 
+import copy
 import math
-import pickle
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 from tune.experiment import (
     BASELINE,
@@ -28,6 +29,7 @@ from tune.experiment import (
     STOP,
     held_folder,
     journal_storage,
+    ray_trial_statuses,
 )
 from tune.study import BASELINE_KEY, Relative, StudySpec
 
@@ -90,7 +92,7 @@ class StudySearcher(Searcher):
     def __init__(self, spec: StudySpec):
         super().__init__(metric=spec.metric, mode=spec.mode)
         self.spec = spec
-        self.live: dict[str, int] = {}  # Ray trial id -> Optuna trial number, as Ray saved them
+        self.live: dict[str, int] = {}  # Ray trial id -> Optuna trial number, trials Ray knows
         self._study = None
         self._handles: dict[str, Any] = {}  # Ray trial id -> optuna.Trial, to report to
 
@@ -99,10 +101,10 @@ class StudySearcher(Searcher):
         if self._study is None:
             import optuna
 
-            storage = journal_storage(held_folder())
-            seen = len(optuna.load_study(study_name=self.spec.name, storage=storage).trials)
-            self._study = optuna.load_study(study_name=self.spec.name, storage=storage,
-                                            sampler=make_sampler(self.spec, seen))
+            study = optuna.load_study(study_name=self.spec.name,
+                                      storage=journal_storage(held_folder()))
+            study.sampler = make_sampler(self.spec, len(study.get_trials(deepcopy=False)))
+            self._study = study
         return self._study
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
@@ -149,7 +151,7 @@ class StudySearcher(Searcher):
         result = result or {}
         # Ray hands a trial's last result to on_trial_complete alone, not to on_trial_result.
         self.on_trial_result(trial_id, result)
-        frozen = self._frozen(trial_id)
+        frozen = self._frozen(trial_id)  # with that epoch and the best epoch's metrics
         values = [v for v in frozen.intermediate_values.values() if _finite(v)]
         epochs = result.get("training_iteration", 0)
         state, value, reason = optuna.trial.TrialState.COMPLETE, None, "completed"
@@ -164,7 +166,7 @@ class StudySearcher(Searcher):
             value = min(values) if self.mode == "min" else max(values)
         self._trial(trial_id).set_user_attr(STOP, reason)
         if self.spec.sampler.get("constraints") and state != optuna.trial.TrialState.FAIL:
-            attrs = self._frozen(trial_id).user_attrs
+            attrs = frozen.user_attrs
             for name, violation in self.violations(attrs.get(BEST, {}),
                                                    attrs.get(BASELINE)).items():
                 self._trial(trial_id).set_constraint(name, violation)
@@ -208,15 +210,22 @@ class StudySearcher(Searcher):
                                                          self._frozen(trial_id)._trial_id)
         return self._handles[trial_id]
 
-    # Ray saves the searcher with save() beside its trial list, at the same moment.
+    # Ray saves the searcher beside its trial list, at the same moment, and restores it only
+    # where that file exists. What it would hold (which journal trials Ray knows) is read back
+    # from the journal and Ray's trial list instead: a kill while Ray copies its state into
+    # storage can cut the file (seen: 0 bytes, and Ray then started the search over).
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump({"live": dict(self.live)}, file)
+        Path(checkpoint_path).write_bytes(b"")
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.live = pickle.load(file)["live"]
+        import optuna
+
+        known = ray_trial_statuses(Path(checkpoint_path).parent)
         self._study, self._handles = None, {}
+        running = self.study.get_trials(deepcopy=False,
+                                        states=(optuna.trial.TrialState.RUNNING,))
+        self.live = {t.user_attrs[RAY_ID]: t.number for t in running
+                     if t.user_attrs.get(RAY_ID) in known}
         self.close_lost_trials()
 
     def close_lost_trials(self) -> list[int]:
@@ -241,6 +250,33 @@ class StudySearcher(Searcher):
         return {**self.__dict__, "_study": None, "_handles": {}}  # reopened, never pickled
 
 
+class StudySearchGenerator(SearchGenerator):
+    """Ray's trial factory around the StudySearcher, with the study's trials at once (Ray's
+    ConcurrencyLimiter, which Ray adds itself only around a bare searcher).
+
+    Ray saves the experiment it creates trials for, the folder it started in included, and a
+    restored generator went on creating trials there: resumed from a copy or a new place, a
+    search wrote its new trials into the original folder. A restored generator here creates
+    them in the folder this driver holds.
+    """
+
+    def __init__(self, spec: StudySpec):
+        super().__init__(ConcurrencyLimiter(StudySearcher(spec),
+                                            max_concurrent=spec.max_concurrent_trials))
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        saved = self._experiment.spec["storage"]
+        folder = held_folder()
+        if saved.storage_filesystem.type_name != "local":
+            return  # remote storage: its place is the one Ray was given
+        if (saved.storage_fs_path, saved.experiment_dir_name) != (str(folder.parent),
+                                                                  folder.name):
+            moved = copy.copy(saved)  # what Ray gives new trials, but the folder
+            moved.storage_fs_path, moved.experiment_dir_name = str(folder.parent), folder.name
+            self._experiment.spec["storage"] = moved
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -257,8 +293,9 @@ class BaselinesRunFull(ASHAScheduler):
     trial's every epoch is (the searcher reports each), before the first decision.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, study_name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.study_name = study_name
         self._replayed = False
 
     def on_trial_add(self, tune_controller, trial) -> None:
@@ -281,14 +318,13 @@ class BaselinesRunFull(ASHAScheduler):
 
         if not (held_folder() / JOURNAL_FILE).is_file():
             return
-        for study in optuna.get_all_study_summaries(journal_storage(held_folder())):
-            trials = optuna.load_study(study_name=study.study_name,
-                                       storage=journal_storage(held_folder())).trials
-            for frozen in trials:
-                replayed = _Replayed(frozen.user_attrs.get(RAY_ID, f"#{frozen.number}"))
-                bracket = self._trial_info.get(replayed.trial_id, self._brackets[0])
-                for step, value in sorted(frozen.intermediate_values.items()):
-                    bracket.on_result(replayed, step, self._metric_op * value)
+        study = optuna.load_study(study_name=self.study_name,
+                                  storage=journal_storage(held_folder()))
+        for frozen in study.get_trials(deepcopy=False):
+            replayed = _Replayed(frozen.user_attrs.get(RAY_ID, f"#{frozen.number}"))
+            bracket = self._trial_info.get(replayed.trial_id, self._brackets[0])
+            for step, value in sorted(frozen.intermediate_values.items()):
+                bracket.on_result(replayed, step, self._metric_op * value)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_replayed": False}

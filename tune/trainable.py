@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,22 @@ class RayReport(Hook):
             ray.tune.report(record, checkpoint=Checkpoint.from_directory(folder))
 
 
+def trial_folder() -> Path:
+    """Where a trial writes its own files (config.yaml, metrics.jsonl, TensorBoard): Ray's trial
+    working directory, which Ray makes the worker's working directory for every trial, a
+    reused actor's next trials included, and copies into the trial's folder in storage at
+    every checkpoint (SyncConfig.sync_artifacts, on every node). Not get_trial_dir(): Ray 2.60
+    answers a fresh actor with the driver's staging folder (never copied from another node)
+    and a reused one with the working directory."""
+    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") == "0":
+        raise RuntimeError("RAY_CHDIR_TO_TRIAL_DIR=0 leaves a trial without its own folder; "
+                           "unset it for tune.run")
+    return Path.cwd()
+
+
 def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     """One trial: fixed study values + this trial's sample, reported to Tune once per epoch."""
-    trial_dir = Path(get_context().get_trial_dir())
+    trial_dir = trial_folder()
     cpus, gpus = trial_resources()
     sample = {k: v for k, v in config.items() if k != BASELINE_KEY}
     cfg = TrainConfig.from_dict({**fixed, **sample}, source="trial config")
@@ -77,6 +91,14 @@ def kept_loggers() -> list:
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
+def trial_files_sync():
+    """Ray copies each trial's own files (trial_folder) into its folder in storage at every
+    checkpoint, from whichever node ran it."""
+    from ray.tune import SyncConfig
+
+    return SyncConfig(sync_artifacts=True)
 
 
 def trial_dirname(trial) -> str:

@@ -71,8 +71,8 @@ def service_searcher(folder, first):
 
 
 def test_asha_stops_trials_at_the_rungs_worked_out_by_hand(tmp_path):
-    asha = BaselinesRunFull(time_attr="training_iteration", metric="val_rmse", mode="min",
-                            max_t=4, grace_period=1, reduction_factor=2)
+    asha = BaselinesRunFull(SPEC.name, time_attr="training_iteration", metric="val_rmse",
+                            mode="min", max_t=4, grace_period=1, reduction_factor=2)
     with driving(tmp_path):
         driver = Logged(service_searcher(tmp_path, (A, B, C)), asha,
                         Lookup(TABLE.curves, SPACE))

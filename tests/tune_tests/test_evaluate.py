@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from tune.evaluate import main as evaluate_main
 from tune.space import load_study
@@ -88,4 +89,8 @@ def test_confirm_with_two_seeds_resumes_after_a_kill(experiment):
         per_trial.setdefault(row["trial_id"], []).append(row["training_iteration"])
     assert len(per_trial) == 2 * len(configs)
     assert all(epochs == [1, 2, 3] for epochs in per_trial.values()), per_trial
+    for folder in (experiment / "confirm").glob("trial_*"):  # each run's own files, its own
+        assert yaml.safe_load((folder / "config.yaml").read_text())["extra"]["trial"] == \
+            folder.name
+        assert len((folder / "metrics.jsonl").read_text().splitlines()) == 3, folder
     assert "Confirmed with fresh seeds" in (experiment / "summary.md").read_text()

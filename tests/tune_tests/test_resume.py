@@ -78,11 +78,13 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     stop(third, [signal.SIGKILL], experiment, 1)  # the driver and its Ray, no clean-up
     before = {t["folder"].name: t["rows"] for t in trials(experiment)}
     original_journal = (experiment / JOURNAL_FILE).read_bytes()
+    original_trials = sorted(p.name for p in experiment.glob("trial_*"))
 
     moved = tmp_path / "elsewhere" / "stopped"
     shutil.copytree(experiment, moved)
     assert main(["--resume", str(moved)]) == 0
     assert (experiment / JOURNAL_FILE).read_bytes() == original_journal  # the copy's own
+    assert sorted(p.name for p in experiment.glob("trial_*")) == original_trials  # and trials
 
     done = trials(moved)
     assert len(done) == SMOKE.num_samples

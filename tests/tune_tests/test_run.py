@@ -26,7 +26,13 @@ def test_smoke_search_end_to_end(smoke_experiment):
     assert by_baseline["unet"]["config"]["model"] == "unet"
     assert by_baseline["seed_before"]["config"]["lambda_base_init"] == 1.5
     assert by_baseline["seed_after"]["config"]["model"] == "base_residual"
+    # Ray reused trial workers (bench.fixed_cost), and each trial's own files are in its own
+    # folder: its resolved config names it, its metrics.jsonl has the epochs Ray recorded.
+    assert len({t["rows"][0]["pid"] for t in found}) < len(found)
     for t in found:
+        assert t["config"]["extra"]["trial"] == t["folder"].name
+        metrics = read_rows(t["folder"] / "metrics.jsonl")
+        assert [m["val_rmse"] for m in metrics] == [r["val_rmse"] for r in t["rows"]]
         assert list(t["folder"].glob("checkpoint_*")), t["folder"]
         iterations = [r["training_iteration"] for r in t["rows"]]
         assert iterations == list(range(1, len(iterations) + 1))  # one row per epoch

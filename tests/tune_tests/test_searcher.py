@@ -1,13 +1,14 @@
 """The searcher and scheduler on a real journal, driven as Ray's controller drives them,
 including Ray's saved state being older than the journal when a driver is killed."""
 
+import json
 import shutil
 
 import optuna
 import pytest
 
 from tune.experiment import driving, journal_storage
-from tune.searcher import BaselinesRunFull, StudySearcher, create_study
+from tune.searcher import BaselinesRunFull, StudySearcher, StudySearchGenerator, create_study
 from tune.space import load_study
 
 SMOKE = load_study("smoke.yaml")  # baselines seed_before, seed_after (in the space), unet
@@ -24,6 +25,16 @@ def epochs(searcher, trial_id, values):
     for step, value in enumerate(values[:-1], 1):
         searcher.on_trial_result(trial_id, {"val_rmse": value, "training_iteration": step})
     return {"val_rmse": values[-1], "training_iteration": len(values)}
+
+
+def ray_saves(searcher, folder, known):
+    """What Ray writes at a save: the searcher's file and, beside it, its trial list (the
+    trials it knows, in its experiment state's format); returns the searcher's file."""
+    saved = folder / "searcher-state-x.pkl"
+    searcher.save(str(saved))
+    trial_data = [[json.dumps({"trial_id": t, "status": "RUNNING"}), "{}"] for t in known]
+    (folder / "experiment_state-x.json").write_text(json.dumps({"trial_data": trial_data}))
+    return saved
 
 
 @pytest.fixture
@@ -71,8 +82,7 @@ def test_completed_pruned_and_diverged_trials_reach_the_journal_as_such(searcher
 def test_a_resume_closes_trials_ray_never_saved_and_requeues_their_baseline(searcher,
                                                                             tmp_path):
     searcher.suggest("a")
-    saved = tmp_path / "searcher-state.pkl"
-    searcher.save(str(saved))  # Ray saves every few seconds, not per event
+    saved = ray_saves(searcher, tmp_path, "a")  # Ray saves every few seconds, not per event
     searcher.suggest("b")  # seed_after started; then the driver is killed
 
     resumed = StudySearcher(SMOKE)
@@ -87,11 +97,47 @@ def test_a_resume_closes_trials_ray_never_saved_and_requeues_their_baseline(sear
     assert [t.user_attrs["ray_trial_id"] for t in running] == ["a", "c", "d", "e"]
 
 
+def test_a_searcher_file_cut_by_a_kill_restores_from_the_journal(searcher, tmp_path):
+    # A kill while Ray copies its state into storage cut this file; Ray had restarted the
+    # whole search when reading it failed. What Ray knew is its trial list.
+    for trial_id in "ab":
+        searcher.suggest(trial_id)
+    saved = ray_saves(searcher, tmp_path, "ab")
+    saved.write_bytes(b"\x80\x04\x95")  # the start of a pickle
+    resumed = StudySearcher(SMOKE)
+    resumed.restore(str(saved))
+    assert resumed.live == {"a": 0, "b": 1}
+    resumed.on_trial_complete("b", epochs(resumed, "b", [2.0] * SMOKE.max_t))
+    assert [t.state for t in journal(tmp_path)][:2] == [State.RUNNING, State.COMPLETE]
+
+
+def test_a_moved_experiment_creates_its_new_trials_in_its_own_folder(tmp_path):
+    from ray.tune.experiment import Experiment
+
+    # Ray saves the experiment the generator creates trials for, folder included: a search
+    # resumed from a copy had put its new trials into the original folder.
+    original, moved = tmp_path / "runs" / "smoke", tmp_path / "elsewhere" / "smoke"
+    with driving(original):
+        create_study(SMOKE)
+        generator = StudySearchGenerator(SMOKE)
+        generator.add_configurations([Experiment("smoke", run=lambda config: None,
+                                                 storage_path=str(original.parent))])
+        saved = generator.get_state()
+    shutil.copytree(original, moved)
+    with driving(moved):
+        resumed = StudySearchGenerator(SMOKE)
+        resumed.set_state(saved)
+        assert resumed.next_trial().storage.experiment_fs_path == str(moved)
+    with driving(original):  # resumed where it was, it stays there
+        resumed = StudySearchGenerator(SMOKE)
+        resumed.set_state(saved)
+        assert resumed.next_trial().storage.experiment_fs_path == str(original)
+
+
 def test_a_trial_the_journal_finished_keeps_its_value_when_ray_runs_it_again(searcher,
                                                                              tmp_path):
     searcher.suggest("a")
-    saved = tmp_path / "searcher-state.pkl"
-    searcher.save(str(saved))
+    saved = ray_saves(searcher, tmp_path, "a")
     searcher.on_trial_complete("a", epochs(searcher, "a", [2.0] * SMOKE.max_t))
 
     resumed = StudySearcher(SMOKE)
@@ -108,11 +154,11 @@ def test_a_moved_experiment_resumes_on_its_own_journal(tmp_path):
         create_study(SMOKE)
         searcher = StudySearcher(SMOKE)
         searcher.suggest("a")
-        searcher.save(str(original / "searcher-state.pkl"))
+        saved = ray_saves(searcher, original, "a")
     shutil.copytree(original, moved)
     with driving(moved):
         resumed = StudySearcher(SMOKE)
-        resumed.restore(str(moved / "searcher-state.pkl"))
+        resumed.restore(str(moved / saved.name))
         resumed.on_trial_complete("a", epochs(resumed, "a", [2.0] * SMOKE.max_t))
     assert journal(moved)[0].state == State.COMPLETE
     assert journal(original)[0].state == State.RUNNING  # untouched
@@ -126,9 +172,8 @@ class FakeTrial:
 def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path):
     # grace 1, factor 2: at epoch 1 a trial must be in the better half of the rung to go on
     def scheduler():
-        made = BaselinesRunFull(time_attr="training_iteration", metric="val_rmse", mode="min",
-                                max_t=4, grace_period=1, reduction_factor=2)
-        return made
+        return BaselinesRunFull(SMOKE.name, time_attr="training_iteration", metric="val_rmse",
+                                mode="min", max_t=4, grace_period=1, reduction_factor=2)
 
     first = scheduler()
     for trial_id, value in (("a", 1.0), ("b", 2.0)):
@@ -150,8 +195,8 @@ def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path):
 
 
 def test_asha_never_stops_a_baseline_early(searcher):
-    made = BaselinesRunFull(time_attr="training_iteration", metric="val_rmse", mode="min",
-                            max_t=4, grace_period=1, reduction_factor=2)
+    made = BaselinesRunFull(SMOKE.name, time_attr="training_iteration", metric="val_rmse",
+                            mode="min", max_t=4, grace_period=1, reduction_factor=2)
     for trial_id, value in (("a", 1.0), ("b", 1.5)):
         made.on_trial_add(None, FakeTrial(trial_id))
         made.on_trial_result(None, FakeTrial(trial_id), {"val_rmse": value,
