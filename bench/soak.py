@@ -10,6 +10,7 @@ synthetic set. The full run is 300 trials; ``python -m bench.soak [--quick]`` pr
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def soak(trials: int) -> list[dict]:
     base = settled[0][1]
     tail = [s[1] for s in settled if s[0] >= 0.75 * settled[-1][0]]
     growth = max(tail) - base
+    held = statistics.median(tail) - base  # what it keeps, between Ray's state snapshots
     per_100 = 100 * growth / max(1, settled[-1][2] - settled[0][2])
     projected = per_100 * (TRIALS - settled[0][2]) / 100
     scale = (f"{finished} trials" if finished >= TRIALS else
@@ -105,7 +107,8 @@ def soak(trials: int) -> list[dict]:
             f"<= {GOAL_GROWTH_MIB} over {TRIALS} trials", growth_at <= GOAL_GROWTH_MIB,
             f"resident memory of the tune.run process {base:.0f} MiB after its first trials, "
             f"at most {max(tail):.0f} MiB in the last quarter ({per_100:.0f} MiB per 100 "
-            f"trials; {scale}); peak {search.driver_peak_mib:.0f} MiB; {what}"),
+            f"trials; {scale}), its median there {held:+.0f} MiB from the start; peak "
+            f"{search.driver_peak_mib:.0f} MiB; {what}"),
         row("soak: experiment folder", round(folder, 1), "MiB", "(recorded)", True,
             f"{folder / finished * 1024:.0f} KiB per trial (checkpoints, events, results); "
             f"journal {journal * 1024:.0f} KiB ({journal / finished * 2**20:.0f} B per "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import os
 import shutil
@@ -33,3 +35,25 @@ class DiskGuard(Callback):
                   f"{self.min_free // 2**20} MiB a search needs: stopping it; free space, "
                   "then resume", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGINT)
+
+
+class ReturnFreedMemory(Callback):
+    """Hands the memory the driver freed back to the system after each trial (glibc's
+    malloc_trim): a long search's driver otherwise kept what it had once needed for Ray's
+    state snapshots, which serialise every trial each time (37 KB a trial), and for each
+    trial's results (bench.soak: 135 MiB more after 300 trials without, 110 with). Elsewhere,
+    a no-op."""
+
+    def __init__(self):
+        name = ctypes.util.find_library("c")
+        self.trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if self.trim is not None:
+            self.trim(0)
+
+    def __getstate__(self) -> dict:  # Ray saves its callbacks; a C function is no state
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()

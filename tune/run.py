@@ -133,10 +133,10 @@ def build_scheduler(spec: StudySpec):
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
-    from tune.callbacks import DiskGuard
+    from tune.callbacks import DiskGuard, ReturnFreedMemory
     from tune.trainable import kept_loggers, trial_files_sync
 
-    callbacks = [*kept_loggers(), DiskGuard(MIN_FREE_BYTES)]
+    callbacks = [*kept_loggers(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory()]
     if wandb_project:
         from tune.integrations import wandb_callback
 
