@@ -320,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         if ignored:
             parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
                          f"combined with {', '.join(ignored)}")
+    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR") == "0":
+        # a trial's own files go to Ray's trial working directory (tune.trainable)
+        print("error: RAY_CHDIR_TO_TRIAL_DIR=0 leaves trials without their own folders, but "
+              "each trial writes its config, metrics and TensorBoard run there: unset it",
+              file=sys.stderr)
+        return 2
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     drop_ray_tensorboard_logger()
     if args.address is None:

@@ -142,6 +142,14 @@ def test_bad_usage_is_one_line_and_exit_2(capsys, argv, message):
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
+def test_trials_without_their_own_folders_are_refused(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    assert main(["--space", "smoke.yaml", "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "RAY_CHDIR_TO_TRIAL_DIR=0" in err and "\n" not in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_wandb_without_the_package_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
     assert main(["--space", "smoke.yaml", "--wandb", "proj", "--storage", str(tmp_path)]) == 2
