@@ -40,9 +40,9 @@ class DiskGuard(Callback):
 class ReturnFreedMemory(Callback):
     """Hands the memory the driver freed back to the system after each trial (glibc's
     malloc_trim): a long search's driver otherwise kept what it had once needed for Ray's
-    state snapshots, which serialise every trial each time (37 KB a trial), and for each
-    trial's results (bench.soak: 135 MiB more after 300 trials without, 110 with). Elsewhere,
-    a no-op."""
+    state snapshots, which serialise every trial each time (about 38 KB a trial), and for each
+    trial's results (bench.soak: 135 MiB more after 300 trials without, 110-113 with).
+    Elsewhere, a no-op."""
 
     def __init__(self):
         name = ctypes.util.find_library("c")

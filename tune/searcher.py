@@ -1,11 +1,12 @@
-"""The search policy objects the driver hands to Ray Tune, both kept on the experiment's Optuna
-journal: StudySearcher (Optuna's ask and tell) and BaselinesRunFull (ASHA).
+"""The search policy objects the driver hands to Ray Tune, kept on the experiment's Optuna
+journal: StudySearcher (Optuna's ask and tell, inside Ray's trial factory StudySearchGenerator)
+and BaselinesRunFull (ASHA).
 
 The journal is the one record of the search. Ray saves its own state every few seconds and
-restores it on ``--resume``; anything both keep would disagree after a kill, so neither object
+restores it on ``--resume``; anything both keep would disagree after a kill, so none of these
 keeps what the journal holds, and each reopens the journal of the folder this driver holds
 (``experiment.held_folder``), never a path saved in Ray's state (a moved experiment must not
-write into the original's journal).
+write into the original's journal or folder).
 """
 
 from __future__ import annotations
@@ -251,8 +252,9 @@ class StudySearcher(Searcher):
 
 
 class StudySearchGenerator(SearchGenerator):
-    """Ray's trial factory around the StudySearcher, with the study's trials at once (Ray's
-    ConcurrencyLimiter, which Ray adds itself only around a bare searcher).
+    """Ray's trial factory around the StudySearcher, at most the study's
+    max_concurrent_trials at once (Ray's ConcurrencyLimiter, which Ray adds itself only around
+    a bare searcher).
 
     Ray saves the experiment it creates trials for, the folder it started in included, and a
     restored generator went on creating trials there: resumed from a copy or a new place, a
