@@ -33,6 +33,15 @@ def keep_ray_on_localhost() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def check_trial_folders() -> None:
+    """Each trial writes its own files into Ray's trial working directory, which Ray makes its
+    working directory unless RAY_CHDIR_TO_TRIAL_DIR=0 (tune.trainable.trial_folder)."""
+    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR") == "0":
+        raise UsageError("RAY_CHDIR_TO_TRIAL_DIR=0 leaves trials without their own folders, "
+                         "but each trial writes its config, metrics and TensorBoard run there: "
+                         "unset it")
+
+
 def drop_ray_tensorboard_logger() -> None:
     """Switch Ray's automatic loggers off (read by Tuner.fit, so also on a resume): each
     trial's TensorBoard hook writes grouped scalars and HParams, and Ray's TBX logger would

@@ -24,7 +24,12 @@ from typing import Any
 
 from baseres.cli import OneLineParser
 from baseres.errors import UserError
-from tune.cluster import drop_ray_tensorboard_logger, keep_ray_on_localhost, start_ray
+from tune.cluster import (
+    check_trial_folders,
+    drop_ray_tensorboard_logger,
+    keep_ray_on_localhost,
+    start_ray,
+)
 from tune.errors import UsageError
 from tune.experiment import (
     Experiment,
@@ -199,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.address is None:
         keep_ray_on_localhost()
     try:
+        check_trial_folders()
         report = confirm(args.experiment, args.seeds, args.top, args.address)
         print_summary(Path(report["experiment"]))
     except UserError as err:

@@ -20,6 +20,7 @@ from pathlib import Path
 from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.errors import UserError
 from tune.cluster import (
+    check_trial_folders,
     drop_ray_tensorboard_logger,
     is_uri,
     keep_ray_on_localhost,
@@ -320,12 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         if ignored:
             parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
                          f"combined with {', '.join(ignored)}")
-    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR") == "0":
-        # a trial's own files go to Ray's trial working directory (tune.trainable)
-        print("error: RAY_CHDIR_TO_TRIAL_DIR=0 leaves trials without their own folders, but "
-              "each trial writes its config, metrics and TensorBoard run there: unset it",
-              file=sys.stderr)
-        return 2
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     drop_ray_tensorboard_logger()
     if args.address is None:
@@ -335,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         ray_tune_log.addFilter(HideRayResumeHint())
     experiment = args.resume
     try:
+        check_trial_folders()
         if args.resume:
             return 0 if resume(args.resume, args.address) else 1
         spec = load_study(args.space, study_overrides(args))

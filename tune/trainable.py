@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from baseres.hooks import (
     TensorBoard,
 )
 from baseres.trainer import Trainer, TrainingDiverged
+from tune.cluster import check_trial_folders
 from tune.space import BASELINE_KEY, StudySpec
 
 
@@ -46,9 +46,7 @@ def trial_folder() -> Path:
     every checkpoint (SyncConfig.sync_artifacts, on every node). Not get_trial_dir(): Ray 2.60
     answers a fresh actor with the driver's staging folder (never copied from another node)
     and a reused one with the working directory."""
-    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") == "0":
-        raise RuntimeError("RAY_CHDIR_TO_TRIAL_DIR=0 leaves a trial without its own folder; "
-                           "unset it for tune.run")
+    check_trial_folders()  # on a cluster a node may set it where the driver does not
     return Path.cwd()
 
 

@@ -142,9 +142,16 @@ def test_bad_usage_is_one_line_and_exit_2(capsys, argv, message):
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
-def test_trials_without_their_own_folders_are_refused(capsys, monkeypatch, tmp_path):
+@pytest.mark.parametrize("command", ["run", "confirm"])
+def test_trials_without_their_own_folders_are_refused(capsys, monkeypatch, tmp_path, command):
+    from tune.confirm import main as confirm_main
+
     monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    assert main(["--space", "smoke.yaml", "--storage", str(tmp_path)]) == 2
+    if command == "run":
+        code = main(["--space", "smoke.yaml", "--storage", str(tmp_path)])
+    else:
+        code = confirm_main([str(tmp_path), "--seeds", "2"])
+    assert code == 2
     err = capsys.readouterr().err.strip()
     assert "RAY_CHDIR_TO_TRIAL_DIR=0" in err and "\n" not in err
     assert not list(tmp_path.iterdir())
