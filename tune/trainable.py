@@ -9,6 +9,7 @@ from typing import Any
 
 import ray
 from ray.tune import Checkpoint, get_checkpoint, get_context
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from baseres.config import TrainConfig
 from baseres.hooks import (
@@ -83,12 +84,29 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
                          "stop_reason": f"diverged: {err}"})
 
 
+class KeepsDriverCopy:
+    """Before a retried trial's next row, Ray's result loggers copy its file back from storage
+    over the driver's own copy, and storage lags that copy (it is synced now and then): after
+    a lost node, a trial's result.json had lost the epoch reported just before (test_cluster).
+    The driver's copy, where it has one, is the newer; a resumed driver has none and restores."""
+
+    def _restore_from_remote(self, file_name: str, trial) -> None:
+        if not Path(trial.local_path, file_name).is_file():
+            super()._restore_from_remote(file_name, trial)
+
+
+class ResultJson(KeepsDriverCopy, JsonLoggerCallback):
+    pass
+
+
+class ProgressCsv(KeepsDriverCopy, CSVLoggerCallback):
+    pass
+
+
 def kept_loggers() -> list:
     """Ray's loggers a search keeps: result.json and progress.csv, which the summary and the
     tests read (cluster.drop_ray_tensorboard_logger turns the automatic ones off)."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    return [JsonLoggerCallback(), CSVLoggerCallback()]
+    return [ResultJson(), ProgressCsv()]
 
 
 def trial_files_sync():
