@@ -134,7 +134,7 @@ def build_scheduler(spec: StudySpec):
 def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
-    from tune.callbacks import DiskGuard, ReturnFreedMemory
+    from tune.callbacks import DiskGuard, KeepSearchKeys, ReturnFreedMemory
     from tune.trainable import kept_loggers, trial_files_sync
 
     callbacks = [*kept_loggers(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory()]
@@ -142,6 +142,7 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
         from tune.integrations import wandb_callback
 
         callbacks.append(wandb_callback(wandb_project))
+    callbacks.append(KeepSearchKeys(spec))  # after every logger of the whole record
     return RunConfig(
         name=name, storage_path=storage, callbacks=callbacks,
         checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,

@@ -56,8 +56,9 @@ def assert_logged(run_folder: Path, metrics_file: Path, step_key: str) -> None:
     epochs = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
     logged = offline_history(run_folder)
     assert [row[step_key] for row in logged] == [e["epoch"] for e in epochs] == [1, 2]
-    for row, epoch in zip(logged, epochs):
-        assert row["val_rmse"] == pytest.approx(epoch["val_rmse"])
+    for row, epoch in zip(logged, epochs):  # the whole record, not only the search's keys
+        assert {k: row[k] for k in ("val_rmse", "val_mae", "lambda_recon")} == pytest.approx(
+            {k: epoch[k] for k in ("val_rmse", "val_mae", "lambda_recon")})
 
 
 def test_baseres_train_logs_offline_without_a_key(tmp_path):

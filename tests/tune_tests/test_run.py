@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +80,24 @@ def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
     assert study.metric_names == ["val_rmse"]
     ray_ids = {t.user_attrs["ray_trial_id"] for t in done}
     assert ray_ids == {f.name.removeprefix("trial_") for f in smoke_experiment.glob("trial_*")}
+
+
+def test_ray_keeps_the_search_keys_and_the_loggers_the_whole_record(smoke_experiment):
+    # What Ray holds of each trial (saved in its experiment state) is what the searcher and
+    # the scheduler read; result.json, written before, has the trainer's whole record.
+    (state,) = sorted(smoke_experiment.glob("experiment_state-*.json"))[-1:]
+    saved = {json.loads(trial)["trial_id"]: json.loads(meta)
+             for trial, meta in json.loads(state.read_text())["trial_data"]}
+    assert len(saved) == SMOKE.num_samples
+    searched = {"epoch", "val_rmse", "train_sparse", "val_delta1"}  # smoke's metric, targets
+    for t in trials(smoke_experiment):
+        record = set().union(*map(set, read_rows(t["folder"] / "metrics.jsonl")))
+        assert {"val_mae", "lambda_recon", "epoch_time_s"} <= record
+        assert all(record | {"training_iteration"} <= set(row) for row in t["rows"])
+        meta = saved[t["rows"][0]["trial_id"]]
+        told = searched & record  # a U-Net has no train_sparse
+        assert set(meta["metric_analysis"]) & record == told <= set(meta["last_result"])
+        assert not set(meta["last_result"]) & (record - told)
 
 
 def test_tensorboard_serves_the_smoke_study(smoke_experiment):
