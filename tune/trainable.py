@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -84,23 +86,69 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
                          "stop_reason": f"diverged: {err}"})
 
 
+def rows_to_keep(reported_with: list[str | None], checkpoint: str | None) -> int:
+    """How many of a trial's rows, each naming the checkpoint reported with it, stand when
+    the trial goes on from `checkpoint` (None: from its first epoch); the rest come again."""
+    if checkpoint is None:
+        return 0
+    return max((i + 1 for i, name in enumerate(reported_with) if name == checkpoint),
+               default=len(reported_with))  # a row Ray has not logged yet: nothing comes again
+
+
 class KeepsDriverCopy:
-    """Before a retried trial's next row, Ray's result loggers copy its file back from storage
-    over the driver's own copy, and storage lags that copy (it is synced now and then): after
-    a lost node, a trial's result.json had lost the epoch reported just before (test_cluster).
-    The driver's copy, where it has one, is the newer; a resumed driver has none and restores."""
+    """Ray's result loggers, where a trial starts again (a retry, a resumed search).
+
+    Before its next row Ray copies the file back from storage over the driver's own copy, and
+    storage lags that copy (it is synced now and then): after a lost node, a trial's
+    result.json had lost the epoch reported just before (test_cluster). The driver's copy,
+    where it has one, is the newer; a resumed driver has none and restores.
+
+    Then the rows after the checkpoint it goes on from are dropped, since those epochs are
+    reported again: a stop between a row and its checkpoint reaching Ray's saved state had
+    left an epoch twice in result.json (test_resume)."""
 
     def _restore_from_remote(self, file_name: str, trial) -> None:
-        if not Path(trial.local_path, file_name).is_file():
+        path = Path(trial.local_path, file_name)
+        if not path.is_file():
             super()._restore_from_remote(file_name, trial)
+        if path.is_file():
+            checkpoint = Path(trial.checkpoint.path).name if trial.checkpoint else None
+            self.cut_rows(path, checkpoint)
+
+    def cut_rows(self, path: Path, checkpoint: str | None) -> None:
+        raise NotImplementedError
+
+
+def _rewrite(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, newline="")  # as read: Ray's CSV rows end in \r\n
+    tmp.replace(path)
 
 
 class ResultJson(KeepsDriverCopy, JsonLoggerCallback):
-    pass
+    def cut_rows(self, path: Path, checkpoint: str | None) -> None:
+        lines = path.read_text().splitlines(keepends=True)
+        names = []
+        for line in lines:
+            try:
+                names.append(json.loads(line).get("checkpoint_dir_name"))
+            except ValueError:
+                names.append(None)
+        keep = rows_to_keep(names, checkpoint)
+        if keep < len(lines):
+            _rewrite(path, "".join(lines[:keep]))
 
 
 class ProgressCsv(KeepsDriverCopy, CSVLoggerCallback):
-    pass
+    def cut_rows(self, path: Path, checkpoint: str | None) -> None:
+        with path.open(newline="") as file:
+            lines = file.read().splitlines(keepends=True)
+        rows = list(csv.DictReader(lines))
+        keep = rows_to_keep([r.get("checkpoint_dir_name") for r in rows], checkpoint)
+        # the header stays (Ray goes on appending under it); a value over several lines, never
+        # written by a trial, would leave rows and lines apart: left as it is
+        if keep < len(rows) == len(lines) - 1:
+            _rewrite(path, "".join(lines[:keep + 1]))
 
 
 def kept_loggers() -> list:
