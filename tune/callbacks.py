@@ -64,8 +64,8 @@ class ReturnFreedMemory(Callback):
 class KeepSearchKeys(Callback):
     """Ray keeps running statistics (max, min, mean, last 5 and 10) of every number in a
     trial's results, in the driver and in every snapshot of the experiment, which serialises
-    all trials each time: 38 KB a trial for a record of over 30 keys, and 113 MiB more driver
-    memory after 300 trials (bench.soak, goal 100; 19 KB and 87 MiB with this callback).
+    all trials each time: 37 KB a trial for a record of over 30 keys, and 113 MiB more driver
+    memory after 300 trials (bench.soak, goal 100; 18 KB and 87 MiB with this callback).
     After the loggers have written the whole record (result.json, progress.csv, Weights &
     Biases; Ray lets callbacks change a result in place), this one leaves Ray's copy the keys
     that Ray, the searcher and the scheduler read. Last in the list of callbacks."""
