@@ -46,7 +46,7 @@ def drop_ray_tensorboard_logger() -> None:
     """Switch Ray's automatic loggers off (read by Tuner.fit, so also on a resume): each
     trial's TensorBoard hook writes grouped scalars and HParams, and Ray's TBX logger would
     copy every scalar under ray/tune/. The loggers that are kept are named in RunConfig
-    (tune.trainable.kept_loggers)."""
+    (tune.trainable.trial_callbacks)."""
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 
 

@@ -69,7 +69,7 @@ def confirm_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> None:
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner, grid_search
 
-    from tune.trainable import build_trainable, kept_loggers, trial_dirname, trial_files_sync
+    from tune.trainable import build_trainable, trial_callbacks, trial_dirname, trial_files_sync
 
     spec = experiment.spec
     trainable = build_trainable(spec, spec.fixed, confirm_trial)
@@ -82,7 +82,7 @@ def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> No
             trainable, param_space={"point": grid_search(points)},
             tune_config=TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True),
             run_config=RunConfig(
-                name=CONFIRM_DIR, storage_path=str(experiment.folder), callbacks=kept_loggers(),
+                name=CONFIRM_DIR, storage_path=str(experiment.folder), callbacks=trial_callbacks(),
                 checkpoint_config=CheckpointConfig(num_to_keep=1,
                                                    checkpoint_score_attribute=spec.metric,
                                                    checkpoint_score_order=spec.mode),

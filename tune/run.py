@@ -135,9 +135,9 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
     from tune.callbacks import DiskGuard, KeepSearchKeys, ReturnFreedMemory
-    from tune.trainable import kept_loggers, trial_files_sync
+    from tune.trainable import trial_callbacks, trial_files_sync
 
-    callbacks = [*kept_loggers(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory()]
+    callbacks = [*trial_callbacks(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory()]
     if wandb_project:
         from tune.integrations import wandb_callback
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.tune import Checkpoint, get_checkpoint, get_context
+from pyarrow.fs import FileType
+from ray.tune import Callback, Checkpoint, get_checkpoint, get_context
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from baseres.config import TrainConfig
@@ -151,10 +152,27 @@ class ProgressCsv(KeepsDriverCopy, CSVLoggerCallback):
             _rewrite(path, "".join(lines[:keep + 1]))
 
 
-def kept_loggers() -> list:
-    """Ray's loggers a search keeps: result.json and progress.csv, which the summary and the
-    tests read (cluster.drop_ray_tensorboard_logger turns the automatic ones off)."""
-    return [ResultJson(), ProgressCsv()]
+class ForgetDeletedCheckpoints(Callback):
+    """A trial that starts again forgets the checkpoints no longer in storage.
+
+    Ray deletes a trial's older checkpoints as newer ones come. A driver killed after such a
+    deletion and before its next saved state resumes with a list that still names the deleted
+    one, and deleting it again at the trial's next checkpoint raised FileNotFoundError: a
+    traceback for the user, and Ray's bookkeeping of that checkpoint cut short."""
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        manager = trial.run_metadata.checkpoint_manager
+        manager._checkpoint_results = [  # Ray's own list; it has no call to drop an entry
+            result for result in manager._checkpoint_results
+            if result.checkpoint.filesystem.get_file_info(result.checkpoint.path).type
+            != FileType.NotFound]
+
+
+def trial_callbacks() -> list:
+    """The callbacks of every search and confirmation: Ray's loggers of result.json and
+    progress.csv, which the summary and the tests read (cluster.drop_ray_tensorboard_logger
+    turns the automatic ones off), and a checkpoint list true to storage."""
+    return [ResultJson(), ProgressCsv(), ForgetDeletedCheckpoints()]
 
 
 def trial_files_sync():

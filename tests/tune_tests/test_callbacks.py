@@ -1,5 +1,6 @@
 """The driver's own Ray callbacks, run without a search: handing freed memory back, and the
-result loggers keeping the driver's rows, and no row twice, when a trial starts again."""
+result loggers keeping the driver's rows, and no row twice, when a trial starts again, and
+its checkpoint list true to storage."""
 
 import ctypes
 import json
@@ -73,3 +74,42 @@ def test_a_trial_going_on_from_a_checkpoint_loses_the_rows_after_it(tmp_path, lo
     callback = getattr(tune.trainable, logger)()
     callback._restore_from_remote(name, a_trial(driver, tmp_path / "storage", checkpoint))
     assert (driver / name).read_bytes() == expected.encode()
+
+
+def test_a_resumed_trial_forgets_a_checkpoint_deleted_after_rays_last_saved_state(tmp_path):
+    from ray.train import CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    from tune.trainable import ForgetDeletedCheckpoints
+
+    def checkpoint(index: int, val_rmse: float) -> _TrainingResult:
+        folder = tmp_path / f"checkpoint_{index:06d}"
+        folder.mkdir(exist_ok=True)
+        return _TrainingResult(Checkpoint.from_directory(str(folder)), {"val_rmse": val_rmse})
+
+    def kept(manager) -> list[str]:
+        return [Path(r.checkpoint.path).name for r in manager._checkpoint_results]
+
+    # tune.run's policy: the best 2 by val_rmse (and the latest) stay
+    manager = _CheckpointManager(CheckpointConfig(
+        num_to_keep=2, checkpoint_score_attribute="val_rmse", checkpoint_score_order="min"))
+    manager.register_checkpoint(checkpoint(0, 3.0))
+    manager.register_checkpoint(checkpoint(1, 2.0))
+    saved = pickle.dumps(manager)  # Ray's last saved state before the kill
+    manager.register_checkpoint(checkpoint(2, 1.0))  # deletes checkpoint_000000
+    assert not (tmp_path / "checkpoint_000000").exists()
+
+    # resumed from that state, the trial goes on from checkpoint_000001 and saves _000002 again
+    without = pickle.loads(saved)
+    with pytest.raises(FileNotFoundError):  # what Ray logged with a traceback
+        without.register_checkpoint(checkpoint(2, 1.0))
+    resumed = pickle.loads(saved)
+    ForgetDeletedCheckpoints().on_trial_start(0, [], SimpleNamespace(
+        run_metadata=SimpleNamespace(checkpoint_manager=resumed)))
+    assert kept(resumed) == ["checkpoint_000001"]
+    resumed.register_checkpoint(checkpoint(2, 1.0))
+    resumed.register_checkpoint(checkpoint(3, 0.5))  # deletes checkpoint_000001 as usual
+    assert kept(resumed) == ["checkpoint_000002", "checkpoint_000003"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept(resumed)
