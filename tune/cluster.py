@@ -50,11 +50,51 @@ def drop_ray_tensorboard_logger() -> None:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 
 
-def start_ray(address: str | None, storage: str) -> None:
+def start_ray(address: str | None, storage: str, resources: dict[str, float]) -> None:
+    """Ray for a search whose trials each need `resources` ({"cpu": ..., "gpu": ...})."""
     import ray
 
-    if ray.is_initialized():
+    ours = not ray.is_initialized()  # tests and notebooks may hold a Ray already
+    if ours:
+        _init_ray(address, storage)
+    try:
+        check_a_node_fits(resources, local=address is None)
+    except UsageError:
+        if ours:
+            ray.shutdown()
+        raise
+
+
+def check_a_node_fits(resources: dict[str, float], local: bool) -> None:
+    """A trial runs on one node: if none has its CPUs and GPUs, Ray keeps every trial PENDING
+    for ever, with only its autoscaler's warnings. A local Ray never grows, so that is
+    refused; a cluster may still add such a node (autoscaling), so that is said and waited."""
+    import sys
+
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    needs = {"CPU": resources["cpu"], "GPU": resources.get("gpu", 0)}
+    if any(all(node.get(kind, 0) >= amount for kind, amount in needs.items())
+           for node in nodes):
         return
+    largest = ", ".join(
+        f"{kind.lower()}={max((node.get(kind, 0) for node in nodes), default=0):g}"
+        for kind in needs)
+    problem = (f"resources_per_trial: a trial needs cpu={needs['CPU']:g}, gpu={needs['GPU']:g} "
+               f"on one node, but no node of {'this machine' if local else 'the cluster'} "
+               f"has that (the most any has: {largest})")
+    if local:
+        raise UsageError(f"{problem}, so every trial would wait for ever; lower them in the "
+                         "study or with --cpus-per-trial / --gpus-per-trial",
+                         key="resources_per_trial", rule="a node has a trial's resources",
+                         value=resources)
+    print(f"tune: {problem}: trials wait until such a node joins", file=sys.stderr, flush=True)
+
+
+def _init_ray(address: str | None, storage: str) -> None:
+    import ray
+
     if address is None:
         # "local": a Ray of its own, always. Left unset, Ray would join the cluster its
         # ray_current_cluster file names, live (not local at all) or dead (minutes of

@@ -179,7 +179,7 @@ def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None
     configs = len(points) // seeds
     print(f"confirming {configs} configs x {seeds} seeds = {len(points)} runs of "
           f"{experiment.spec.max_t} epochs in {experiment.folder / CONFIRM_DIR}", flush=True)
-    start_ray(address, str(experiment.folder))
+    start_ray(address, str(experiment.folder), experiment.spec.resources)
     run_confirmation(experiment, points)
     report = summarise(experiment, score_on_test(experiment))
     write_json(confirm_file(experiment.folder), report)

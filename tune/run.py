@@ -250,7 +250,8 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
             config = run_config(spec, name, storage, wandb_project)  # --wandb needs wandb
             if address is None:
                 prepare_data(spec)
-            start_ray(address, storage)  # refuses head-local storage on a cluster first
+            # refuses head-local storage on a cluster, and a trial no node can hold
+            start_ray(address, storage, spec.resources)
             (folder / STUDY_FILE).write_text(spec.to_yaml())
             create_study(spec)
             tuner = Tuner(
@@ -297,7 +298,7 @@ def resume(experiment: str, address: str | None) -> bool:
     with driving(folder):
         spec = load_study(study_file)
         repair_after_kill(folder)
-        start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0])
+        start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0], spec.resources)
         trainable = build_trainable(spec, spec.fixed)
         tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
         return fit(tuner, spec, experiment, folder)

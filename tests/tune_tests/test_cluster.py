@@ -29,7 +29,7 @@ SMOKE = load_study("smoke.yaml")
 # start_ray(None, ...) as tune.run calls it without --address; prints how long it took and
 # the GCS address of the Ray it got
 OWN_RAY = ("import time\nfrom tune.cluster import start_ray\nstarted = time.monotonic()\n"
-           "start_ray(None, '.')\nimport ray\n"
+           "start_ray(None, '.', {'cpu': 1})\nimport ray\n"
            "print(time.monotonic() - started, ray.get_runtime_context().gcs_address)\n")
 
 
@@ -208,3 +208,35 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
     epochs = [json.loads(line)["epoch"] for line in
               (trial / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert epochs == iterations
+
+
+NODE_2CPU = {"Alive": True, "Resources": {"CPU": 2.0, "memory": 8e9}}
+NODE_GPU = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}
+
+
+@pytest.mark.parametrize("nodes, resources, local, outcome", [
+    ([NODE_2CPU], {"cpu": 2, "gpu": 0}, True, "fits"),
+    ([NODE_2CPU, NODE_GPU], {"cpu": 4, "gpu": 0.5}, True, "fits"),
+    ([NODE_2CPU], {"cpu": 3, "gpu": 0}, True, "refused"),
+    ([NODE_2CPU], {"cpu": 1, "gpu": 0.5}, True, "refused"),
+    ([NODE_2CPU, {**NODE_GPU, "Alive": False}], {"cpu": 1, "gpu": 1}, True, "refused"),
+    # CPUs on one node and the GPU on another do not make one trial's place
+    ([NODE_2CPU, NODE_GPU], {"cpu": 10, "gpu": 1}, True, "refused"),
+    ([NODE_2CPU], {"cpu": 1, "gpu": 1}, False, "warned"),  # a cluster may add a GPU node
+])
+def test_a_trial_must_fit_on_one_node(monkeypatch, capsys, nodes, resources, local, outcome):
+    import ray
+
+    from tune.cluster import check_a_node_fits
+    from tune.errors import UsageError
+
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    if outcome == "refused":
+        with pytest.raises(UsageError) as err:
+            check_a_node_fits(resources, local)
+        assert err.value.key == "resources_per_trial" and err.value.value == resources
+        assert "no node of this machine has that" in str(err.value)
+    else:
+        check_a_node_fits(resources, local)
+    warning = capsys.readouterr().err
+    assert ("trials wait until such a node joins" in warning) == (outcome == "warned")

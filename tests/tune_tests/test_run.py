@@ -218,7 +218,7 @@ def test_full_disk_fails_before_trials(tmp_path, capsys, monkeypatch):
 def test_a_local_ray_listens_on_localhost_only(tmp_path):
     script = ("from tune.run import keep_ray_on_localhost, start_ray\n"
               "keep_ray_on_localhost()\n"
-              "start_ray(None, '.')\n"
+              "start_ray(None, '.', {'cpu': 1})\n"
               "import ray, psutil  # Ray vendors psutil and puts it on the path\n"
               "print(sorted({n['NodeManagerAddress'] for n in ray.nodes()}))\n"
               "raylets = [p for p in psutil.Process().children(recursive=True)\n"
@@ -234,3 +234,25 @@ def test_a_local_ray_listens_on_localhost_only(tmp_path):
     nodes, listening = proc.stdout.strip().splitlines()[-2:]
     assert nodes == "['127.0.0.1']"
     assert listening == "['127.0.0.1']"  # no server of Ray's on a routable address
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag, value, needs", [
+    ("--cpus-per-trial", "100000", "cpu=100000, gpu=0"),
+    pytest.param("--gpus-per-trial", "0.5", "cpu=1, gpu=0.5", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_a_trial_no_node_can_hold_is_refused_before_trials(tmp_path, capsys, flag, value,
+                                                            needs):
+    import ray
+
+    # Ray itself would keep every trial PENDING for ever (seen: --gpus-per-trial 0.5 here)
+    ray_before = ray.is_initialized()  # the session's Ray, when an earlier test started it
+    assert main(["--space", "smoke.yaml", "--storage", str(tmp_path), flag, value]) == 2
+    err = capsys.readouterr().err.strip()  # after the data preparation's progress lines
+    assert err.splitlines()[-1].startswith(
+        f"error: resources_per_trial: a trial needs {needs} on one node, but no node of this "
+        "machine has that")
+    assert "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+    assert ray.is_initialized() == ray_before  # a Ray it started itself is stopped again
