@@ -4,6 +4,7 @@ cluster the user runs, with storage every node can reach."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -56,24 +57,38 @@ def start_ray(address: str | None, storage: str, resources: dict[str, float]) ->
 
     ours = not ray.is_initialized()  # tests and notebooks may hold a Ray already
     if ours:
-        _init_ray(address, storage)
+        _init_ray(address)
+    nodes = alive_nodes()
     try:
-        check_a_node_fits(resources, local=address is None)
+        if ours:
+            check_shared_storage(storage, len(nodes))
+        check_a_node_fits(resources, local=address is None, nodes=nodes)
     except UsageError:
         if ours:
             ray.shutdown()
         raise
 
 
-def check_a_node_fits(resources: dict[str, float], local: bool) -> None:
+def alive_nodes() -> list[dict[str, float]]:
+    """The resources of each node of the Ray this process joined that is alive."""
+    import ray
+
+    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
+def check_shared_storage(storage: str, node_count: int) -> None:
+    if node_count > 1 and not is_uri(storage):
+        raise UsageError(f"--storage {storage}: a cluster of {node_count} nodes needs shared "
+                         "storage (a URI such as s3://bucket/runs, or an NFS path given as a URI "
+                         "like file:///mnt/nfs/runs); a head-local folder fails when a worker "
+                         "checkpoints")
+
+
+def check_a_node_fits(resources: dict[str, float], local: bool,
+                      nodes: list[dict[str, float]]) -> None:
     """A trial runs on one node: if none has its CPUs and GPUs, Ray keeps every trial PENDING
     for ever, with only its autoscaler's warnings. A local Ray never grows, so that is
     refused; a cluster may still add such a node (autoscaling), so that is said and waited."""
-    import sys
-
-    import ray
-
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     needs = {"CPU": resources["cpu"], "GPU": resources.get("gpu", 0)}
     if any(all(node.get(kind, 0) >= amount for kind, amount in needs.items())
            for node in nodes):
@@ -92,7 +107,7 @@ def check_a_node_fits(resources: dict[str, float], local: bool) -> None:
     print(f"tune: {problem}: trials wait until such a node joins", file=sys.stderr, flush=True)
 
 
-def _init_ray(address: str | None, storage: str) -> None:
+def _init_ray(address: str | None) -> None:
     import ray
 
     if address is None:
@@ -111,10 +126,3 @@ def _init_ray(address: str | None, storage: str) -> None:
                 "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its "
                 "token (~/.ray/auth_token or RAY_AUTH_TOKEN) here")
         raise UsageError(f"--address {address}: {err}{hint}") from None
-    others = [n for n in ray.nodes() if n.get("Alive")]
-    if len(others) > 1 and not is_uri(storage):
-        ray.shutdown()
-        raise UsageError(f"--storage {storage}: a cluster of {len(others)} nodes needs shared "
-                         "storage (a URI such as s3://bucket/runs, or an NFS path given as a URI "
-                         "like file:///mnt/nfs/runs); a head-local folder fails when a worker "
-                         "checkpoints")

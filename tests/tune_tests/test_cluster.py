@@ -227,16 +227,16 @@ NODE_GPU = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}
 def test_a_trial_must_fit_on_one_node(monkeypatch, capsys, nodes, resources, local, outcome):
     import ray
 
-    from tune.cluster import check_a_node_fits
+    from tune.cluster import alive_nodes, check_a_node_fits
     from tune.errors import UsageError
 
     monkeypatch.setattr(ray, "nodes", lambda: nodes)
     if outcome == "refused":
         with pytest.raises(UsageError) as err:
-            check_a_node_fits(resources, local)
+            check_a_node_fits(resources, local, alive_nodes())
         assert err.value.key == "resources_per_trial" and err.value.value == resources
         assert "no node of this machine has that" in str(err.value)
     else:
-        check_a_node_fits(resources, local)
+        check_a_node_fits(resources, local, alive_nodes())
     warning = capsys.readouterr().err
     assert ("trials wait until such a node joins" in warning) == (outcome == "warned")
