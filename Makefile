@@ -17,13 +17,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: the search, then the test split read once (seen and unseen places); it ends
-# with the summary (results/$(RUN)/summary.md). Confirming with seeds takes longer than the
-# 15 minutes this has: README gives the command and what it printed.
+# The main job: the seed's question (room folds, before the search), the search, then the
+# test split read once; it ends with the summary, which opens with the question's answer
+# (results/$(RUN)/summary.md). Confirming with fresh seeds takes longer than the 15 minutes
+# this has: README gives the command.
+LATEST  := results/$(basename $(notdir $(SPACE)))
+
 run: $(STAMP)
 	$(PY) -m tune.run --space $(SPACE) --name $(RUN)
+	# results/<study> -> the newest experiment, so README's commands work as pasted (a real
+	# folder of that name, from tune.run run by hand, is left alone)
+	if [ -L $(LATEST) ] || [ ! -e $(LATEST) ]; then ln -sfn $(RUN) $(LATEST); fi
 	$(PY) -m tune.evaluate results/$(RUN) --split test --top 2
-	$(PY) -m tune.summary results/$(RUN)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -44,6 +44,11 @@ CHOICES = {
 }
 
 
+# What only a base + residual model reads, and what only its curriculum reads.
+BASE_KEYS = ("base_channel_divisor", "residual_range", "lambda_base", "lambda_sparse")
+CURRICULUM_KEYS = ("warmup_epochs", "warmup_fraction", "lambda_recon_init", "lambda_recon_end",
+                   "lambda_base_init", "lambda_base_end")
+
 MAX_YAML_DEPTH = 64  # nesting levels; Python's recursion limit is met near 1000 / 3
 # The features keep the echoes from within max_depth: the first 2 * max_depth / 340 m/s of
 # audio at 44.1 kHz. The centred STFT (n_fft 512, baseres.data.features) pads by n_fft / 2
@@ -234,8 +239,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_yaml(self, path: str | Path | None = None, header: str = "") -> str:
-        text = header + yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, path: str | Path | None = None, header: str = "",
+                without: tuple[str, ...] = ()) -> str:
+        values = {k: v for k, v in self.to_dict().items() if k not in without}
+        text = header + yaml.safe_dump(values, sort_keys=False)
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -284,9 +291,15 @@ class TrainConfig:
             raise ConfigError(f"seed must be in [0, 2**32), but got {self.seed}", "seed",
                               "must be in [0, 2**32)", self.seed)
         for key in ("locations", "val_locations", "test_locations"):
-            if getattr(self, key) is not None and not getattr(self, key):
+            names = getattr(self, key)
+            if names is not None and not names:
                 raise ConfigError(f"{key} must name at least one location (or be null), "
                                   "but got []", key, "must name at least one location", [])
+            twice = sorted({n for i, n in enumerate(names or ()) if n in names[:i]})
+            if twice:
+                rule = "must name each location once (twice counts its samples twice)"
+                raise ConfigError(f"{key} {rule}, but got {twice} more than once", key, rule,
+                                  twice)
         both = set(self.val_locations or ()) & set(self.test_locations or ())
         if both:
             raise ConfigError("val_locations and test_locations must not share a location, but "
@@ -300,6 +313,18 @@ class TrainConfig:
                 "must be divisible by base_channel_divisor", self.base_channels)
 
     # ---------------------------------------------------------------- helpers
+    def inert_keys(self) -> tuple[str, ...]:
+        """The keys that change nothing in this config's training (losses.curriculum): a
+        U-Net has no base, residual or curriculum; the curriculum's ramp replaces the constant
+        recon and base weights; without it the ramp's keys are unused."""
+        if self.model == "unet":
+            return (*BASE_KEYS, *CURRICULUM_KEYS, "use_adaptive_loss")
+        if not self.use_adaptive_loss:
+            return CURRICULUM_KEYS
+        if self.warmup_epochs > 0:
+            return ("lambda_recon", "lambda_base")
+        return CURRICULUM_KEYS[1:]  # warmup_epochs 0 is what turns the ramp off: kept
+
     @property
     def resolved_out_dir(self) -> Path:
         return Path(self.out_dir or Path("results") / "train" / self.experiment_name)

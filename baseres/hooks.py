@@ -12,18 +12,31 @@ import fnmatch
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from baseres.config import ConfigError, TrainConfig
 from baseres.metrics import METRIC_NAMES
-
-if TYPE_CHECKING:
-    from baseres.trainer import Trainer
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
 METRICS_FILE = "metrics.jsonl"
 PANEL_TAG = "decomposition/truth|final|base|residual"
+
+
+class Trainer(Protocol):
+    """What a hook reads of the run it serves (baseres.trainer.Trainer is one): hooks need no
+    import of the trainer, which imports them."""
+
+    cfg: TrainConfig
+    epoch: int  # the next epoch to run
+    best: dict[str, float]  # {"val_rmse": ..., "epoch": ...}
+    history: list[dict[str, float]]
+
+    def saved_config(self) -> TrainConfig: ...
+
+    def panel(self) -> Any: ...
+
+    def save_checkpoint(self, path: str | Path) -> None: ...
 
 
 class Hook:
@@ -40,8 +53,13 @@ class Hook:
 
 
 class ConsoleLine(Hook):
+    """One line per epoch; `label` names the run where several print to one console."""
+
+    def __init__(self, label: str = ""):
+        self.prefix = f"{label}: " if label else ""
+
     def on_epoch_end(self, trainer, record):
-        print(format_record(record, trainer.cfg.epochs), flush=True)
+        print(self.prefix + format_record(record, trainer.cfg.epochs), flush=True)
 
 
 class ConfigFile(Hook):
@@ -165,14 +183,15 @@ def default_hooks(cfg: TrainConfig, out_dir: Path | None) -> list[Hook]:
 # TensorBoard groups: an epoch record key goes under the first group one of whose patterns it
 # matches, else under diagnostics/ (decomposition statistics: sparse, base_rmse, ...).
 _TAG_GROUPS = (
-    ("metrics", ("val_*", "best_val_rmse", "train_rmse", "gap", "mean_map_rmse")),
+    ("metrics", ("val_*", "best_val_rmse", "train_rmse", "mean_map_rmse")),
     ("losses", ("train_loss", "train_recon", "train_base")),
     ("curriculum", ("lambda_*", "base_frozen", "learning_rate")),
     ("perf", ("epoch_time_s", "samples_per_s", "peak_rss_mb")),
 )
-# The HParams metric columns, in this order: the objective first.
-HPARAM_METRICS = ("val_rmse", "best_val_rmse", *(f"val_{m}" for m in METRIC_NAMES if m != "rmse"),
-                  "train_rmse", "gap", "mean_map_rmse", "train_sparse", "sparse_ratio")
+# The HParams metric columns, in this order: the objective at the best epoch first (the
+# summary's and the journal's "best"), then the last epoch's value.
+HPARAM_METRICS = ("best_val_rmse", "val_rmse", *(f"val_{m}" for m in METRIC_NAMES if m != "rmse"),
+                  "train_rmse", "mean_map_rmse", "train_sparse", "sparse_ratio")
 
 
 def scalar_tag(key: str) -> str:

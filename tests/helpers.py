@@ -94,6 +94,20 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
+# The seed's question at CI size, appended to smoke.yaml (tune_tests/conftest.py)
+QUESTION = """
+question:
+  parameter: base_channel_divisor
+  values: [1, 4]
+  held: {residual_range: 0.3, lambda_recon_init: 0.3, lambda_base_init: 2.0,
+         lambda_sparse: 0.05, warmup_fraction: 0.34}
+  control: {model: unet}
+  folds:
+    - [Office_1, Office_2, Corridor_1, Corridor_2, Hall_1, Hall_2, Storage_1, Storage_2]
+    - [Office_3, Office_4, Corridor_3, Corridor_4, Hall_3, Hall_4, Storage_3, Storage_4]
+  seeds: [1]
+"""
+
 # Study files: the smallest valid one, and fragments the bad-study tables build on.
 HEAD = "name: t\n"
 SEARCH = "search:\n  lambda_base: {type: float, low: 0.3, high: 3.0, log: true}\n"

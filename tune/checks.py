@@ -10,7 +10,6 @@ import re
 import types
 import typing
 import warnings
-from pathlib import Path
 from typing import Any
 
 from optuna.distributions import (
@@ -20,15 +19,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from baseres.config import DATASETS, ConfigError, TrainConfig, config_fields
-from tune.rules import Rules, is_int, is_number, suggest
+from baseres.config import DATASETS
+from tune.question_checks import check_question
+from tune.rules import Rules, is_int, is_number
 from tune.study import (
     DATA_FIELDS,
     DEFAULT_NUM_SAMPLES,
     EPOCHS_FIXED,
     MAX_SAMPLES,
     METRICS,
-    NOT_SETTABLE,
     PARAM_TYPES,
     REQUIRED,
     SAMPLERS,
@@ -45,6 +44,8 @@ from tune.study import (
     short_repr,
 )
 
+MAX_INT_VALUES_CHECKED = 1024  # an int range this short has each value built as a trial
+
 
 def _field_types(hint: Any) -> set[Any]:
     """The types a TrainConfig annotation admits: ``int | None`` -> {int, NoneType}."""
@@ -55,18 +56,6 @@ def _field_types(hint: Any) -> set[Any]:
 
 class Checker(Rules):
     """Validates one raw study, section by section, into a StudySpec."""
-
-    def __init__(self, path: Path, overridden: tuple[tuple[str, str], ...]) -> None:
-        super().__init__(path, overridden)
-        self.fields = config_fields()
-
-    def train_key(self, name: str, key: str) -> None:
-        """`name` must be a TrainConfig field that a study may set."""
-        if name not in self.fields:
-            hint = suggest(name, self.fields) or f"; known: {', '.join(self.fields)}"
-            self.fail(key, f"unknown TrainConfig key{hint}")
-        if name in NOT_SETTABLE:
-            self.fail(key, NOT_SETTABLE[name])
 
     # ---------------------------------------------------------------- the study
     def study(self, raw: dict[str, Any]) -> StudySpec:
@@ -118,6 +107,7 @@ class Checker(Rules):
             targets=targets,
             target_rules=rules,
             scientific=self.scientific(raw.get("scientific"), space),
+            question=check_question(self, raw.get("question"), fixed),
         )
 
     def resources(self, raw: Any) -> dict[str, float]:
@@ -158,6 +148,10 @@ class Checker(Rules):
                 if not isinstance(location, str) or not location:
                     self.fail(f"data.{key}[{i}]",
                               f"must be a folder name, but got {location!r}")
+                if location in locations[:i]:
+                    self.fail(f"data.{key}[{i}]", "each location must be named once (twice "
+                              f"counts its samples twice), but got {location!r} again",
+                              value=location)
             values[key] = list(locations)
         return values
 
@@ -255,22 +249,6 @@ class Checker(Rules):
             self.fail(f"{key}.choices", str(err).rstrip("."))
 
     # ---------------------------------------------------------------- whole trials
-    def build(self, values: dict[str, Any], where: str, owners: dict[str, str]) -> TrainConfig:
-        """Build a TrainConfig; on failure, blame the study key that sets the field at fault.
-
-        TrainConfig's errors carry the field (`key`), and `owners` maps fields to where this
-        study sets them. Inside a trial labelled `where`, a field set elsewhere is
-        named too (`also`), so a --set of it is reported.
-        """
-        try:
-            return TrainConfig.from_dict(values, source="trial")
-        except ConfigError as err:
-            message = str(err).removeprefix("trial: ")
-            owner = owners.get(err.key)
-            if owner and (not where or owner.startswith(f"{where}.")):
-                self.fail(owner, message)
-            self.fail(where or "train", message, also=(owner,) if owner else ())
-
     def corners(self, fixed: dict[str, Any], low: dict[str, Any],
                 space: dict[str, BaseDistribution]) -> None:
         """Build the trial at every other end of each parameter (the others at their low end)."""
@@ -278,6 +256,11 @@ class Checker(Rules):
         for name, dist in space.items():
             if isinstance(dist, CategoricalDistribution):
                 ends = [(f"choices[{i}]", c) for i, c in enumerate(dist.choices)][1:]
+            elif isinstance(dist, IntDistribution) and not dist.log and \
+                    (dist.high - dist.low) // dist.step <= MAX_INT_VALUES_CHECKED:
+                # every value the range can draw: a rule may refuse one inside (a divisor of 3)
+                ends = [(f"value {v}", v) for v in range(dist.low + dist.step, dist.high + 1,
+                                                         dist.step)]
             else:
                 ends = [("high", dist.high)] if dist.high != dist.low else []
             for label, value in ends:

@@ -111,41 +111,35 @@ def compare(a: TrialSummary, b: TrialSummary) -> Comparison | None:
 
 class IsolationRow(NamedTuple):
     value: Any
-    trial_id: str | None
-    epochs: int  # epochs the chosen trial ran
-    val_rmse: float  # its best, at its own budget
-    at_common: float  # its best within the table's common epoch
+    trial_id: str | None  # the best trial of this value that ran the full budget
+    val_rmse: float  # its best val RMSE
     val_delta1: float
-    trials: int
+    trials: int  # trials of this value that ran the full budget
+    stopped: int  # trials of this value stopped before it (not compared)
 
 
-def isolation_table(trials: list[TrialSummary], spec: StudySpec
-                    ) -> tuple[list[IsolationRow], int]:
-    """Per value of the study's scientific parameter, the best base + residual trial over the
-    others, with its value at the table's common epoch (the highest every row reached)."""
+def isolation_table(trials: list[TrialSummary], spec: StudySpec) -> list[IsolationRow]:
+    """Per value of the study's scientific parameter, the best base + residual trial among
+    those that ran the full budget (equal budgets); the trials stopped earlier are counted
+    apart, never compared."""
     param = spec.scientific
     if param is None or param not in spec.space:
-        return [], 0
+        return []
     dist = spec.space[param]
     values = list(dist.choices) if hasattr(dist, "choices") else sorted(
         {t.params[param] for t in trials if param in t.params})
-    chosen = []
+    rows = []
     for value in values:
         group = [t for t in trials if t.params.get(param) == value
                  and t.model == "base_residual" and t.best]
-        chosen.append((value, min(group, key=lambda t: t.best_val_rmse) if group else None,
-                       len(group)))
-    present = [t for _, t, _ in chosen if t is not None]
-    common = min((t.epochs_run for t in present), default=0)
-    rows = []
-    for value, best, count in chosen:
-        at = best_within(best, common) if best is not None else None
+        full = [t for t in group if t.epochs_run >= spec.max_t]
+        best = min(full, key=lambda t: t.best_val_rmse) if full else None
         rows.append(IsolationRow(
-            value, best.trial_id if best else None, best.epochs_run if best else 0,
+            value, best.trial_id if best else None,
             best.best_val_rmse if best else math.nan,
-            at["val_rmse"] if at else math.nan,
-            best.best["val_delta1"] if best else math.nan, count))
-    return rows, common
+            best.best.get("val_delta1", math.nan) if best else math.nan,
+            len(full), len(group) - len(full)))
+    return rows
 
 
 # ------------------------------------------------------------------------ Pareto front

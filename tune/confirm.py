@@ -1,15 +1,18 @@
-"""``python -m tune.confirm EXPERIMENT_DIR --seeds S [--top K]``: one search is one sample, so
-re-train every baseline and the top-K searched configs at the study's full epoch budget with S
-fresh seeds, as one Ray run (every core busy, resumable), and say which differences from
-``seed_before`` exceed the seed-to-seed spread.
+"""``python -m tune.confirm EXPERIMENT_DIR --seeds S [--top K]``: the study's question again,
+with S fresh seeds, and (with --top) the best searched configs as further arms.
 
-The seeds are new (the study's seed + 1 ... + S): the search's own run picked the winner, and
-counting it again would favour the winner. Each config's figures are the mean and sample std
-over seeds of its best epoch (lowest val RMSE): val RMSE, delta1, the train/val gap, and the
-test figures when the experiment has been evaluated (tune.evaluate). The test is Welch's t-test
-(two-sided, unequal variances) on the per-seed best val RMSE against seed_before's, at
-p < 0.05; with few seeds it detects only large differences. Writes ``<experiment>/confirm.json``;
-the summary's verdict uses it. Run it again after an interruption: it resumes.
+The same room-fold design as the question (tune.folds): every arm trains one model per fold
+of places at the full budget, per seed, and each place's held-out poses are scored seen and
+unseen. The seeds are new (after the question's own), so the search's and the question's runs
+are not counted again. Each comparison is paired by place (seeds averaged within a place), a
+Student-t test over places: the question's contrast, the positive control's place gap, each
+extra arm and each searched config against the first value's arm. Their p-values are
+Holm-corrected together; a comparison that finds nothing states the smallest effect it could
+have found. The test split is never read.
+
+Writes ``<experiment>/confirm.json`` once every run has finished; an interrupted
+confirmation writes nothing final, exits 130 and prints the command that resumes it (the same
+--seeds and --top: another plan is refused while one is stored).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,188 +34,201 @@ from tune.cluster import (
 )
 from tune.errors import UsageError
 from tune.experiment import (
+    CONFIRM_VERSION,
     Experiment,
-    TrialSummary,
     confirm_file,
-    evaluation_file,
-    finite,
+    driving,
     read_rows,
     write_json,
 )
+from tune.folds import (
+    QUESTION_DIR,
+    fold_points,
+    place_records,
+    read_runs,
+    run_folds,
+    unfinished,
+)
+from tune.question import (
+    ALPHA,
+    CONTROL,
+    Interval,
+    arm_measure,
+    contrast,
+    detectable_effect,
+    holm,
+)
 from tune.space import BASELINE_KEY
-from tune.summary import print_summary
 
 CONFIRM_DIR = "confirm"
-REFERENCE = "seed_before"  # what the seed's claim is measured against
-ALPHA = 0.05
-LABEL_KEY = "confirms"  # point key naming the config a confirmation run repeats
+PLAN_FILE = "plan.json"
+TEST = ("paired over places (seeds averaged within a place): Student-t test and 95 % interval, "
+        f"Holm-corrected over the comparisons at {ALPHA}")
 
 
-def confirm_points(experiment: Experiment, seeds: int, top: int) -> list[dict[str, Any]]:
-    """One trial config per (config, seed): every baseline, then the top searched configs."""
-    first = experiment.spec.fixed.get("seed", 0)
-    points = []
-    for trial in experiment.baselines_and_top(top):
-        for seed in range(first + 1, first + 1 + seeds):
-            points.append({**trial.params, "seed": seed, LABEL_KEY: trial.label})
-    return points
+class Incomplete(UserError):
+    """The confirmation's runs did not all finish (an interrupt, or runs that errored)."""
 
 
-def confirm_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
-    """A search trial of the point, without its label (not a TrainConfig key)."""
-    from tune.trainable import train_trial
-
-    train_trial({k: v for k, v in config["point"].items() if k != LABEL_KEY}, fixed)
-
-
-def run_confirmation(experiment: Experiment, points: list[dict[str, Any]]) -> None:
-    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner, grid_search
-
-    from tune.trainable import build_trainable, trial_callbacks, trial_dirname, trial_files_sync
-
-    spec = experiment.spec
-    trainable = build_trainable(spec, spec.fixed, confirm_trial)
-    path = experiment.folder / CONFIRM_DIR
-    if Tuner.can_restore(str(path)):
-        print(f"resuming the confirmation in {path}", flush=True)
-        tuner = Tuner.restore(str(path), trainable=trainable, resume_errored=True)
-    else:
-        tuner = Tuner(
-            trainable, param_space={"point": grid_search(points)},
-            tune_config=TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True),
-            run_config=RunConfig(
-                name=CONFIRM_DIR, storage_path=str(experiment.folder), callbacks=trial_callbacks(),
-                checkpoint_config=CheckpointConfig(num_to_keep=1,
-                                                   checkpoint_score_attribute=spec.metric,
-                                                   checkpoint_score_order=spec.mode),
-                failure_config=FailureConfig(max_failures=2), sync_config=trial_files_sync()))
-    tuner.fit()
+def fresh_seeds(question, count: int) -> list[int]:
+    """`count` seeds after the question's own."""
+    first = max(question.seeds) + 1
+    return list(range(first, first + count))
 
 
-def confirmation_runs(experiment: Experiment) -> list[TrialSummary]:
-    runs = []
-    for folder in sorted((experiment.folder / CONFIRM_DIR).glob("trial_*")):
-        params_file = folder / "params.json"
-        if not params_file.is_file():
-            continue
-        point = json.loads(params_file.read_text())["point"]
-        runs.append(TrialSummary(folder.name.removeprefix("trial_"), folder, point,
-                                 read_rows(folder / "result.json"), "unknown"))
-    return runs
+def confirm_arms(experiment: Experiment, top: int) -> dict[Any, dict[str, Any]]:
+    """The question's arms, then the `top` best searched configs as arms named by trial id."""
+    arms = dict(experiment.spec.question.arms())
+    searched = [t for t in experiment.trials() if t.best and not t.baseline][:top]
+    for trial in searched:
+        arms[trial.trial_id] = {k: v for k, v in trial.params.items() if k != BASELINE_KEY}
+    return arms
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    values = [v for v in values if finite(v)]
-    if not values:
-        return {"mean": math.nan, "std": math.nan, "n": 0}
-    std = statistics.stdev(values) if len(values) > 1 else math.nan
-    return {"mean": statistics.mean(values), "std": std, "n": len(values)}
+def check_plan(folder: Path, plan: dict[str, Any], args_text: str) -> None:
+    """Store the plan of a new confirmation; refuse another plan than the stored one."""
+    path = folder / PLAN_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(path, plan)
+        return
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{path}: unreadable ({err}); delete {folder} to plan again") from None
+    if stored != plan:
+        raise UsageError(f"{folder}: a confirmation with --seeds {len(stored.get('seeds', []))} "
+                         f"--top {stored.get('top')} is stored there, but this asks for "
+                         f"{args_text}; resume it with those, or delete {folder} to plan "
+                         "another")
 
 
-def welch(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test; NaN when it cannot be computed (fewer than two
-    values a side, or no spread at all)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    result = stats.ttest_ind(a, b, equal_var=False)
-    return float(result.pvalue)
+def _comparison(name: str, effect: Interval) -> dict[str, Any]:
+    return {"comparison": name, "effect_m": effect.mean, "ci95_m": [effect.lo, effect.hi],
+            "n_places": effect.n, "p_value": effect.p_value,
+            "detectable_m": detectable_effect(effect)}
 
 
-def summarise(experiment: Experiment, test: dict[str, Any] | None) -> dict[str, Any]:
-    runs = [r for r in confirmation_runs(experiment) if r.best]
-    configs: dict[str, list[TrialSummary]] = {}
-    for run in runs:
-        configs.setdefault(run.params[LABEL_KEY], []).append(run)
-    reference = next((group for group in configs.values()
-                      if group[0].params.get(BASELINE_KEY) == REFERENCE), [])
-    reference_rmse = [r.best_val_rmse for r in reference]
-    out = {}
-    for label, group in configs.items():
-        rmse = [r.best_val_rmse for r in group]
-        entry = {"baseline": group[0].params.get(BASELINE_KEY),
-                 "model": group[0].params.get("model", "base_residual"),
-                 "seeds": sorted(r.params["seed"] for r in group),
-                 "val_rmse": _stats(rmse),
-                 "val_delta1": _stats([r.best.get("val_delta1") for r in group]),
-                 "gap": _stats([r.best.get("gap") for r in group])}
-        if test:
-            for column in test["columns"]:
-                entry[f"test_{column}_rmse"] = _stats(
-                    [test["runs"][r.trial_id][column]["rmse"] for r in group
-                     if r.trial_id in test["runs"]])
-        if entry["baseline"] != REFERENCE and reference_rmse:
-            p = welch(rmse, reference_rmse)
-            difference = statistics.mean(rmse) - statistics.mean(reference_rmse)
-            entry["against_seed_before"] = {
-                "difference": difference, "p_value": p,
-                "exceeds_seed_spread": bool(p < ALPHA) if math.isfinite(p) else None}
-        out[label] = entry
-    return {"experiment": str(experiment.folder), "test": f"Welch's t-test, p < {ALPHA}",
-            "runs": len(runs), "configs": out}
+def comparisons(records, question, extra: list[Any]) -> list[dict[str, Any]]:
+    """The question's contrast, the control's place gap, each further arm against the first
+    value's arm; with Holm-adjusted p-values and each outcome in words."""
+    wide, narrow = question.values
+    found = {r.arm for r in records}
+    out = [_comparison(f"{question.parameter} {wide} - {narrow} (place gap)",
+                       contrast(records, wide, narrow).effect)]
+    if CONTROL in found:
+        out.append(_comparison("positive control: U-Net place gap",
+                               arm_measure(records, CONTROL)))
+    for arm in extra:
+        if arm in found:
+            out.append(_comparison(f"{arm} - {question.parameter} {wide} (place gap)",
+                                   contrast(records, arm, wide).effect))
+    for entry, adjusted in zip(out, holm([c["p_value"] for c in out])):
+        entry["p_holm"] = adjusted
+        if math.isfinite(adjusted) and adjusted < ALPHA:
+            entry["outcome"] = "above 0" if entry["effect_m"] > 0 else "below 0"
+        else:
+            entry["outcome"] = (f"inconclusive at this power (could detect "
+                                f"{entry['detectable_m']:.3f} m)")
+    return out
 
 
-def score_on_test(experiment: Experiment) -> dict[str, Any] | None:
-    """When the experiment's test split has been read (tune.evaluate), score every confirmation
-    run on it as well; None otherwise (confirmation alone never reads the test split)."""
-    from tune.evaluate import score_trial
-
-    path = evaluation_file(experiment.folder, "test")
-    if not path.is_file():
-        return None
-    columns = json.loads(path.read_text())["columns"]
-    scores = {}
-    for run in confirmation_runs(experiment):
-        if run.best:
-            scores[run.trial_id] = score_trial(run, "test")
-    return {"columns": columns, "runs": scores}
-
-
-def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None
-            ) -> dict[str, Any]:
+def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None,
+            verbose: bool = False) -> dict[str, Any]:
     experiment = Experiment(folder)
-    points = confirm_points(experiment, seeds, top)
-    if not points:
-        raise UsageError(f"{experiment.folder}: no trial has a finite val_rmse to confirm")
-    configs = len(points) // seeds
-    print(f"confirming {configs} configs x {seeds} seeds = {len(points)} runs of "
-          f"{experiment.spec.max_t} epochs in {experiment.folder / CONFIRM_DIR}", flush=True)
-    start_ray(address, str(experiment.folder), experiment.spec.resources)
-    run_confirmation(experiment, points)
-    report = summarise(experiment, score_on_test(experiment))
-    write_json(confirm_file(experiment.folder), report)
+    spec, question = experiment.spec, experiment.spec.question
+    with driving(experiment.folder, "tune.confirm"):  # never beside a running search
+        if question is None:
+            raise UsageError(f"{experiment.folder / 'study.yaml'}: the study has no question: "
+                             "tune.confirm repeats the question's fold design with fresh seeds")
+        runs_so_far = read_runs(experiment.folder / QUESTION_DIR)
+        if not runs_so_far:
+            raise UsageError(f"{experiment.folder}: the question's runs have not started; "
+                             "finish the search first (python -m tune.run --resume)")
+        folds = _folds_of(runs_so_far, question)
+        arms = confirm_arms(experiment, top)
+        new_seeds = fresh_seeds(question, seeds)
+        points = fold_points(question, folds, new_seeds, arms)
+        out = experiment.folder / CONFIRM_DIR
+        check_plan(out, {"seeds": new_seeds, "top": top, "arms": [str(a) for a in arms]},
+                   f"--seeds {seeds} --top {top}")
+        print(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds = "
+              f"{len(points)} runs of {spec.trial_config(spec.low_corner()).epochs} epochs"
+              + _estimate(runs_so_far, len(points), spec.max_concurrent_trials)
+              + f", in {out}", flush=True)
+        start_ray(address, str(experiment.folder), spec.resources)
+        run_folds(spec, str(experiment.folder), CONFIRM_DIR, points, verbose)
+        runs = read_runs(out)
+        missing = unfinished(runs, len(points))
+        if missing:
+            raise Incomplete(f"the confirmation is incomplete ({len(points) - missing} of "
+                             f"{len(points)} runs finished)")
+        records = place_records(runs)
+        extra = [a for a in arms if a not in (*question.values, CONTROL)]
+        report = {"version": CONFIRM_VERSION, "experiment": str(experiment.folder),
+                  "test": TEST, "seeds": new_seeds, "top": top, "runs": len(runs),
+                  "n_places": len({r.place for r in records}),
+                  "comparisons": comparisons(records, question, extra),
+                  "per_place": [r._asdict() for r in records]}
+        write_json(confirm_file(experiment.folder), report)
     return report
+
+
+def _folds_of(runs, question) -> tuple[tuple[str, ...], ...]:
+    """The folds the question's runs used (a fold count is resolved there)."""
+    by_number = {r.point["fold"]: tuple(r.point["values"]["locations"]) for r in runs}
+    if isinstance(question.folds, tuple):
+        return question.folds
+    return tuple(by_number[n] for n in sorted(by_number))
+
+
+def _estimate(question_runs, count: int, concurrent: int) -> str:
+    """About how long `count` runs take, from the question's runs' own times."""
+    times = [rows[-1]["time_total_s"] for run in question_runs
+             if (rows := read_rows(run.folder / "result.json")) and "time_total_s" in rows[-1]]
+    if not times:
+        return ""
+    minutes = sum(times) / len(times) * count / max(concurrent, 1) / 60
+    return f", about {minutes:.0f} min at the question's pace ({concurrent} at a time)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tune.confirm", description=__doc__)
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
-    parser.add_argument("--seeds", type=int, required=True, help="seeds per config (>= 2)")
-    parser.add_argument("--top", type=int, default=2,
-                        help="searched configs to confirm besides every baseline")
+    parser.add_argument("--seeds", type=int, required=True,
+                        help="fresh seeds: each adds arms x folds runs")
+    parser.add_argument("--top", type=int, default=0,
+                        help="best searched configs to add as arms (default: 0)")
     parser.add_argument("--address", help="join a running Ray cluster (default: a local Ray)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print Ray's own status tables and per-run results")
     args = parser.parse_args(argv)
-    if args.seeds < 2:
-        parser.error(f"argument --seeds: `seeds >= 2` must hold (a spread needs two), but got "
-                     f"seeds={args.seeds}")
+    if args.seeds < 1:
+        parser.error(f"argument --seeds: `seeds >= 1` must hold, but got seeds={args.seeds}")
     if args.top < 0:
         parser.error(f"argument --top: `top >= 0` must hold, but got top={args.top}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     drop_ray_tensorboard_logger()
     if args.address is None:
         keep_ray_on_localhost()
+    resume = (f"resume with: python -m tune.confirm {args.experiment} --seeds {args.seeds} "
+              f"--top {args.top}")
     try:
         check_trial_folders()
-        report = confirm(args.experiment, args.seeds, args.top, args.address)
-        print_summary(Path(report["experiment"]))
+        report = confirm(args.experiment, args.seeds, args.top, args.address, args.verbose)
+    except Incomplete as err:
+        print(f"\n{err}; {resume}", file=sys.stderr)
+        return 130
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: python -m tune.confirm {args.experiment} "
-              f"--seeds {args.seeds} --top {args.top}", file=sys.stderr)
+        print(f"\ninterrupted; {resume}", file=sys.stderr)
         return 130
+    from tune.summary import print_summary
+
+    print_summary(Path(report["experiment"]))
     return 0
 
 

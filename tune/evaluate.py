@@ -23,7 +23,7 @@ from baseres.data.cache import load_split, resolve_data_root
 from baseres.errors import UserError
 from baseres.trainer import Trainer
 from tune.errors import UsageError
-from tune.experiment import Experiment, TrialSummary, evaluation_file, write_json
+from tune.experiment import Experiment, TrialSummary, driving, evaluation_file, write_json
 from tune.summary import evaluation_table, write_summary
 
 SPLITS = ("test", "val")
@@ -68,6 +68,11 @@ def score_trial(trial: TrialSummary, split: str) -> dict[str, Any]:
 def evaluate(folder: str | Path, split: str = "test", top: int = 2,
              again: bool = False) -> dict[str, Any]:
     experiment = Experiment(folder)
+    with driving(experiment.folder, "tune.evaluate"):  # a running search is not finished
+        return _evaluate(experiment, split, top, again)
+
+
+def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> dict[str, Any]:
     out = evaluation_file(experiment.folder, split)
     if out.exists() and not again:
         raise UsageError(f"{out}: the {split} split of this experiment was already evaluated; "

@@ -29,12 +29,13 @@ LOCK_FILE = "driver.lock"
 RAY_ID, BASELINE, MODEL, STOP = "ray_trial_id", "baseline", "model", "stop_reason"
 LOST = "lost"  # a trial the journal started and Ray never saved (the driver was killed)
 BEST = "best_metrics"  # the target metrics of the trial's best epoch (with constraints on)
+STUDY_AS_STARTED = "study_yaml"  # the study's user attribute: the resolved study at the start
 
 _held: Path | None = None  # the experiment folder this process drives, while it does
 
 
 @contextmanager
-def driving(folder: Path) -> Iterator[Path]:
+def driving(folder: Path, command: str = "tune.run") -> Iterator[Path]:
     """Hold an experiment folder's driver lock while the block runs: one driver per
     experiment (two would both ask the journal for trials and run num_samples twice).
 
@@ -54,11 +55,12 @@ def driving(folder: Path) -> Iterator[Path]:
         handle.seek(0)
         owner = handle.read().strip() or "another process"
         handle.close()
-        raise UsageError(f"{folder}: a search is running on this experiment ({owner}); one "
-                         "experiment has one driver: wait for it, or stop it first") from None
+        raise UsageError(f"{folder}: another command is working on this experiment "
+                         f"({owner}); one experiment has one driver: wait for it, or stop it "
+                         "first") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"tune.run, pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.write(f"{command}, pid {os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
     _held = folder
     try:
@@ -96,6 +98,11 @@ def repair_after_kill(folder: Path) -> None:
             cut_partial_line(trial / name)
 
 
+def short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
         value)
@@ -113,9 +120,36 @@ def evaluation_file(folder: Path, split: str) -> Path:
     return Path(folder) / f"evaluation-{split}.json"
 
 
+CONFIRM_VERSION = 2  # confirm.json's layout: the question's comparisons with fresh seeds
+
+
 def confirm_file(folder: Path) -> Path:
     """Where tune.confirm keeps its seed statistics."""
     return Path(folder) / "confirm.json"
+
+
+def read_confirmation(folder: Path) -> tuple[dict[str, Any] | None, str]:
+    """confirm.json as tune.confirm writes it, or (None, why it cannot be read: "" when there
+    is none)."""
+    path = confirm_file(folder)
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, ValueError) as err:
+        return None, f"{path.name} is unreadable ({err})"
+    try:
+        if report["version"] != CONFIRM_VERSION:
+            raise ValueError(f"version {report['version']!r}, this reader's is "
+                             f"{CONFIRM_VERSION}")
+        for entry in report["comparisons"]:
+            for key in ("comparison", "effect_m", "ci95_m", "p_holm", "outcome", "n_places"):
+                entry[key]  # noqa: B018 -- each key this report reads must be there
+        report["seeds"], report["test"]
+    except (KeyError, TypeError, ValueError) as err:
+        return None, (f"{path.name} is not a confirmation this version writes ({type(err).__name__}"
+                      f": {err}); run python -m tune.confirm again to replace it")
+    return report, ""
 
 
 def journal_storage(folder: Path):
@@ -261,6 +295,29 @@ class Experiment:
         scores and confirm re-trains."""
         ranked = [t for t in self.trials() if t.best]
         return [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][:top]
+
+    def check_unchanged(self) -> None:
+        """Refuse to resume after study.yaml was edited: Ray and the journal go on with the
+        search as it began, and a changed num_samples had left --resume saying "incomplete"
+        for ever."""
+        import yaml
+
+        try:
+            started = self.optuna_study().user_attrs.get(STUDY_AS_STARTED)
+        except UsageError:
+            return  # no study yet: nothing began
+        if started is None:
+            return
+        # as values: the header comment names the file it was resolved from, which moves
+        before, now = yaml.safe_load(started), yaml.safe_load(self.spec.to_yaml())
+        if before == now:
+            return
+        changed = ", ".join(f"{k}: {short(before.get(k))} -> {short(now.get(k))}"
+                            for k in dict.fromkeys([*before, *now]) if before.get(k) != now.get(k))
+        raise UsageError(f"{self.folder / STUDY_FILE}: edited since the search began "
+                         f"({changed}); "
+                         "a resume continues the search as it began: restore the file, or "
+                         "start a new search with python -m tune.run --space")
 
     def optuna_study(self):
         import optuna

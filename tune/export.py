@@ -11,6 +11,7 @@ model (baseres.model.build_model).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import pickle
 import sys
@@ -137,17 +138,25 @@ def export(folder: str | Path, rank: int = 1, out: str | Path = "best.yaml") -> 
     for target in (out, pt):
         if target.is_dir():
             raise UsageError(f"--out {out}: {target} is a folder")
+        if target.resolve().is_relative_to(experiment):
+            raise UsageError(f"--out {out}: must not be inside the experiment folder "
+                             f"{experiment} (it would replace the experiment's own files), "
+                             f"but {target} is")
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
     temporary = [Path(f"{target}.tmp") for target in (out, pt)]
+    inert = cfg.inert_keys()
+    header += (f"# left out, as they change nothing for this model: {', '.join(inert)}\n"
+               if inert else "")
     try:
-        cfg.to_yaml(temporary[0], header=header)
+        cfg.to_yaml(temporary[0], header=header, without=inert)
         torch.save(state["model"], temporary[1])
         for tmp, target in zip(temporary, (out, pt)):
             tmp.replace(target)
     except OSError as err:
         for tmp in temporary:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder refuses this too
+                tmp.unlink(missing_ok=True)
         raise UsageError(f"--out {out}: cannot write there: {err.strerror}") from None
     return out, pt
 

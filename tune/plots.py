@@ -80,15 +80,15 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
     if present:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
         ax.plot([str(r.value) for r in present], [r.val_rmse for r in present], "o",
-                label="best base + residual trial")
-        for row in present:  # budgets differ: ASHA stopped some of these early
-            ax.annotate(f"{row.epochs} ep", (str(row.value), row.val_rmse), fontsize=7,
+                label=f"best base + residual trial at the full budget ({spec.max_t} epochs)")
+        for row in present:  # how many full-budget trials each point is the best of
+            ax.annotate(f"of {row.trials}", (str(row.value), row.val_rmse), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
         for reference, style in zip(references, ("--", ":", "-.")):
             if math.isfinite(reference.val_rmse):
                 ax.axhline(reference.val_rmse, linestyle=style, color="grey",
                            label=reference.label)
-        ax.margins(x=0.15)  # room for the epoch notes beside the outer points
+        ax.margins(x=0.15)  # room for the notes beside the outer points
         ax.set_xlabel(spec.scientific)
         ax.set_ylabel("best val RMSE (m)")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from baseres.config import one_line
-from tune.study import StudyError
+from baseres.config import ConfigError, TrainConfig, config_fields, one_line
+from tune.study import NOT_SETTABLE, StudyError
 
 
 def is_number(value: Any) -> bool:
@@ -42,6 +42,7 @@ class Rules:
     def __init__(self, path: Path, overridden: tuple[tuple[str, str], ...]) -> None:
         self.path = path
         self.overridden = overridden
+        self.fields = config_fields()
 
     def fail(self, key: str, rule: str, also: Iterable[str] = (), value: Any = None) -> NoReturn:
         """Raise for `key`; a --set override of it (or of a key in `also`) is named first."""
@@ -96,3 +97,28 @@ class Rules:
         if not isinstance(value, bool):
             self.fail(key, f"must be true or false, but got {value!r}", value=value)
         return value
+
+    # ---------------------------------------------------------------- TrainConfig values
+    def train_key(self, name: str, key: str) -> None:
+        """`name` must be a TrainConfig field that a study may set."""
+        if name not in self.fields:
+            hint = suggest(name, self.fields) or f"; known: {', '.join(self.fields)}"
+            self.fail(key, f"unknown TrainConfig key{hint}")
+        if name in NOT_SETTABLE:
+            self.fail(key, NOT_SETTABLE[name])
+
+    def build(self, values: dict[str, Any], where: str, owners: dict[str, str]) -> TrainConfig:
+        """Build a TrainConfig; on failure, blame the study key that sets the field at fault.
+
+        TrainConfig's errors carry the field (`key`), and `owners` maps fields to where this
+        study sets them. Inside a trial labelled `where`, a field set elsewhere is
+        named too (`also`), so a --set of it is reported.
+        """
+        try:
+            return TrainConfig.from_dict(values, source="trial")
+        except ConfigError as err:
+            message = str(err).removeprefix("trial: ")
+            owner = owners.get(err.key)
+            if owner and (not where or owner.startswith(f"{where}.")):
+                self.fail(owner, message)
+            self.fail(where or "train", message, also=(owner,) if owner else ())

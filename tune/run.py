@@ -34,6 +34,7 @@ from tune.experiment import (
     STUDY_FILE,
     Experiment,
     driving,
+    read_rows,
     repair_after_kill,
 )
 from tune.space import StudySpec, load_study
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "search.residual_range.high=0.4 (repeatable, validated like the file)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print the resolved study; start nothing")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print Ray's own status tables and per-trial results")
     parser.add_argument("--wandb", metavar="PROJECT",
                         help="also log to Weights & Biases (offline without WANDB_API_KEY)")
     return parser
@@ -131,20 +134,23 @@ def build_scheduler(spec: StudySpec):
         reduction_factor=spec.scheduler["reduction_factor"])
 
 
-def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None):
+def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None,
+               verbose: bool = False):
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig
 
     from tune.callbacks import DiskGuard, KeepSearchKeys, ReturnFreedMemory
+    from tune.console import ConsoleProgress
     from tune.trainable import trial_callbacks, trial_files_sync
 
-    callbacks = [*trial_callbacks(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory()]
+    callbacks = [*trial_callbacks(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory(),
+                 ConsoleProgress(spec.max_t)]
     if wandb_project:
         from tune.integrations import wandb_callback
 
         callbacks.append(wandb_callback(wandb_project))
     callbacks.append(KeepSearchKeys(spec))  # after every logger of the whole record
     return RunConfig(
-        name=name, storage_path=storage, callbacks=callbacks,
+        name=name, storage_path=storage, callbacks=callbacks, verbose=1 if verbose else 0,
         checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,
                                            checkpoint_score_order=spec.mode),
         failure_config=FailureConfig(max_failures=2), sync_config=trial_files_sync(),
@@ -177,10 +183,12 @@ def print_outcome(experiment: str, folder: Path, spec: StudySpec) -> bool:
 
 
 def prepare_data(spec: StudySpec) -> None:
-    """Generate the synthetic set and build the feature cache once, before any trial starts:
-    progress shows here, trials only map the cache, and a bad data root fails before Ray."""
+    """Generate the synthetic set and build the feature cache once, before any trial starts
+    (the question's places too): progress shows here, trials only map the cache, and a bad
+    data root fails before Ray."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import load_split, resolve_data_root
+    from tune.folds import prepare_places
 
     first = next(iter(spec.baselines.values()), {})
     cfg = spec.trial_config({k: v for k, v in first.items() if k in spec.space}
@@ -189,9 +197,46 @@ def prepare_data(spec: StudySpec) -> None:
         root = resolve_data_root(cfg)
         for split in ("train", "val"):
             load_split(cfg, split, root)
+        if spec.question is not None:
+            prepare_places(spec, question_folds(spec), root)
     except DataError as err:
         raise UsageError(str(err)) from None
     print(f"data ready: {root} (features cached for every trial)", flush=True)
+
+
+def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
+    """The question's folds, every place checked against the data root (one line if not)."""
+    from baseres.data.batvision import DataError
+    from baseres.data.cache import check_locations, resolve_data_root
+    from tune.folds import resolve_folds
+
+    cfg = spec.trial_config(spec.low_corner())
+    try:
+        root = resolve_data_root(cfg, progress=False)
+        folds = resolve_folds(spec.question, spec.fixed, root)
+        places = [p for fold in folds for p in fold]
+        check_locations(cfg.replace(locations=places, val_locations=None, test_locations=None),
+                        root)
+    except DataError as err:
+        raise UsageError(str(err)) from None
+    return folds
+
+
+def answer_question(spec: StudySpec, experiment: str, folds, verbose: bool = False) -> bool:
+    """The question's fold runs (arms x folds x seeds, full budget), before the search;
+    whether every run finished (an interrupt stops Ray cleanly, without an exception)."""
+    from tune.folds import QUESTION_DIR, fold_points, read_runs, run_folds, unfinished
+
+    points = fold_points(spec.question, folds, spec.question.seeds)
+    print(f"the question: {len(spec.question.arms())} arms x {len(folds)} folds x "
+          f"{len(spec.question.seeds)} seeds = {len(points)} runs of "
+          f"{spec.trial_config(spec.low_corner()).epochs} epochs", flush=True)
+    local = local_path(experiment)
+    if local is not None and len(read_runs(local / QUESTION_DIR)) == len(points) and not \
+            unfinished(read_runs(local / QUESTION_DIR), len(points)):
+        return True
+    run_folds(spec, experiment, QUESTION_DIR, points, verbose)
+    return local is None or not unfinished(read_runs(local / QUESTION_DIR), len(points))
 
 
 def state_folder(experiment: str) -> Path:
@@ -234,9 +279,10 @@ def fit(tuner, spec: StudySpec, experiment: str, folder: Path) -> bool:
 
 
 def launch(spec: StudySpec, name: str, storage: str, address: str | None,
-           wandb_project: str | None, new: bool = True) -> bool:
-    """A search in <storage>/<name>. In a `new` folder (new_folder made it), a search that
-    does not get as far as starting leaves nothing behind."""
+           wandb_project: str | None, new: bool = True, verbose: bool = False) -> bool:
+    """A search in <storage>/<name>: the question's fold runs, then the search. In a `new`
+    folder (new_folder made it), a search that does not get as far as starting leaves
+    nothing behind."""
     from ray.tune import TuneConfig, Tuner
 
     from tune.searcher import StudySearchGenerator, create_study
@@ -247,12 +293,20 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
     started = False
     try:
         with driving(folder):
-            config = run_config(spec, name, storage, wandb_project)  # --wandb needs wandb
+            # --wandb needs wandb
+            config = run_config(spec, name, storage, wandb_project, verbose)
             if address is None:
                 prepare_data(spec)
+            folds = question_folds(spec) if spec.question is not None else ()
             # refuses head-local storage on a cluster, and a trial no node can hold
             start_ray(address, storage, spec.resources)
             (folder / STUDY_FILE).write_text(spec.to_yaml())
+            started = True
+            if spec.question is not None:
+                if not answer_question(spec, experiment, folds, verbose):
+                    print(f"\nthe question's runs are incomplete; resume with: "
+                          f"python -m tune.run --resume {experiment}")
+                    return False
             create_study(spec)
             tuner = Tuner(
                 build_trainable(spec, spec.fixed),
@@ -266,7 +320,6 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
                                        reuse_actors=True),
                 run_config=config,
             )
-            started = True
             return fit(tuner, spec, experiment, folder)
     except BaseException:
         if new and not started:
@@ -274,7 +327,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
         raise
 
 
-def resume(experiment: str, address: str | None) -> bool:
+def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
     from ray.tune import Tuner
 
     from tune.trainable import build_trainable
@@ -286,18 +339,25 @@ def resume(experiment: str, address: str | None) -> bool:
     local = local_path(experiment)
     if study_file.is_file() and local is not None and not any(
             local.glob("experiment_state-*.json")):
-        # Stopped before Ray saved its first state: no trial ran, so the search starts over
-        # (Ray's restore would count the trials of a run it never saw).
+        if any(read_rows(trial / "result.json") for trial in local.glob("trial_*")):
+            raise UsageError(f"--resume {experiment}: trials with results are here but not "
+                             "Ray's state (experiment_state-*.json), which a resume needs; "
+                             "nothing was changed (python -m tune.summary still reads it)")
+        # Stopped before the search's first result (in the question's runs, or before Ray
+        # saved its first state): the question resumes, and the search starts over (Ray's
+        # restore would count the trials of a run it never saw).
         for leftover in ("tuner.pkl", JOURNAL_FILE):
             (local / leftover).unlink(missing_ok=True)
         storage, name = experiment.rstrip("/").rsplit("/", 1)
-        return launch(load_study(study_file), name, storage, address, None, new=False)
+        return launch(load_study(study_file), name, storage, address, None, new=False,
+                      verbose=verbose)
     if not study_file.is_file() or not Tuner.can_restore(experiment):
         raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
                          f"(needs {study_file} and Ray's tuner state)")
     with driving(folder):
         spec = load_study(study_file)
         repair_after_kill(folder)
+        Experiment(folder).check_unchanged()
         start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0], spec.resources)
         trainable = build_trainable(spec, spec.fixed)
         tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
@@ -324,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
                          f"combined with {', '.join(ignored)}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray warns at every forced state snapshot (each checkpoint past num_to_keep): noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     drop_ray_tensorboard_logger()
     if args.address is None:
         keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
@@ -334,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_trial_folders()
         if args.resume:
-            return 0 if resume(args.resume, args.address) else 1
+            return 0 if resume(args.resume, args.address, args.verbose) else 1
         spec = load_study(args.space, study_overrides(args))
         if args.name is not None:
             check_experiment_name(args.name, "--name")
@@ -344,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         storage = resolve_storage(args.storage)
         name = new_folder(storage, args.name or spec.name, chosen=args.name is not None)
         experiment = f"{storage.rstrip('/')}/{name}"
-        complete = launch(spec, name, storage, args.address, args.wandb)
+        complete = launch(spec, name, storage, args.address, args.wandb,
+                          verbose=args.verbose)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

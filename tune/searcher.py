@@ -28,6 +28,7 @@ from tune.experiment import (
     MODEL,
     RAY_ID,
     STOP,
+    STUDY_AS_STARTED,
     held_folder,
     journal_storage,
     ray_trial_statuses,
@@ -64,6 +65,7 @@ def create_study(spec: StudySpec) -> None:
     with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([spec.metric])
+    study.set_user_attr(STUDY_AS_STARTED, spec.to_yaml())  # a resume checks study.yaml against it
     for name in spec.baselines:
         enqueue_baseline(study, spec, name)
 

@@ -31,6 +31,9 @@ __all__ = ["BASELINE_KEY", "Relative", "StudyError", "StudySpec", "load_study",
            "resolve_study_path", "SEARCH_SPACES"]
 
 SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+# The shipped studies are 2-5 KiB; a file 100 times that is a mistake, and YAML parses a
+# 50 MB one for minutes (its lists are then bounded by this too).
+MAX_STUDY_BYTES = 512 * 1024
 
 
 # ------------------------------------------------------------------------------------ YAML
@@ -74,6 +77,11 @@ def load_study(name_or_path: str | os.PathLike, overrides: Iterable[str] = ()) -
     """Read, override (``--set key=value``, dotted keys) and validate a study file."""
     path = resolve_study_path(name_or_path)
     try:
+        size = path.stat().st_size
+        if size > MAX_STUDY_BYTES:
+            raise StudyError(f"{path}: a study file must be at most {MAX_STUDY_BYTES // 1024} "
+                             f"KiB, but it is {size // 1024} KiB", key=str(path),
+                             rule=f"at most {MAX_STUDY_BYTES} bytes", value=size)
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise StudyError(f"{path}: cannot read the study file: {err.strerror}") from None

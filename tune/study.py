@@ -29,7 +29,7 @@ PARAM_TYPES = ("float", "int", "categorical")
 
 TOP_KEYS = ("name", "metric", "mode", "num_samples", "max_concurrent_trials",
             "resources_per_trial", "data", "train", "search", "scientific", "baselines",
-            "sampler", "scheduler", "targets")
+            "sampler", "scheduler", "targets", "question")
 REQUIRED = ("name", "search")
 # study key under `data:` -> TrainConfig field
 DATA_FIELDS = {"dataset": "dataset", "root": "data_root", "locations": "locations",
@@ -46,6 +46,7 @@ MAX_NAME_LENGTH = 100  # file systems allow 255 bytes; Ray and tune.run add to t
 
 
 BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
+RUN_KEY = "run"  # trial config key holding a question or confirmation run's point
 
 
 class StudyError(UserError):
@@ -105,6 +106,49 @@ Bound = float | Relative | None
 
 
 # ------------------------------------------------------------------------------------ spec
+QUESTION_KEYS = ("claim", "parameter", "values", "held", "control", "extra_arms", "folds",
+                 "seeds")
+LOCATION_FIELDS = ("locations", "val_locations", "test_locations")  # set per fold instead
+
+
+@dataclass(frozen=True)
+class QuestionSpec:
+    """The study's question, posed with room folds (tune.question, tune.folds): two values of
+    one parameter with every other knob held equal, a positive control, and the seeds."""
+
+    claim: str  # the claim in words, as summary.md opens with it
+    parameter: str
+    values: tuple[Any, Any]  # the seed predicts a larger place gap for values[0]
+    held: dict[str, Any]  # TrainConfig values both arms share, beyond the study's train:
+    control: dict[str, Any] | None  # the positive control's TrainConfig values (a U-Net)
+    extra_arms: dict[str, dict[str, Any]]  # name -> changes to the values[0] arm
+    folds: tuple[tuple[str, ...], ...] | int  # places per fold, or a count to deal them into
+    seeds: tuple[int, ...]
+
+    def arms(self) -> dict[Any, dict[str, Any]]:
+        """Arm -> its TrainConfig values (on top of the study's fixed ones): the two values,
+        the extra arms, the control."""
+        wide, narrow = self.values
+        arms: dict[Any, dict[str, Any]] = {
+            wide: {**self.held, self.parameter: wide},
+            narrow: {**self.held, self.parameter: narrow}}
+        for name, changes in self.extra_arms.items():
+            arms[name] = {**arms[wide], **changes}
+        if self.control is not None:
+            arms["control"] = dict(self.control)
+        return arms
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"claim": self.claim, "parameter": self.parameter, "values": list(self.values),
+               "held": dict(self.held), "extra_arms": {k: dict(v) for k, v in
+                                                       self.extra_arms.items()},
+               "folds": self.folds if isinstance(self.folds, int) else
+               [list(f) for f in self.folds], "seeds": list(self.seeds)}
+        if self.control is not None:
+            out["control"] = dict(self.control)
+        return out
+
+
 @dataclass(frozen=True)
 class StudySpec:
     """A validated study: what tune.run hands to Ray Tune and Optuna."""
@@ -124,6 +168,7 @@ class StudySpec:
     targets: dict[str, dict[str, tuple[Bound, Bound]]]  # level -> metric -> (low, high)
     target_rules: dict[str, str]  # metric -> how its bounds were set for this data
     scientific: str | None  # the parameter the study isolates (its isolation table)
+    question: QuestionSpec | None = None  # the claim the study answers with room folds
 
     @property
     def model(self) -> str:
@@ -169,6 +214,8 @@ class StudySpec:
         }
         if self.scientific is not None:
             study["scientific"] = self.scientific
+        if self.question is not None:
+            study["question"] = self.question.to_dict()
         # Flow style for leaf collections keeps `choices: [1, 2, 4, 8]` on one line.
         # StrictSafeDumper quotes a string such as "1e5" that load_study would read as a number.
         text = yaml.dump(study, Dumper=StrictSafeDumper, sort_keys=False, default_flow_style=None)

@@ -34,19 +34,21 @@ from tune.experiment import (
     RAY_ID,
     Experiment,
     TrialSummary,
-    confirm_file,
     evaluation_file,
     finite,
+    read_confirmation,
     write_json,
 )
+from tune.folds import question_result
 from tune.plots import Curve, ParamPoint, Reference, draw_plots
+from tune.question import answer_json, answer_lines
 from tune.space import StudySpec
 
 BOUNDARY_SHARE = 0.10  # a best value this close to an end of its range asks for a wider range
 # Per trial, at its best epoch: the error, the train/val gap, the seed's sparse figure (its
 # training loss term) beside the validation one and the scale-free ratio, the base alone.
-REPORTED = ("val_rmse", "val_delta1", "train_rmse", "gap", "train_sparse", "sparse",
-            "sparse_ratio", "base_rmse")
+REPORTED = ("val_rmse", "val_delta1", "train_rmse", "train_sparse", "sparse", "sparse_ratio",
+            "base_rmse")
 
 
 class BoundaryFlag(NamedTuple):
@@ -183,13 +185,14 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
     baselines = {name: found[name] for name in spec.baselines if name in found}  # study order
     checks = {t.label: judge_targets(t, spec, baselines) for t in ranked}
     searched = [t for t in ranked if not t.baseline]
-    isolation, common = isolation_table(trials, spec)
+    isolation = isolation_table(trials, spec)
     full_budget = full_budget_points(trials, spec)
     front = pareto_front(full_budget)
     problems = [t for t in trials if t.stop_reason.startswith(("error", "diverged"))]
     reference = _reference_rmse(trials)
     shown = trials[:top]
     return {
+        "question": question_summary(experiment),
         "experiment": str(experiment.folder),
         "study": spec.name,
         "trials": len(trials),
@@ -197,8 +200,8 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
         "num_samples": spec.num_samples,
         "max_t": experiment.spec.max_t,
         "space": list(spec.space),
-        "verdict": verdict(ranked, baselines, checks, spec.num_samples)
-        + confirmation_verdict(experiment.folder),
+        "verdict": verdict(ranked, baselines, checks, spec.num_samples),
+        "confirmation": confirmation_lines(experiment.folder, spec.question is not None),
         "mean_map_rmse": reference,
         "table": [{"trial": t.label, "model": t.model,
                    **{k: t.params.get(k) for k in spec.space},
@@ -219,13 +222,48 @@ def build_summary(folder: Path, top: int = 10) -> dict[str, Any]:
         "importance": param_importance(experiment),
         "sampler": sampler_facts(experiment),
         "scientific": spec.scientific,
+        "seed_baselines_apart": knobs_apart(spec.baselines["seed_before"],
+                                            spec.baselines["seed_after"])
+        if {"seed_before", "seed_after"} <= set(spec.baselines) else [],
         "isolation": [r._asdict() for r in isolation],
-        "isolation_epoch": common,
         "pareto": [p._asdict() for p in front],
         "_plot": (spec, param_plot_data(trials, spec), isolation,
                   reference_lines(trials, reference), curve_data(trials, 5),
                   (full_budget, front)),
     }
+
+
+def question_summary(experiment: Experiment) -> dict[str, Any] | None:
+    """summary.json's ``question`` (tune.question.answer_json), with the runs' count; None
+    for a study without a question."""
+    spec = experiment.spec
+    if spec.question is None:
+        return None
+    result, finished, planned = question_result(experiment.folder, spec)
+    out = answer_json(result) if result is not None else {"verdict": None}
+    return {**out, "claim": spec.question.claim, "runs_finished": finished,
+            "runs_planned": planned,
+            "lines": answer_lines(result, spec.question.claim) if result is not None else []}
+
+
+def knobs_apart(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The TrainConfig keys whose values differ between two points."""
+    return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+
+
+def _question_markdown(summary: dict[str, Any], folder: str) -> list[str]:
+    question = summary["question"]
+    if question is None:
+        return []
+    if question["verdict"] is None:
+        return ["## The question", "", question["claim"], "",
+                f"Not answered yet: {question['runs_finished']} of {question['runs_planned']} "
+                f"fold runs finished; resume with: python -m tune.run --resume {folder}", ""]
+    lines = list(question["lines"])
+    if question["runs_finished"] < question["runs_planned"]:
+        lines.append(f"From {question['runs_finished']} of {question['runs_planned']} fold "
+                     "runs (the rest have not finished).")
+    return lines + ["", *summary["confirmation"], ""]
 
 
 def _baseline_row(baseline: TrialSummary, best_searched: TrialSummary | None) -> dict:
@@ -244,7 +282,16 @@ def _target_line(check: dict) -> str:
 
 def render_markdown(summary: dict[str, Any]) -> str:
     out = [f"# Summary of {summary['study']} ({summary['experiment']})", ""]
+    out += _question_markdown(summary, summary["experiment"])
+    if summary["question"] is not None:
+        out += ["## The search", ""]
+    elif summary["confirmation"]:  # a confirm.json where no question could have made one
+        out += [*summary["confirmation"], ""]
     out += summary["verdict"]
+    apart = summary.get("seed_baselines_apart")
+    if apart:
+        out.append(f"seed_before and seed_after differ in {len(apart)} knobs "
+                   f"({', '.join(apart)}): rows of the search, not a controlled contrast.")
     out += ["", f"Learned-nothing reference: the mean training depth map scores val RMSE "
                 f"{_fmt(summary['mean_map_rmse'])} m. Full budget: {summary['max_t']} epochs.",
             ""]
@@ -285,14 +332,14 @@ def render_markdown(summary: dict[str, Any]) -> str:
     else:
         out.append(f"- parameter importance: {importance}")
     if summary["isolation"]:
-        param, epoch = summary["scientific"], summary["isolation_epoch"]
+        param = summary["scientific"]
         out += ["", f"## Isolation: {param} (best base + residual trial per value)", "",
-                f"Compared at epoch {epoch}, the highest epoch every row's trial reached"
-                + ("." if epoch >= summary["max_t"] else
-                   f" (below the full budget of {summary['max_t']}: the rows' own bests "
-                   "come from unequal budgets)."), ""]
-        out.append(_table([param, "trial", "epochs", "best val RMSE",
-                           f"best val RMSE by epoch {epoch}", "val delta1", "trials"],
+                f"Only trials that ran the full budget ({summary['max_t']} epochs) are "
+                "compared; the trials ASHA stopped earlier are counted apart. One search's "
+                "trials differ in every other knob too: the question above is the controlled "
+                "comparison.", ""]
+        out.append(_table([param, "trial", "best val RMSE", "val delta1",
+                           "full-budget trials", "stopped earlier (not compared)"],
                           [list(r.values()) for r in summary["isolation"]]))
     out += ["", "## Pareto front: val RMSE against base-decoder parameters", "",
             f"Base + residual trials that ran all {summary['max_t']} epochs (equal budgets) "
@@ -305,78 +352,47 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+EVALUATION_TITLES = {"seen": "training places' test poses",
+                     "unseen": "held-out places (other rooms)"}
+
+
 def evaluation_table(report: dict[str, Any], scientific: str | None) -> str:
     """tune.evaluate's scores as a table: per trial, each column's RMSE, its ratio to the mean
-    training depth map's RMSE on the same samples (places differ in difficulty; the ratio
-    does not), delta1, and with held-out places the unseen - seen ratio difference (the seed's
-    hypothesis across divisors)."""
+    training depth map's RMSE on the same samples, and delta1. With held-out test places the
+    two columns score different rooms, so neither their difference nor that of their ratios
+    measures memorisation (the question's place gap does, on the same poses)."""
     cols = report["columns"]
-    measures = (("rmse", "RMSE"), ("rmse_ratio", "RMSE / mean map"), ("delta1", "delta1"))
+    measures = (("rmse", "RMSE"), ("rmse_ratio", "RMSE / its mean map"), ("delta1", "delta1"))
     header = ["trial", "model", *([scientific] if scientific else []), "checkpoint epoch",
-              "val RMSE", *(f"{c} {title}" for c in cols for _, title in measures)]
-    paired = cols == ["seen", "unseen"]
-    rows = []
-    for row in report["trials"]:
-        cells = [row["label"], row["model"],
-                 *([row["params"].get(scientific)] if scientific else []),
-                 row["checkpoint_epoch"], row["val_rmse"],
-                 *(row[c].get(key, math.nan) for c in cols for key, _ in measures)]
-        if paired:
-            cells.append(row["unseen"].get("rmse_ratio", math.nan)
-                         - row["seen"].get("rmse_ratio", math.nan))
-        rows.append(cells)
-    references = "; ".join(f"{c}: {_fmt(report['trials'][0][c].get('mean_map_rmse'))} m"
-                           for c in cols)
+              "val RMSE", *(f"{EVALUATION_TITLES.get(c, c)} {title}" for c in cols
+                            for _, title in measures)]
+    rows = [[row["label"], row["model"],
+             *([row["params"].get(scientific)] if scientific else []),
+             row["checkpoint_epoch"], row["val_rmse"],
+             *(row[c].get(key, math.nan) for c in cols for key, _ in measures)]
+            for row in report["trials"]]
+    references = "; ".join(f"{EVALUATION_TITLES.get(c, c)}: "
+                           f"{_fmt(report['trials'][0][c].get('mean_map_rmse'))} m" for c in cols)
     return (f"Mean training depth map on the same samples: {references}.\n\n"
-            + _table(header + (["unseen - seen ratio"] if paired else []), rows))
+            + _table(header, rows))
 
 
-def _read_confirmation(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(confirm_file(folder).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _mean_std(stats: dict[str, float]) -> str:
-    return f"{_fmt(stats['mean'])} +- {_fmt(stats['std'])}"
-
-
-def confirmation_verdict(folder: Path) -> list[str]:
-    """What tune.confirm found, in words: each config against seed_before over the seeds."""
-    report = _read_confirmation(folder)
+def confirmation_lines(folder: Path, has_question: bool) -> list[str]:
+    """What tune.confirm found, in words, one line per comparison."""
+    report, problem = read_confirmation(folder)
+    if problem:
+        return [f"Confirmation: {problem}."]
     if report is None:
-        return ["Not yet confirmed with other seeds (one search is one sample): run "
-                f"python -m tune.confirm {folder} --seeds 3."]
-    lines = [f"Confirmed with fresh seeds ({report['test']}; mean +- sample std of each "
-             "seed's best val RMSE):"]
-    for label, entry in report["configs"].items():
-        against = entry.get("against_seed_before")
-        if against is None:
-            lines.append(f"  - {label}: {_mean_std(entry['val_rmse'])} m (the reference)")
-            continue
-        outcome = {True: "exceeds the seed-to-seed spread",
-                   False: "within the seed-to-seed spread",
-                   None: "cannot be tested"}[against["exceeds_seed_spread"]]
-        lines.append(f"  - {label}: {_mean_std(entry['val_rmse'])} m, "
-                     f"{against['difference']:+.4g} m against seed_before (p = "
-                     f"{_fmt(against['p_value'])}): {outcome}.")
+        return ["Not yet confirmed with fresh seeds: python -m tune.confirm "
+                f"{folder} --seeds 2 repeats the question's folds with two new seeds."
+                ] if has_question else []
+    lines = [f"Confirmed with fresh seeds {report['seeds']} ({report['test']}):"]
+    for c in report["comparisons"]:
+        lo, hi = c["ci95_m"]
+        lines.append(f"  - {c['comparison']}: {c['effect_m']:+.3f} m [{lo:+.3f}, {hi:+.3f}] "
+                     f"over {c['n_places']} places, Holm p = {c['p_holm']:.3g}: "
+                     f"{c['outcome']}.")
     return lines
-
-
-def confirmation_table(report: dict[str, Any]) -> str:
-    tests = sorted({k for entry in report["configs"].values() for k in entry
-                    if k.startswith("test_")})
-    header = ["config", "model", "seeds", "val RMSE", "val delta1", "gap", *tests,
-              "vs seed_before", "p"]
-    rows = []
-    for label, entry in report["configs"].items():
-        against = entry.get("against_seed_before") or {}
-        rows.append([label, entry["model"], len(entry["seeds"]), _mean_std(entry["val_rmse"]),
-                     _mean_std(entry["val_delta1"]), _mean_std(entry["gap"]),
-                     *(_mean_std(entry[t]) if t in entry else "" for t in tests),
-                     against.get("difference"), against.get("p_value")])
-    return _table(header, rows)
 
 
 def _evaluations(folder: Path, scientific: str | None) -> list[str]:
@@ -387,12 +403,17 @@ def _evaluations(folder: Path, scientific: str | None) -> list[str]:
             continue
         try:
             report = json.loads(path.read_text())
-        except (OSError, ValueError):
-            out += ["", f"## Evaluation on {split}: {path.name} is unreadable"]
+            table = evaluation_table(report, scientific)
+            when = report["evaluated_at"]
+        except (OSError, ValueError) as err:
+            out += ["", f"## Evaluation on {split}: {path.name} is unreadable ({err})"]
             continue
-        out += ["", f"## Evaluation on the {split} split (tune.evaluate, "
-                    f"{report['evaluated_at']}, read once after the search)", "",
-                evaluation_table(report, scientific)]
+        except (KeyError, TypeError, IndexError, AttributeError) as err:
+            out += ["", f"## Evaluation on {split}: {path.name} is not an evaluation this "
+                        f"version writes ({type(err).__name__}: {err})"]
+            continue
+        out += ["", f"## Evaluation on the {split} split (tune.evaluate, {when}, read once "
+                    "after the search)", "", table]
     return out
 
 
@@ -403,10 +424,6 @@ def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path], str | N
     spec, points, isolation, references, curves, pareto = summary.pop("_plot")
     text = render_markdown(summary)
     extra = _evaluations(folder, spec.scientific)
-    report = _read_confirmation(folder)
-    if report is not None:
-        extra += ["", f"## Confirmation with seeds ({report['test']})", "",
-                  confirmation_table(report)]
     text += "\n".join(extra) + "\n"
     try:
         write_json(folder / "summary.json", summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import tempfile
 from pathlib import Path
@@ -18,7 +19,6 @@ from baseres.config import TrainConfig
 from baseres.hooks import (
     CHECKPOINT_FILE,
     ConfigFile,
-    ConsoleLine,
     Hook,
     MetricsFile,
     TensorBoard,
@@ -56,22 +56,34 @@ def trial_folder() -> Path:
 
 def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     """One trial: fixed study values + this trial's sample, reported to Tune once per epoch."""
+    sample = {k: v for k, v in config.items() if k != BASELINE_KEY}
+    # TensorBoard names a run after its folder: the baseline's name, else the trial id.
+    label = config.get(BASELINE_KEY) or get_context().get_trial_id()
+    run_trial(sample, fixed, label, config.get(BASELINE_KEY))
+
+
+def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
+              baseline: str | None = None, extra_hooks: tuple[Hook, ...] = ()) -> Trainer:
+    """Train fixed values + `sample` in Ray's trial folder, reporting every epoch; the
+    `extra_hooks` run before each epoch's report (so their files go with its checkpoint)."""
     trial_dir = trial_folder()
     cpus, gpus = trial_resources()
-    sample = {k: v for k, v in config.items() if k != BASELINE_KEY}
     cfg = TrainConfig.from_dict({**fixed, **sample}, source="trial config")
     cfg = cfg.replace(num_threads=cpus, device="cuda" if gpus > 0 else "cpu", progress=False,
                       out_dir=str(trial_dir), extra={**cfg.extra, "trial": trial_dir.name,
-                                                     "baseline": config.get(BASELINE_KEY)})
-    # TensorBoard names a run after its folder: the baseline's name, else the trial id.
-    label = config.get(BASELINE_KEY) or get_context().get_trial_id()
-    searched = {k: getattr(cfg, k) for k in sample if k != "model"}
-    hparams = {"baseline": config.get(BASELINE_KEY) or "sampled", "model": cfg.model, **searched}
+                                                     "baseline": baseline})
+    # HParams take scalars: a fold's list of places is in the run's label and config instead
+    searched = {k: getattr(cfg, k) for k in sample
+                if k != "model" and isinstance(getattr(cfg, k), (bool, int, float, str))}
+    hparams = {"baseline": baseline or "sampled", "model": cfg.model, **searched}
     # Ray keeps the checkpoints (RayReport); a baseline that sets no searched value (the U-Net)
     # would define HParams columns without the searched ones.
-    hooks = [ConsoleLine(), ConfigFile(trial_dir), MetricsFile(trial_dir),
+    # The driver says each trial's progress (tune.console); Ray's line for every checkpoint
+    # would be most of a search's console.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    hooks = [ConfigFile(trial_dir), MetricsFile(trial_dir),
              TensorBoard(trial_dir / label, hparams, defines_columns=bool(searched)),
-             RayReport()]
+             *extra_hooks, RayReport()]
     trainer = Trainer(cfg, trial_dir, hooks=hooks)
     checkpoint = get_checkpoint()
     if checkpoint is not None:  # a retry after a failure, or a resumed search
@@ -85,6 +97,7 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
         last = trainer.history[-1] if trainer.history else {}
         ray.tune.report({**last, "val_rmse": math.nan, "diverged": 1.0,
                          "stop_reason": f"diverged: {err}"})
+    return trainer
 
 
 def rows_to_keep(reported_with: list[str | None], checkpoint: str | None) -> int:

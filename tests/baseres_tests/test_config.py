@@ -59,6 +59,9 @@ BAD = [
     ({"lambda_base": float("nan")}, "lambda_base must be >= 0"),
     ({"warmup_epochs": -1}, "warmup_epochs must be >= 0"),
     ({"locations": "Sample_Location"}, "locations must be a list"),
+    ({"locations": ["Office_1", "Office_1"]},
+     r"locations must name each location once .*, but got \['Office_1'\] more than once"),
+    ({"val_locations": ["Hall_3", "Office_3", "Hall_3"]}, "val_locations must name each"),
     ({"base_channels": 12, "base_channel_divisor": 8}, "must be divisible by"),
     ({"dataset": "kitti"}, "dataset must be one of"),
     # the echo window 2 * max_depth / 340 m/s at 44.1 kHz must exceed 256 samples (0.9907 m)
@@ -117,3 +120,21 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def test_saved_yaml_is_plain_safe_yaml():
     assert yaml.safe_load(TrainConfig().to_yaml())["dataset"] == "synthetic"
+
+
+@pytest.mark.parametrize("values, inert", [
+    ({"model": "unet"}, {"base_channel_divisor", "residual_range", "lambda_base",
+                         "lambda_sparse", "use_adaptive_loss", "warmup_epochs",
+                         "warmup_fraction", "lambda_recon_init", "lambda_recon_end",
+                         "lambda_base_init", "lambda_base_end"}),
+    ({"use_adaptive_loss": True, "warmup_epochs": 3}, {"lambda_recon", "lambda_base"}),
+    ({"use_adaptive_loss": False}, {"warmup_epochs", "warmup_fraction", "lambda_recon_init",
+                                    "lambda_recon_end", "lambda_base_init", "lambda_base_end"}),
+    # a curriculum of 0 epochs has no ramp: the constant weights apply (losses.curriculum),
+    # and warmup_epochs 0 is what says so
+    ({"use_adaptive_loss": True, "warmup_epochs": 0}, {"warmup_fraction", "lambda_recon_init",
+                                                       "lambda_recon_end", "lambda_base_init",
+                                                       "lambda_base_end"}),
+])
+def test_inert_keys_are_those_training_never_reads(values, inert):
+    assert set(TrainConfig(**values).inert_keys()) == inert

@@ -1,5 +1,5 @@
 """What a researcher sees in TensorBoard: grouped scalars, one HParams session per run (its
-metric columns led by val_rmse, also after a resume) and the titled decomposition panel."""
+metric columns led by best_val_rmse, also after a resume) and the titled decomposition panel."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,6 @@ from baseres.viz import DEPTH_CMAP, RESIDUAL_CMAP, TILE_PX, decomposition_panel
     ("val_rmse", "metrics/val_rmse"),
     ("val_delta1", "metrics/val_delta1"),
     ("train_rmse", "metrics/train_rmse"),
-    ("gap", "metrics/gap"),
     ("mean_map_rmse", "metrics/mean_map_rmse"),
     ("best_val_rmse", "metrics/best_val_rmse"),
     ("train_loss", "losses/train_loss"),
@@ -61,7 +60,7 @@ def test_scalars_in_groups_and_hparams_led_by_val_rmse(tmp_path, toy_data):
     content = events.PluginTagToContent("hparams")
     experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
     columns = [m.name.tag for m in experiment.metric_infos]
-    assert columns[:3] == ["metrics/val_rmse", "metrics/best_val_rmse", "metrics/val_mae"]
+    assert columns[:3] == ["metrics/best_val_rmse", "metrics/val_rmse", "metrics/val_mae"]
     assert set(columns) <= set(scalars)  # every column has its values
     start = metadata.parse_session_start_info_plugin_data(
         content[metadata.SESSION_START_INFO_TAG])

@@ -37,7 +37,7 @@ def test_records_carry_the_peak_memory_in_mib(toy_data):
     assert 50 < peaks[0] <= peaks[1] < 24 * 1024
 
 
-def test_every_epoch_reports_train_rmse_the_gap_and_the_learned_nothing_reference(toy_data):
+def test_every_epoch_reports_train_rmse_and_the_learned_nothing_reference(toy_data):
     import numpy as np
 
     from baseres.metrics import depth_metrics
@@ -50,7 +50,7 @@ def test_every_epoch_reports_train_rmse_the_gap_and_the_learned_nothing_referenc
     gt = torch.from_numpy(np.asarray(val.depth))
     reference = depth_metrics(mean_map.expand_as(gt), gt, trainer.cfg.max_depth)["rmse"]
     for record in trainer.history:
-        assert record["gap"] == pytest.approx(record["val_rmse"] - record["train_rmse"])
+        assert "gap" not in record  # val and train are different rooms: no difference
         assert record["mean_map_rmse"] == pytest.approx(reference, rel=1e-5)
         assert 0 < record["train_rmse"] < 20 and 0 <= record["sparse_ratio"]
         assert {"train_sparse", "sparse", "train_sparse_ratio"} <= set(record)

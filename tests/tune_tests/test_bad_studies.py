@@ -20,6 +20,17 @@ BAD = [
     ("yaml-deep", VALID + "train:\n  extra: " + "[" * 200_000 + "]" * 200_000 + "\n",
      r"not valid YAML: nesting deeper than 64 levels is not allowed \(line 5, column 72\)$"),
     ("not-a-mapping", "- name\n- search\n", r"a study must be a mapping at the top level"),
+    ("file-too-large", VALID + "# " + "x" * 600_000 + "\n",
+     r"a study file must be at most 512 KiB, but it is 586 KiB$"),
+    # every value an int range can draw is built: 3, 5, 6 and 7 divide no base_channels 16
+    ("int-range-inner-value", HEAD + "search:\n  base_channel_divisor: {type: int, low: 1, "
+     "high: 8}\n", r"search\.base_channel_divisor\.value 3: .*base_channel_divisor must be "
+     r"one of \[1, 2, 4, 8, 16\], but got 3"),
+    ("duplicate-val-location", VALID + "data: {val_locations: [Office_3, Office_3, Hall_3]}\n",
+     r"data\.val_locations\[1\]: each location must be named once .* but got 'Office_3' "
+     "again"),
+    ("duplicate-location", VALID + "data: {locations: [Office_1, Office_1]}\n",
+     r"data\.locations\[1\]: each location must be named once"),
     ("empty-file", "", r"the study file is empty"),
     # top level
     ("unknown-top-key", VALID + "num_sample: 3\n",

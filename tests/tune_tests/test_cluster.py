@@ -149,8 +149,9 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
         assert Path(env["RAY_TMPDIR"], "ray", "ray_current_cluster").is_file()
         assert not own_ray(ray_env)[1].endswith(f":{port}")  # a Ray of its own, not this
 
+        # --verbose: Ray's own status lines, whose last must count every trial TERMINATED
         command = [sys.executable, "-m", "tune.run", "--space", "smoke.yaml", "--address",
-                   address, "--name", "cluster"]
+                   address, "--name", "cluster", "--verbose"]
         shared = f"file://{tmp_path}/shared"  # storage every node reaches (NFS on machines)
         for storage, environment, message in [
                 (str(tmp_path / "local"), env, "needs shared storage"),  # head-local folder

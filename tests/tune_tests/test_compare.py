@@ -77,19 +77,22 @@ def test_comparisons_are_made_at_the_highest_epoch_both_reached():
     assert result.ratio == pytest.approx(0.75)  # at epoch 4 `long` would win, 0.5 vs 1.5
 
 
-def test_isolation_rows_share_one_epoch():
-    trials = [trial("a", [2.0, 1.5, 1.2, 1.0], base_channel_divisor=1),
-              trial("b", [1.8, 1.4], base_channel_divisor=4),
+def test_isolation_compares_only_trials_that_ran_the_full_budget():
+    full = SMOKE.max_t  # 3 epochs
+    trials = [trial("a", [2.0, 1.5, 1.2], base_channel_divisor=1),
+              trial("b", [1.8, 1.1], base_channel_divisor=4),  # stopped: better, not compared
               trial("c", [1.9, 1.6, 1.45], base_channel_divisor=4),
+              trial("d", [1.7], base_channel_divisor=2),
               trial("u", [0.9], model="unet", baseline="unet")]
-    rows, epoch = isolation_table(trials, SMOKE)
-    table = {r.value: r for r in rows}
-    assert epoch == 2  # divisor 4's best (b, 1.4 m) ran 2 epochs
-    assert (table[1].trial_id, table[1].epochs, table[1].val_rmse, table[1].at_common) == (
-        "a", 4, 1.0, 1.5)
-    assert (table[4].trial_id, table[4].val_rmse, table[4].at_common, table[4].trials) == (
-        "b", 1.4, 1.4, 2)
-    assert table[2].trial_id is None and math.isnan(table[2].at_common)
+    assert full == 3
+    table = {r.value: r for r in isolation_table(trials, SMOKE)}
+    assert (table[1].trial_id, table[1].val_rmse, table[1].trials, table[1].stopped) == (
+        "a", 1.2, 1, 0)
+    assert (table[4].trial_id, table[4].val_rmse, table[4].trials, table[4].stopped) == (
+        "c", 1.45, 1, 1)
+    assert table[2].trial_id is None and math.isnan(table[2].val_rmse)
+    assert (table[2].trials, table[2].stopped) == (0, 1)
+    assert table[8].trial_id is None and (table[8].trials, table[8].stopped) == (0, 0)
 
 
 def test_the_verdict_names_the_best_searched_trial_and_its_margin_to_each_baseline():

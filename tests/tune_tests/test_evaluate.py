@@ -1,17 +1,10 @@
-"""After the search: the test split scored once (tune.evaluate), and the baselines and the best
-configs re-trained with fresh seeds (tune.confirm), resumable after a kill."""
+"""After the search: the test split scored once (tune.evaluate)."""
 
 import json
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
-import yaml
 
 from tune.evaluate import main as evaluate_main
 from tune.space import load_study
@@ -43,54 +36,11 @@ def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys):
     # the smoke study holds out test places: each trial is scored on seen and unseen places
     assert report["columns"] == ["seen", "unseen"]
     text = (experiment / "summary.md").read_text()
-    assert "## Evaluation on the test split" in text and "unseen - seen ratio" in text
+    assert "## Evaluation on the test split" in text
+    # seen and unseen are different rooms here: named so, never differenced
+    assert "held-out places (other rooms) RMSE" in text and "unseen - seen ratio" not in text
     capsys.readouterr()
     # the test split is read once
     assert evaluate_main([str(experiment), "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert "already evaluated" in err and "\n" not in err.strip()
-
-
-def _runs(experiment):
-    return [json.loads(line) for folder in (experiment / "confirm").glob("trial_*")
-            if (folder / "result.json").is_file()
-            for line in (folder / "result.json").read_text().splitlines() if line.strip()]
-
-
-def test_confirm_with_two_seeds_resumes_after_a_kill(experiment):
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    command = [sys.executable, "-m", "tune.confirm", str(experiment), "--seeds", "2",
-               "--top", "1"]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=env, start_new_session=True)
-    deadline = time.monotonic() + 300
-    try:
-        while len(list((experiment / "confirm").glob("trial_*/checkpoint_*"))) < 2:
-            assert time.monotonic() < deadline, "no confirmation run checkpointed in 300 s"
-            assert first.poll() is None, "tune.confirm ended before it was killed"
-            time.sleep(0.5)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=60)
-    assert not (experiment / "confirm.json").exists()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    report = json.loads((experiment / "confirm.json").read_text())
-    configs = report["configs"]
-    assert len(configs) == len(SMOKE.baselines) + 1
-    for label, entry in configs.items():
-        assert entry["seeds"] == [1, 2], label  # fresh seeds: the search ran seed 0
-        assert math.isfinite(entry["val_rmse"]["mean"]) and entry["val_rmse"]["n"] == 2
-        if entry["baseline"] != "seed_before":
-            assert "p_value" in entry["against_seed_before"]
-    # every run went to the full budget, and no epoch ran twice after the resume
-    per_trial = {}
-    for row in _runs(experiment):
-        per_trial.setdefault(row["trial_id"], []).append(row["training_iteration"])
-    assert len(per_trial) == 2 * len(configs)
-    assert all(epochs == [1, 2, 3] for epochs in per_trial.values()), per_trial
-    for folder in (experiment / "confirm").glob("trial_*"):  # each run's own files, its own
-        assert yaml.safe_load((folder / "config.yaml").read_text())["extra"]["trial"] == \
-            folder.name
-        assert len((folder / "metrics.jsonl").read_text().splitlines()) == 3, folder
-    assert "Confirmed with fresh seeds" in (experiment / "summary.md").read_text()

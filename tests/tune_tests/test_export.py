@@ -1,8 +1,10 @@
 """tune.export: a trial of the smoke search -> a YAML that retrains to the trial's numbers, plus
 the weights of its best epoch; and ``baseres.train --seeds``, which confirms such a winner."""
 
+import errno
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -72,9 +74,14 @@ def test_export_is_the_trials_config_with_provenance_and_its_best_weights(smoke_
 
     cfg = TrainConfig.from_yaml(out)
     trained = yaml.safe_load((folder / "config.yaml").read_text())
+    written = yaml.safe_load(out.read_text())
     changed = {"out_dir", "experiment_name", "progress", "extra"}
-    assert {k: v for k, v in cfg.to_dict().items() if k not in changed} == {
-        k: v for k, v in trained.items() if k not in changed}
+    # every key that matters, as the trial had it; the ones that change nothing left out
+    assert {k: v for k, v in written.items() if k not in changed} == {
+        k: v for k, v in trained.items() if k not in changed and k in written}
+    inert = TrainConfig.from_yaml(folder / "config.yaml").inert_keys()
+    assert set(trained) - set(written) == set(inert)
+    assert f"# left out, as they change nothing for this model: {', '.join(inert)}" in text
     assert cfg.out_dir is None
     assert cfg.experiment_name == f"smoke-{folder.name.removeprefix('trial_')}"
     assert cfg.resolved_out_dir == Path("results", "train", cfg.experiment_name)
@@ -86,6 +93,18 @@ def test_export_is_the_trials_config_with_provenance_and_its_best_weights(smoke_
     kept = [torch.load(p, weights_only=True) for p in folder.glob("checkpoint_*/checkpoint.pt")]
     source = next(k for k in kept if k["epoch"] == epoch)
     assert all(torch.equal(state[k], v) for k, v in source["model"].items())
+
+
+def test_a_unet_is_exported_without_the_base_and_curriculum_keys(smoke_experiment, tmp_path):
+    folders = [f for _, _, f in ranking(smoke_experiment)]
+    unet = next(i for i, f in enumerate(folders, 1)
+                if json.loads((f / "params.json").read_text()).get("baseline") == "unet")
+    written = yaml.safe_load(export(smoke_experiment, tmp_path / "u.yaml", "--rank", str(unet)))
+    assert written["model"] == "unet"
+    for key in ("base_channel_divisor", "residual_range", "use_adaptive_loss", "warmup_epochs",
+                "warmup_fraction", "lambda_base_init", "lambda_sparse"):
+        assert key not in written, key
+    assert TrainConfig.from_yaml(tmp_path / "u.yaml").model == "unet"  # it still loads
 
 
 def test_when_the_best_checkpoint_is_gone_the_lowest_kept_one_is_used(smoke_experiment, tmp_path):
@@ -133,10 +152,12 @@ def no_finished_trial(tmp_path: Path, smoke_experiment: Path) -> Path:
     ("no finished trial", "no finished trial; none reported a finite val_rmse"),
     ("missing --out folder", "does not exist"),
     ("--out is a folder", "is a folder"),
+    ("--out in the experiment", "must not be inside the experiment folder"),
+    ("--out read-only", "cannot write there: Read-only file system"),
     ("bad flag", "unrecognized arguments: --bogus"),
 ])
 def test_bad_use_is_one_line_exit_2_and_writes_nothing(smoke_experiment, tmp_path, capsys,
-                                                        case, message):
+                                                        monkeypatch, case, message):
     work = tmp_path / "work"
     work.mkdir()
     experiment, out, flags = smoke_experiment, work / "best.yaml", []
@@ -152,6 +173,17 @@ def test_bad_use_is_one_line_exit_2_and_writes_nothing(smoke_experiment, tmp_pat
         out = work / "missing" / "best.yaml"
     elif case == "--out is a folder":
         out = work
+    elif case == "--out in the experiment":
+        experiment = tmp_path / "copy"
+        shutil.copytree(smoke_experiment, experiment)
+        before = (experiment / "study.yaml").read_bytes()
+        out = experiment / "study.yaml"
+    elif case == "--out read-only":  # as a read-only mount answers, the clean-up included
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(TrainConfig, "to_yaml", read_only)
+        monkeypatch.setattr(Path, "unlink", read_only)
     else:
         flags = ["--bogus"]
     with pytest.raises(SystemExit) as info:
@@ -159,7 +191,10 @@ def test_bad_use_is_one_line_exit_2_and_writes_nothing(smoke_experiment, tmp_pat
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
-    assert not list(work.iterdir())
+    if case == "--out in the experiment":
+        assert (experiment / "study.yaml").read_bytes() == before
+    else:
+        assert not list(work.iterdir())
 
 
 def test_help_explains_the_ranking_and_the_retrain(capsys):

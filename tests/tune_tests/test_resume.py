@@ -14,6 +14,8 @@ import pytest
 import yaml
 from helpers import trials, wait_for
 
+from tune.confirm import main as confirm_main
+from tune.evaluate import main as evaluate_main
 from tune.experiment import (
     JOURNAL_FILE,
     STUDY_FILE,
@@ -139,8 +141,14 @@ def test_one_experiment_has_one_driver(tmp_path, capsys):
         (tmp_path / "experiment_state-x.json").write_text("{}")
         assert main(["--resume", str(tmp_path)]) == 2
         err = capsys.readouterr().err
-        assert f"{tmp_path}: a search is running on this experiment (tune.run, pid " \
+        assert f"{tmp_path}: another command is working on this experiment (tune.run, pid " \
                f"{held.pid}" in err and "\n" not in err.strip()
+        # the test split is read once, after the search: never while it runs
+        assert evaluate_main([str(tmp_path), "--split", "test"]) == 2
+        assert f"(tune.run, pid {held.pid}" in capsys.readouterr().err
+        assert not (tmp_path / "evaluation-test.json").exists()
+        assert confirm_main([str(tmp_path), "--seeds", "2"]) == 2
+        assert f"(tune.run, pid {held.pid}" in capsys.readouterr().err
     finally:
         held.kill()
         held.wait()
@@ -208,3 +216,32 @@ def test_a_disk_running_full_stops_the_search_cleanly_and_it_resumes(ray_session
     assert [len(t["rows"]) for t in done] == [EPOCHS, EPOCHS]
     for t in done:
         assert [r["training_iteration"] for r in t["rows"]] == list(range(1, EPOCHS + 1))
+
+
+def test_a_copy_without_rays_state_is_refused_and_kept_whole(smoke_experiment, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_experiment, copy)
+    for state in copy.glob("experiment_state-*.json"):
+        state.unlink()
+    journal_before = (copy / JOURNAL_FILE).read_bytes()
+    folders_before = sorted(p.name for p in copy.glob("trial_*"))
+    assert main(["--resume", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "trials with results are here but not Ray's state" in err
+    assert "\n" not in err.strip()
+    assert (copy / JOURNAL_FILE).read_bytes() == journal_before  # the journal is untouched
+    assert sorted(p.name for p in copy.glob("trial_*")) == folders_before
+
+
+def test_an_edited_study_file_is_refused_on_resume(smoke_experiment, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_experiment, copy)
+    study = copy / STUDY_FILE
+    study.write_text(study.read_text().replace(f"num_samples: {SMOKE.num_samples}",
+                                               f"num_samples: {SMOKE.num_samples + 2}"))
+    before = sorted(p.name for p in copy.iterdir())
+    assert main(["--resume", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"edited since the search began (num_samples: {SMOKE.num_samples} -> " \
+           f"{SMOKE.num_samples + 2})" in err and "\n" not in err.strip()
+    assert sorted(p.name for p in copy.iterdir()) == before

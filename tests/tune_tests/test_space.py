@@ -34,7 +34,7 @@ def test_shipped_studies_load(name):
         assert spec.trial_config(point).use_adaptive_loss
 
 
-# The seed's document, value for value (README: "The seed's values and their keys").
+# The seed's document, value for value (docs/model.md: "The seed's values and their keys").
 SEED_VALUES = {
     "seed_before": {"base_channel_divisor": 1, "residual_range": 0.2, "lambda_recon_init": 0.5,
                     "lambda_recon_end": 1.0, "lambda_base_init": 1.5, "lambda_base_end": 0.3,
@@ -58,13 +58,18 @@ def test_shipped_baselines_are_the_seeds_runs(name, baseline):
 
 def test_shipped_sizes():
     gen, smoke, v2 = (load_study(name) for name in SHIPPED)
-    assert (gen.num_samples, gen.max_concurrent_trials) == (20, 2)
+    assert (gen.num_samples, gen.max_concurrent_trials) == (16, 2)
     assert gen.resources == {"cpu": 1, "gpu": 0}
     assert gen.space["warmup_fraction"] == FloatDistribution(0.05, 0.5)
-    assert gen.trial_config(gen.baselines["seed_before"]).warmup_epochs == 1  # 10 % of 12
-    assert gen.trial_config(gen.baselines["seed_after"]).warmup_epochs == 3  # 25 % of 12
+    assert gen.trial_config(gen.baselines["seed_before"]).warmup_epochs == 2  # 10 % of 16
+    assert gen.trial_config(gen.baselines["seed_after"]).warmup_epochs == 4  # 25 % of 16
+    # the question's arms train their wide base for 4 epochs before it is fixed
+    arms = gen.question.arms()
+    assert gen.trial_config(arms[1]).warmup_epochs == 4 and arms[1]["base_channel_divisor"] == 1
+    assert gen.trial_config(arms[4]).image_size == 32
+    assert gen.trial_config(arms["wide_unfrozen"]).use_adaptive_loss is False
     # the policy benchmark's choices (bench/replay.py)
-    assert gen.scheduler == {"type": "asha", "grace_period": 1, "reduction_factor": 3, "max_t": 12}
+    assert gen.scheduler == {"type": "asha", "grace_period": 1, "reduction_factor": 3, "max_t": 16}
     assert gen.sampler["n_startup_trials"] == 10
     assert smoke.num_samples == len(smoke.baselines) + 1
     assert smoke.space == gen.space and smoke.baselines == gen.baselines
@@ -77,11 +82,11 @@ def test_shipped_sizes():
 def test_baseline_extras_reach_the_trial_config():
     spec = load_study("generalization")
     unet = spec.trial_config(spec.baselines["unet"])
-    assert unet.model == "unet" and unet.epochs == 12
+    assert unet.model == "unet" and unet.epochs == 16
     before = spec.trial_config(spec.baselines["seed_before"])
     assert (before.model, before.base_channel_divisor) == ("base_residual", 1)
     assert (before.lambda_base_init, before.lambda_recon_init) == (1.5, 0.5)
-    assert before.lowpass_kernel == 4  # 64 px / 16, the seed's share
+    assert before.lowpass_kernel == 2  # 32 px / 16, the seed's share
 
 
 def test_to_yaml_round_trips(tmp_path):
@@ -207,7 +212,7 @@ BAD_OVERRIDES = [
     ("train.epochs=ten", r"--set train.epochs: epochs must be an integer, but got 'ten'"),
     ("scheduler.grace_period=20",
      r"--set scheduler.grace_period: `grace_period <= max_t` must hold, but got "
-     r"\(grace_period=20, max_t=12\)"),
+     r"\(grace_period=20, max_t=16\)"),
     ("train.base_channels=12",
      r"--set train.base_channels: search.base_channel_divisor.choices\[3\]: base_channels must "
      r"be divisible"),

@@ -172,3 +172,21 @@ def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
 def test_the_journal_says_why_a_trial_ended(told, reason):
     trial = fake(status="unknown", rows=[{"val_rmse": 2.0}])
     assert stop_reason(trial, max_t=3, scheduler="asha", told=told) == reason
+
+
+@pytest.mark.parametrize("name, content, said", [
+    ("confirm.json", {"version": 99}, "confirm.json is not a confirmation this version writes"),
+    ("confirm.json", [1, 2], "confirm.json is not a confirmation this version writes"),
+    ("confirm.json", "{cut", "confirm.json is unreadable"),
+    ("evaluation-test.json", {"split": "test"}, "evaluation-test.json is not an evaluation"),
+    ("evaluation-test.json", [], "evaluation-test.json is not an evaluation"),
+])
+def test_a_report_of_another_layout_is_one_line_not_a_traceback(smoke_experiment, tmp_path,
+                                                                 capsys, name, content, said):
+    experiment = tmp_path / "smoke"
+    shutil.copytree(smoke_experiment, experiment)
+    text = content if isinstance(content, str) else json.dumps(content)
+    (experiment / name).write_text(text)
+    assert main([str(experiment)]) == 0
+    assert said in capsys.readouterr().out
+    assert said in (experiment / "summary.md").read_text()

@@ -1,0 +1,97 @@
+"""tune.confirm: the question's folds again with fresh seeds, paired by place, Holm-corrected;
+an interrupt writes nothing final and says how to resume; another plan than the stored one is
+refused; the test split is never read."""
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tune.confirm import CONFIRM_DIR, comparisons
+from tune.confirm import main as confirm_main
+from tune.experiment import read_rows
+from tune.question import PlaceRecord
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture
+def experiment(question_experiment, tmp_path):
+    copy = tmp_path / "q"
+    shutil.copytree(question_experiment, copy)
+    return copy
+
+
+def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment, capsys):
+    command = [sys.executable, "-m", "tune.confirm", str(experiment), "--seeds", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=ENV, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while not list((experiment / CONFIRM_DIR).glob("trial_*/checkpoint_*")):
+            assert time.monotonic() < deadline, "no confirmation run checkpointed in 300 s"
+            assert first.poll() is None, first.stdout.read()[-2000:]
+            time.sleep(0.5)
+        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: Ray stops its runs and returns
+        out, _ = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert first.returncode == 130, out[-2000:]
+    assert out.strip().splitlines()[-1].endswith(
+        f"resume with: python -m tune.confirm {experiment} --seeds 1 --top 0"), out[-2000:]
+    assert not (experiment / "confirm.json").exists()
+    # another plan than the stored one: one line, nothing run
+    assert confirm_main([str(experiment), "--seeds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "a confirmation with --seeds 1 --top 0 is stored there, but this asks for " \
+           "--seeds 2 --top 0" in err and "\n" not in err.strip()
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads((experiment / "confirm.json").read_text())
+    assert report["seeds"] == [2]  # fresh: the question ran seed 1
+    names = [c["comparison"] for c in report["comparisons"]]
+    assert names == ["base_channel_divisor 1 - 4 (place gap)",
+                     "positive control: U-Net place gap"]
+    for c in report["comparisons"]:
+        assert c["n_places"] == 16 and c["p_holm"] >= c["p_value"]
+        assert c["ci95_m"][0] < c["effect_m"] < c["ci95_m"][1]
+        assert math.isfinite(c["detectable_m"])
+    # each of the 6 runs trained its 3 epochs once, resumed or not
+    for folder in (experiment / CONFIRM_DIR).glob("trial_*"):
+        rows = read_rows(folder / "result.json")
+        assert [r["training_iteration"] for r in rows] == [1, 2, 3], folder
+    assert len(list((experiment / CONFIRM_DIR).glob("trial_*/places.json"))) == 6
+    assert not (experiment / "evaluation-test.json").exists()  # never reads the test split
+    assert "Confirmed with fresh seeds [2]" in (experiment / "summary.md").read_text()
+
+
+def records(arm, gaps):
+    return [PlaceRecord(place, arm, 1, 1.0, 1.0 + gap, 0.9) for place, gap in
+            zip("ABCD", gaps)]
+
+
+def test_comparisons_are_holm_corrected_and_say_inconclusive_at_this_power():
+    from tune.study import QuestionSpec
+
+    question = QuestionSpec("c", "base_channel_divisor", (1, 4), {}, {"model": "unet"}, {},
+                            (("A", "B"), ("C", "D")), (1,))
+    found = records(1, [0.2, 0.2, 0.3, 0.1]) + records(4, [0.1, 0.1, 0.1, 0.1]) + \
+        records("control", [0.2, 0.3, 0.25, 0.25])
+    result = comparisons(found, question, [])
+    contrast, control = result
+    # effects .1 .1 .2 0 (t = 2.449, df 3: p = 0.0917); control .2 .3 .25 .25 (t = 12.25,
+    # p = 0.00117). Holm: 2 x 0.00117 = 0.00234; max(0.00234, 0.0917) = 0.0917
+    assert contrast["p_value"] == pytest.approx(0.0917, abs=5e-4)
+    assert control["p_holm"] == pytest.approx(2 * control["p_value"])
+    assert control["p_value"] == pytest.approx(0.00117, abs=5e-5)
+    assert contrast["p_holm"] == pytest.approx(contrast["p_value"])
+    assert control["outcome"] == "above 0"
+    assert contrast["outcome"].startswith("inconclusive at this power (could detect 0.170 m")

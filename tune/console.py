@@ -1,0 +1,84 @@
+"""What a person reads while trials run: a line when a trial starts and when it ends (completed,
+stopped early at epoch k, diverged, error), and every `every_s` seconds one line naming each
+running trial's epoch and val RMSE. Ray's own tables and the workers' logs stay off unless a
+command is given --verbose (RunConfig's verbose)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from tune.study import BASELINE_KEY, RUN_KEY
+
+
+def trial_name(trial) -> str:
+    """A baseline's name, a fold run's label, else Ray's trial id."""
+    config = trial.config or {}
+    point = config.get(RUN_KEY)
+    if isinstance(point, dict) and "label" in point:
+        return point["label"]
+    return config.get(BASELINE_KEY) or trial.trial_id
+
+
+class ConsoleProgress(Callback):
+    """One line per trial start and end, and a periodic line of the running trials; the best
+    val RMSE said is the best epoch's, as the summary and the journal rank trials."""
+
+    def __init__(self, budget: int, every_s: float = 30.0, out: TextIO | None = None):
+        self.budget, self.every_s = budget, every_s
+        self.out = out
+        self.best: dict[str, tuple[float, int]] = {}  # trial id -> (best val RMSE, its epoch)
+        self.epoch: dict[str, int] = {}
+        self.running: dict[str, Any] = {}
+        self.last_line = time.monotonic()
+        self.done = 0
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out or sys.stdout, flush=True)
+
+    def _best(self, trial) -> str:
+        value, epoch = self.best.get(trial.trial_id, (math.nan, 0))
+        return f"best val RMSE {value:.4f} m at epoch {epoch}" if epoch else "no result"
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.running[trial.trial_id] = trial
+        resumed = self.epoch.get(trial.trial_id) or (trial.last_result or {}).get(
+            "training_iteration")
+        self.say(f"{trial_name(trial)}: started" + (f" (from epoch {resumed})" if resumed
+                                                    else ""))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        epoch = int(result.get("training_iteration", 0))
+        self.epoch[trial.trial_id] = epoch
+        value = result.get("val_rmse", math.nan)
+        if isinstance(value, float) and math.isfinite(value) and (
+                value < self.best.get(trial.trial_id, (math.inf, 0))[0]):
+            self.best[trial.trial_id] = (value, epoch)
+        if time.monotonic() - self.last_line >= self.every_s:
+            self.last_line = time.monotonic()
+            self.say(f"  {self.done} of {len(trials)} done; running: " + "; ".join(
+                f"{trial_name(t)} epoch {self.epoch.get(t.trial_id, 0)}/{self.budget}"
+                for t in self.running.values()))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.running.pop(trial.trial_id, None)
+        self.done += 1
+        last = trial.last_result or {}
+        epoch = int(last.get("training_iteration", self.epoch.get(trial.trial_id, 0)))
+        if last.get("diverged"):
+            how = f"diverged at epoch {epoch}"
+        elif epoch >= self.budget:
+            how = "completed"
+        else:
+            how = f"stopped early at epoch {epoch} (ASHA)"
+        self.say(f"{trial_name(trial)}: {how}, {self._best(trial)}")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.running.pop(trial.trial_id, None)
+        self.done += 1
+        self.say(f"{trial_name(trial)}: error after its retries; see "
+                 f"{trial.path}/error.txt")
