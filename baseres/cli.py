@@ -6,7 +6,12 @@ import argparse
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (exit status 2), no usage block."""
+    """argparse that reports a usage error as one line (exit status 2), no usage block, and
+    shows a module docstring's ``literals`` as plain `literals`."""
+
+    def __init__(self, *args, description: str | None = None, **kwargs):
+        super().__init__(*args, description=description and description.replace("``", "`"),
+                         **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -117,6 +117,10 @@ def train_run(cfg: TrainConfig, out_dir: Path, from_checkpoint: bool) -> Trainer
     print(f"training {cfg.model} (C={cfg.base_channels}{shape}, {cfg.image_size}x"
           f"{cfg.image_size}) on {cfg.dataset} from {trainer.data_root}; "
           f"parameters {trainer.model.param_counts()}; output {out_dir}", flush=True)
+    if "warmup_epochs" not in cfg.inert_keys() and cfg.warmup_epochs >= cfg.epochs:
+        print(f"warning: warmup_epochs {cfg.warmup_epochs} >= epochs {cfg.epochs}: the "
+              "curriculum never ends and the base is never fixed (the seed's 50 are of 200 "
+              "epochs: --epochs 200, or --warmup_fraction 0.25 for its share)", flush=True)
     trainer.fit()
     return trainer
 

@@ -19,6 +19,7 @@ import torch
 
 from bench import (
     cache_sharing,
+    chaos,
     fixed_cost,
     replay,
     search_efficiency,
@@ -29,7 +30,7 @@ from bench import (
 )
 
 BENCHMARKS = (synth, train_step, cache_sharing, tune_service, search_efficiency, replay,
-              fixed_cost, soak)
+              fixed_cost, soak, chaos)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

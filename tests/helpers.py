@@ -83,6 +83,32 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.5)
 
 
+def ctrl_c_when(command: list[str], ready, what: str, timeout: float = 600
+                ) -> tuple[int, str]:
+    """Run `command` in its own session; once `ready()` holds, Ctrl-C it (SIGINT to its
+    process group, as a terminal sends) and return its exit status and output."""
+    import os
+    import signal
+    import subprocess
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            assert process.poll() is None, process.stdout.read()[-2000:]
+            time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    return process.returncode, output
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from baseres.cli import OneLineParser
+from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.errors import UserError
 from tune.cluster import (
     check_trial_folders,
@@ -193,12 +193,13 @@ def _estimate(question_runs, count: int, concurrent: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m tune.confirm", description=__doc__)
+    parser = OneLineParser(prog="python -m tune.confirm", description=__doc__,
+                           formatter_class=DefaultsHelpFormatter)
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
     parser.add_argument("--seeds", type=int, required=True,
                         help="fresh seeds: each adds arms x folds runs")
     parser.add_argument("--top", type=int, default=0,
-                        help="best searched configs to add as arms (default: 0)")
+                        help="best searched configs to add as arms")
     parser.add_argument("--address", help="join a running Ray cluster (default: a local Ray)")
     parser.add_argument("--verbose", action="store_true",
                         help="also print Ray's own status tables and per-run results")

@@ -1,6 +1,6 @@
-"""What a person reads while trials run: a line when a trial starts and when it ends (completed,
-stopped early at epoch k, diverged, error), and every `every_s` seconds one line naming each
-running trial's epoch and val RMSE. Ray's own tables and the workers' logs stay off unless a
+"""What a person reads while trials run: a line when a trial ends (completed, stopped early at
+epoch k, diverged, error) or goes on from a checkpoint, and every `every_s` seconds one line
+naming each running trial and its epoch. Ray's own tables and the workers' logs stay off unless a
 command is given --verbose (RunConfig's verbose)."""
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ def trial_name(trial) -> str:
 
 
 class ConsoleProgress(Callback):
-    """One line per trial start and end, and a periodic line of the running trials; the best
-    val RMSE said is the best epoch's, as the summary and the journal rank trials."""
+    """One line per trial end (or resumption), and a periodic line of the running trials; the
+    best val RMSE said is the best epoch's, as the summary and the journal rank trials."""
 
-    def __init__(self, budget: int, every_s: float = 30.0, out: TextIO | None = None):
-        self.budget, self.every_s = budget, every_s
+    def __init__(self, budget: int, total: int, every_s: float = 60.0,
+                 out: TextIO | None = None):
+        self.budget, self.total, self.every_s = budget, total, every_s
         self.out = out
         self.best: dict[str, tuple[float, int]] = {}  # trial id -> (best val RMSE, its epoch)
         self.epoch: dict[str, int] = {}
@@ -45,11 +46,13 @@ class ConsoleProgress(Callback):
         return f"best val RMSE {value:.4f} m at epoch {epoch}" if epoch else "no result"
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        """Silent for a new trial (the periodic line names it); a trial that goes on from a
+        checkpoint says so."""
         self.running[trial.trial_id] = trial
         resumed = self.epoch.get(trial.trial_id) or (trial.last_result or {}).get(
             "training_iteration")
-        self.say(f"{trial_name(trial)}: started" + (f" (from epoch {resumed})" if resumed
-                                                    else ""))
+        if resumed:
+            self.say(f"{trial_name(trial)}: goes on from epoch {resumed}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         epoch = int(result.get("training_iteration", 0))
@@ -60,7 +63,7 @@ class ConsoleProgress(Callback):
             self.best[trial.trial_id] = (value, epoch)
         if time.monotonic() - self.last_line >= self.every_s:
             self.last_line = time.monotonic()
-            self.say(f"  {self.done} of {len(trials)} done; running: " + "; ".join(
+            self.say(f"  {self.done} of {self.total} done; running: " + "; ".join(
                 f"{trial_name(t)} epoch {self.epoch.get(t.trial_id, 0)}/{self.budget}"
                 for t in self.running.values()))
 

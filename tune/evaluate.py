@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from baseres.cli import OneLineParser
+from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.config import TrainConfig
 from baseres.data.cache import load_split, resolve_data_root
 from baseres.errors import UserError
@@ -94,7 +94,8 @@ def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m tune.evaluate", description=__doc__)
+    parser = OneLineParser(prog="python -m tune.evaluate", description=__doc__,
+                           formatter_class=DefaultsHelpFormatter)
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split to score")
     parser.add_argument("--top", type=int, default=2,
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the report is written whole at the end, or not at all
+        print(f"\ninterrupted; nothing was written (run it again to score the {args.split} split)",
+              file=sys.stderr)
+        return 130
     print(f"written: {evaluation_file(experiment.folder, args.split)} and the table in "
           f"{experiment.folder / 'summary.md'}")
     return 0

@@ -254,8 +254,12 @@ class Experiment:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder).expanduser().resolve()
         if not (self.folder / STUDY_FILE).is_file():
+            inside = sorted((p for p in self.folder.glob(f"*/{STUDY_FILE}")),
+                            key=lambda p: p.stat().st_mtime)
+            held = (f"; it holds these experiments, newest last: "
+                    f"{', '.join(p.parent.name for p in inside)}" if inside else "")
             raise UsageError(f"{self.folder}: not an experiment folder of tune.run "
-                             f"(no {STUDY_FILE})")
+                             f"(no {STUDY_FILE}){held}")
         self.spec: StudySpec = load_study(self.folder / STUDY_FILE)
 
     def trials(self) -> list[TrialSummary]:

@@ -86,7 +86,8 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
         f"Exported by `python -m tune.export` from experiment {experiment}",
         f"trial {trial.trial_id}: {trial.folder}",
         (f"baseline {trial.baseline}" if trial.baseline else "sampled by the search")
-        + f"; rank {rank} of {ranked} trials by best {metric}",
+        + f"; rank {rank} of {ranked} trials by best {metric} (baselines rank too: "
+        "tune.summary's table is the order; --rank N exports another)",
         f"best epoch {best_epoch(trial)} of the {trial.epochs_run} it ran ({trial.stop_reason}): "
         f"{metric} {best[metric]:.6g}, "
         f"val_delta1 {best.get('val_delta1', math.nan):.6g}, "

@@ -109,9 +109,12 @@ def prepare_places(spec: StudySpec, folds: tuple[tuple[str, ...], ...], root: Pa
     for fold in folds:
         for split in ("train", "val"):
             load_split(base.replace(locations=list(fold)), split, root)
-    for place in (p for fold in folds for p in fold):
+    places = [p for fold in folds for p in fold]
+    for place in places:
         for split in ("train", "val"):
             load_split(place_config(base, place), split, root, progress=False)
+    print(f"the question's {len(places)} places: each one's train and val rows cached",
+          flush=True)
 
 
 def run_folds(spec: StudySpec, storage: str, name: str, points: list[dict[str, Any]],
@@ -141,7 +144,8 @@ def run_folds(spec: StudySpec, storage: str, name: str, points: list[dict[str, A
             run_config=RunConfig(
                 name=name, storage_path=storage, verbose=1 if verbose else 0,
                 callbacks=[*trial_callbacks(),
-                           ConsoleProgress(spec.trial_config(spec.low_corner()).epochs)],
+                           ConsoleProgress(spec.trial_config(spec.low_corner()).epochs,
+                                           len(points))],
                 checkpoint_config=CheckpointConfig(num_to_keep=1),  # the latest: to go on from
                 failure_config=FailureConfig(max_failures=2), sync_config=trial_files_sync()))
     tuner.fit()

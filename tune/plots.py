@@ -73,8 +73,10 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
         ax.set_xlabel(name)
         ax.set_ylabel("best val RMSE (m)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))  # the shared legend above the panels
+    fig.suptitle("Best val RMSE of each trial against each searched parameter", fontsize=10)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.93), ncol=2,
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.86))  # the title and shared legend above the panels
     written.append(_save(fig, experiment / "plot_params.png"))
     present = [r for r in isolation if r.trial_id]
     if present:
@@ -91,6 +93,8 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
         ax.margins(x=0.15)  # room for the notes beside the outer points
         ax.set_xlabel(spec.scientific)
         ax.set_ylabel("best val RMSE (m)")
+        ax.set_title(f"Best full-budget trial per {spec.scientific}\n(the search; the "
+                     "question's folds are the controlled comparison)", fontsize=9)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
                   frameon=False)
         fig.tight_layout()
@@ -101,6 +105,7 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("val RMSE (m)")
+    ax.set_title("Val RMSE per epoch: the best trials and every baseline", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
               title="trial (baseline)", title_fontsize=7)  # beside the curves, never on them
     fig.tight_layout()
@@ -119,12 +124,14 @@ def _pareto_plot(plt, experiment: Path, spec: StudySpec, points, front) -> Path:
                alpha=0.6, label=f"trials at the full budget ({spec.max_t} epochs)")
     ax.plot([p.base_params for p in front], [p.val_rmse for p in front], "o-",
             color="tab:red", label="Pareto front")
-    for p in front:
+    on_front = set(front)
+    for p in points:  # every point says what it is; the front's in its colour
         ax.annotate(f"{spec.scientific} {p.scientific}" if spec.scientific else p.trial,
                     (p.base_params, p.val_rmse), fontsize=7, textcoords="offset points",
-                    xytext=(4, 4))
+                    xytext=(4, 4), color="tab:red" if p in on_front else "dimgrey")
     ax.set_xscale("log")
     ax.margins(x=0.25)  # room for the labels beside the outer points
+    ax.set_title("Val RMSE against base-decoder size (full-budget trials)", fontsize=9)
     ax.set_xlabel("base-decoder parameters")
     ax.set_ylabel("best val RMSE (m)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,

@@ -261,17 +261,18 @@ def answer_lines(result: Answer, claim: str) -> list[str]:
         f"{primary.places} places x {len(result.seeds)} seed(s) averaged within each place, "
         f"p = {effect.p_value:.3g}; {result.budget_epochs} epochs per model).",
     ]
+    # one paragraph each (a blank line between), so that Markdown keeps them apart
     if result.verdict == INCONCLUSIVE:
-        lines.append(f"The smallest effect this design could have detected: "
-                     f"{primary.detectable:.3f} m (80 % power, two-sided 5 %).")
+        lines += ["", f"The smallest effect this design could have detected: "
+                      f"{primary.detectable:.3f} m (80 % power, two-sided 5 %)."]
     if result.control is not None:
         seen = "it can see memorisation" if result.control.lo > 0 else "it cannot"
-        lines.append(f"Positive control, the plain U-Net: place gap {result.control.text()} "
-                     f"over {result.control.n} places: {seen}.")
+        lines += ["", f"Positive control, the plain U-Net: place gap {result.control.text()} "
+                      f"over {result.control.n} places: {seen}."]
     for c, p in result.secondary:
-        lines.append(f"Secondary: {arm_name(c.a, result.parameter)} - "
-                     f"{arm_name(c.b, result.parameter)} in place gap: {c.effect.text()}, "
-                     f"Holm-adjusted p = {p:.3g} over {len(result.secondary)} comparison(s).")
+        lines += ["", f"Secondary: {arm_name(c.a, result.parameter)} - "
+                      f"{arm_name(c.b, result.parameter)} in place gap: {c.effect.text()}, "
+                      f"Holm-adjusted p = {p:.3g} over {len(result.secondary)} comparison(s)."]
     lines += ["", "| arm | place gap (m) | pose gap (m) | seen RMSE | unseen RMSE |",
               "|---|---|---|---|---|"]
     lines += [f"| {arm_name(row.arm, result.parameter)} | {row.place_gap.text('')} | "

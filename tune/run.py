@@ -143,7 +143,7 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
     from tune.trainable import trial_callbacks, trial_files_sync
 
     callbacks = [*trial_callbacks(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory(),
-                 ConsoleProgress(spec.max_t)]
+                 ConsoleProgress(spec.max_t, spec.num_samples)]
     if wandb_project:
         from tune.integrations import wandb_callback
 
@@ -159,27 +159,28 @@ def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | No
 
 def print_outcome(experiment: str, folder: Path, spec: StudySpec) -> bool:
     """What the journal says: trials finished of num_samples (Ray's counts call a trial it
-    stopped for an interrupt finished), where the results are, and the summary; whether the
-    search is complete."""
+    stopped for an interrupt finished); a complete search's summary, once; an incomplete one's
+    resume command, last, where a summary would scroll it away. Whether the search is
+    complete."""
     trials = Experiment(folder).optuna_study().trials
     finished = sum(t.state.is_finished() and not t.user_attrs.get(LOST) for t in trials)
-    print(f"\nexperiment folder: {experiment}")
-    print(f"tensorboard --logdir {experiment}")
+    local = local_path(experiment)
     if finished < spec.num_samples:
+        if local is not None:
+            print(f"\nthe results so far: python -m tune.summary {experiment}")
         print(f"search incomplete ({finished}/{spec.num_samples} trials finished); "
               f"resume with: python -m tune.run --resume {experiment}")
+        return False
+    if local is None:
+        print(f"\nto summarise, copy {experiment} to this machine with {STUDY_FILE} and "
+              f"{JOURNAL_FILE} from {folder}, then run python -m tune.summary on the copy")
+        return True
     from tune.summary import print_summary
 
-    local = local_path(experiment)
-    if local is None:
-        print(f"to summarise, copy {experiment} to this machine with {STUDY_FILE} and "
-              f"{JOURNAL_FILE} from {folder}, then run python -m tune.summary on the copy")
-    else:
-        try:
-            print_summary(local)
-        except UsageError as err:  # nothing finished yet: the resume hint above matters
-            print(f"no summary: {err}")
-    return finished >= spec.num_samples
+    print()
+    print_summary(local)
+    print(f"tensorboard --logdir {experiment}")
+    return True
 
 
 def prepare_data(spec: StudySpec) -> None:

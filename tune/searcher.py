@@ -60,6 +60,7 @@ def create_study(spec: StudySpec) -> None:
     baselines enqueued in the study's order, each under its name."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" line
     study = optuna.create_study(storage=journal_storage(held_folder()), study_name=spec.name,
                                 direction="minimize" if spec.mode == "min" else "maximize")
     with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use

@@ -39,6 +39,9 @@ NOT_SETTABLE = {
     **{field: f"the data set is chosen under `data:`; set data.{key} instead"
        for key, field in DATA_FIELDS.items()},
     "out_dir": "each trial writes into its own trial folder; a study cannot set out_dir",
+    # a trial's hooks have no W&B hook: the setting made every trial import wandb, log nothing
+    "use_wandb": "a search logs to Weights & Biases with tune.run --wandb PROJECT; a study "
+                 "cannot set use_wandb",
 }
 EPOCHS_FIXED = "every trial trains for train.epochs (the scheduler's max_t); fix it in train"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder

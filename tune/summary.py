@@ -1,10 +1,9 @@
-"""``python -m tune.summary EXPERIMENT_DIR``: what a search found, said in words first, judged
-against the study's success targets, compared at equal budgets, with the checks that say
-whether the search itself can be trusted.
+"""``python -m tune.summary EXPERIMENT_DIR``: the study's question and its answer first, then
+what the search found, judged against the study's success targets, compared at equal
+budgets, with the checks that say whether the search itself can be trusted.
 
 Reads the experiment folder only (works after the cluster is gone, and on a search still
 running). Writes summary.md, summary.json and PNG plots into the folder and prints the report.
-Plot data is built here as plain named tuples (tested); tune.plots draws them.
 """
 
 from __future__ import annotations
@@ -16,10 +15,10 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from baseres.cli import OneLineParser
+from baseres.cli import DefaultsHelpFormatter, OneLineParser
 from baseres.errors import UserError
 from tune.compare import (
-    TargetCheck,
+    band_text,
     compare,
     full_budget_points,
     isolation_table,
@@ -42,8 +41,10 @@ from tune.experiment import (
 from tune.folds import question_result
 from tune.plots import Curve, ParamPoint, Reference, draw_plots
 from tune.question import answer_json, answer_lines
+from tune.report import write_report
 from tune.space import StudySpec
 
+EVEN_IMPORTANCE = 0.02  # importances this close to each other say nothing about the parameters
 BOUNDARY_SHARE = 0.10  # a best value this close to an end of its range asks for a wider range
 # Per trial, at its best epoch: the error, the train/val gap, the seed's sparse figure (its
 # training loss term) beside the validation one and the scale-free ratio, the base alone.
@@ -85,14 +86,21 @@ def param_importance(experiment: Experiment) -> dict[str, float] | str:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = experiment.optuna_study()
-        complete = [t for t in study.trials
-                    if t.state == optuna.trial.TrialState.COMPLETE and t.params]
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+                    and t.params and not t.user_attrs.get(BASELINE)]
         if len(complete) < 3:
-            return f"needs >= 3 finished searched trials, has {len(complete)}"
+            return (f"needs >= 3 searched trials that ran the full budget, has "
+                    f"{len(complete)} (baselines not counted)")
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        searched = optuna.create_study(direction=study.direction)  # in memory: no baseline
+        searched.add_trials(complete)
         with warnings.catch_warnings():  # its few-trials warning: the count is stated above
             warnings.simplefilter("ignore")
-            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+            found = dict(optuna.importance.get_param_importances(searched, evaluator=evaluator))
+        if found and max(found.values()) - min(found.values()) < EVEN_IMPORTANCE:
+            return (f"cannot tell the parameters apart from {len(complete)} searched trials "
+                    f"(PED-ANOVA gave each about {1 / len(found):.2f})")
+        return found
     except Exception as err:  # importance is advice: never let it break the summary
         return f"not computable: {type(err).__name__}: {err}"
 
@@ -139,14 +147,17 @@ def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, li
 
 
 def curve_data(trials: list[TrialSummary], top: int) -> list[Curve]:
-    ranked = [t for t in trials if t.best][:top]
+    """The `top` best trials and every baseline, best first."""
+    ranked = [t for t in trials if t.best]
+    shown = [t for i, t in enumerate(ranked) if i < top or t.baseline]
     return [Curve(t.label, [int(r["training_iteration"]) for r in t.rows],
-                  [r.get("val_rmse", math.nan) for r in t.rows]) for t in ranked]
+                  [r.get("val_rmse", math.nan) for r in t.rows]) for t in shown]
 
 
 def reference_lines(trials: list[TrialSummary], reference: float) -> list[Reference]:
     """Baselines of another model and the mean-depth map, drawn beside the divisor axis."""
-    lines = [Reference(f"{t.baseline} ({t.model})", t.best_val_rmse)
+    lines = [Reference(t.baseline if t.baseline == t.model else f"{t.baseline} ({t.model})",
+                       t.best_val_rmse)
              for t in trials if t.baseline and t.model != "base_residual" and t.best]
     return lines + [Reference("mean-depth map", reference)]
 
@@ -276,8 +287,27 @@ def _baseline_row(baseline: TrialSummary, best_searched: TrialSummary | None) ->
             "ratio_at_common": result.ratio if result else math.nan}
 
 
-def _target_line(check: dict) -> str:
-    return str(TargetCheck(**{**check, "band": tuple(check["band"])}))
+def targets_table(targets: dict[str, list[dict]]) -> list[str]:
+    """Trials as rows, targets as columns (level, metric and the resolved band in the
+    header), each cell the trial's value and pass / fail, or "not judged"."""
+    if not targets:
+        return []
+    first = next(iter(targets.values()))
+    header = ["trial"]
+    for c in first:
+        band = f" {band_text(tuple(c['band']))}" if any(finite(b) for b in c["band"]) else ""
+        scale = f" ({c['scale']})" if c["scale"] != "absolute" else ""
+        header.append(f"{c['level']} {c['metric']}{band}{scale}")
+    rows = []
+    for label, checks in targets.items():
+        cells = [label]
+        for c in checks:
+            if c["passed"] is None:
+                cells.append(f"not judged ({c['note']})")
+            else:
+                cells.append(f"{_fmt(c['value'])} {'pass' if c['passed'] else 'FAIL'}")
+        rows.append(cells)
+    return [_table(header, rows)]
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -287,11 +317,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
         out += ["## The search", ""]
     elif summary["confirmation"]:  # a confirm.json where no question could have made one
         out += [*summary["confirmation"], ""]
-    out += summary["verdict"]
+    for line in summary["verdict"]:  # a paragraph each; a blank line before a list
+        bullet = line.lstrip().startswith("- ")
+        if out[-1] and not (bullet and out[-1].lstrip().startswith("- ")):
+            out.append("")
+        out.append(line)
     apart = summary.get("seed_baselines_apart")
     if apart:
-        out.append(f"seed_before and seed_after differ in {len(apart)} knobs "
-                   f"({', '.join(apart)}): rows of the search, not a controlled contrast.")
+        out += ["", f"seed_before and seed_after differ in {len(apart)} knobs "
+                    f"({', '.join(apart)}): rows of the search, not a controlled contrast."]
     out += ["", f"Learned-nothing reference: the mean training depth map scores val RMSE "
                 f"{_fmt(summary['mean_map_rmse'])} m. Full budget: {summary['max_t']} epochs.",
             ""]
@@ -303,8 +337,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out.append(_table(header, [list(row.values()) for row in summary["table"]]))
     out += ["", "## Targets", ""]
     out += [f"- {metric}: {rule}" for metric, rule in summary["target_rules"].items()]
-    for label, checks in summary["targets"].items():
-        out.append(f"- {label}: " + "; ".join(_target_line(c) for c in checks))
+    shown = {row["trial"] for row in summary["table"]}  # summary.json keeps every trial's
+    out += ["", *targets_table({k: v for k, v in summary["targets"].items() if k in shown})]
     searched = summary["best_searched"] or "none yet"
     out += ["", f"## Baselines against the best searched trial ({searched}), at equal budgets",
             ""]
@@ -386,7 +420,7 @@ def confirmation_lines(folder: Path, has_question: bool) -> list[str]:
         return ["Not yet confirmed with fresh seeds: python -m tune.confirm "
                 f"{folder} --seeds 2 repeats the question's folds with two new seeds."
                 ] if has_question else []
-    lines = [f"Confirmed with fresh seeds {report['seeds']} ({report['test']}):"]
+    lines = [f"Confirmed with fresh seeds {report['seeds']} ({report['test']}):", ""]
     for c in report["comparisons"]:
         lo, hi = c["ci95_m"]
         lines.append(f"  - {c['comparison']}: {c['effect_m']:+.3f} m [{lo:+.3f}, {hi:+.3f}] "
@@ -429,6 +463,7 @@ def write_summary(folder: Path, top: int = 10) -> tuple[str, list[Path], str | N
         write_json(folder / "summary.json", summary)
         (folder / "summary.md").write_text(text)
         plots = draw_plots(folder, spec, points, isolation, references, curves, pareto)
+        plots.append(write_report(folder, text))
     except OSError as err:
         return text, [], f"{err.filename or folder}: {err.strerror}"
     return text, plots, None
@@ -445,7 +480,8 @@ def print_summary(folder: Path, top: int = 10) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m tune.summary", description=__doc__)
+    parser = OneLineParser(prog="python -m tune.summary", description=__doc__,
+                           formatter_class=DefaultsHelpFormatter)
     parser.add_argument("experiment", help="the experiment folder (e.g. results/generalization)")
     parser.add_argument("--top", type=int, default=10, help="rows in the trial table")
     args = parser.parse_args(argv)

@@ -112,7 +112,11 @@ def _load_npy(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{path}: file does not exist") from None
     except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path}: unreadable .npy file: {err}") from None
+        # numpy says "allow_pickle=False" of any file that is not an array, which reads as
+        # advice to unpickle it: the rule is what matters
+        why = ("not a NumPy .npy array (its first bytes are no .npy header)"
+               if "pickle" in str(err) else str(err))
+        raise DataError(f"{path}: unreadable .npy file: {why}") from None
 
 
 def load_waveform(ref: SampleRef) -> np.ndarray:

@@ -262,8 +262,9 @@ def load_split(cfg: TrainConfig, split: str, root: Path | None = None, progress:
 def _build(folder, refs, settings, skip_bad, progress, root, split) -> dict:
     if folder.exists():  # incomplete or damaged: never read, rebuild from the sources
         shutil.rmtree(folder)
-    print(f"baseres: computing the features of split {split!r} ({len(refs)} samples) into "
-          f"{folder}", file=sys.stderr, flush=True)
+    if progress:
+        print(f"baseres: computing the features of split {split!r} ({len(refs)} samples) into "
+              f"{folder}", file=sys.stderr, flush=True)
     tmp, skipped, valid = _compute(refs, settings, skip_bad, progress, str(folder))
     manifest = {
         "root": str(root), "split": split, "settings": settings.as_dict(),

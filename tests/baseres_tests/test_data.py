@@ -151,6 +151,12 @@ def nan_depth(root):
     return "depth_0.npy: depth holds 1 NaN or infinite values", "train"
 
 
+def png_as_depth(root):  # an image saved under the .npy name: no pickle advice, the rule
+    (root / "Room_A" / "depth" / "depth_0.npy").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    return ("depth_0.npy: unreadable .npy file: not a NumPy .npy array \\(its first bytes are "
+            "no .npy header\\)$"), "train"
+
+
 def absent_depth(root):
     (root / "Room_A" / "depth" / "depth_0.npy").unlink()
     return "depth_0.npy: file does not exist", "train"
@@ -158,7 +164,7 @@ def absent_depth(root):
 
 @pytest.mark.parametrize("damage", [break_csv_column, remove_wav, truncate_wav, cut_wav_mid_data,
                                     latin1_csv, mono_wav, wrong_rate, flat_depth, nan_depth,
-                                    absent_depth])
+                                    png_as_depth, absent_depth])
 def test_bad_files_are_named(tmp_path, damage):
     root = make_v2_root(tmp_path / "v2")
     message, split = damage(root)

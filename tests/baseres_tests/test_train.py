@@ -312,9 +312,13 @@ def test_cli_trains_on_the_real_sample_and_writes_every_file(tmp_path, fixture_r
     proc = subprocess.run(
         [sys.executable, "-m", "baseres.train", "--dataset", "batvisionv2", "--data-root",
          str(fixture_root), "--epochs", "2", "--out", str(out), "--image_size", "64",
-         "--base_channels", "8"], capture_output=True, text=True, timeout=300)
+         "--base_channels", "8", "--use_adaptive_loss"], capture_output=True, text=True,
+        timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 2/2" in proc.stdout
+    # the default warmup (the seed's 50, of its 200 epochs) outlasts these 2: said once
+    assert proc.stdout.count("warning: warmup_epochs 50 >= epochs 2: the curriculum never "
+                             "ends and the base is never fixed") == 1
     for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "best.pt"):
         assert (out / name).is_file(), name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -31,6 +31,8 @@ BAD = [
      "again"),
     ("duplicate-location", VALID + "data: {locations: [Office_1, Office_1]}\n",
      r"data\.locations\[1\]: each location must be named once"),
+    ("wandb-in-a-study", VALID + "train: {use_wandb: true}\n",
+     r"train\.use_wandb: a search logs to Weights & Biases with tune\.run --wandb PROJECT"),
     ("empty-file", "", r"the study file is empty"),
     # top level
     ("unknown-top-key", VALID + "num_sample: 3\n",

@@ -1,12 +1,17 @@
 """Every command that reads an experiment folder answers a folder it cannot use with one line
 and exit status 2: they all catch the one UserError base."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tune import confirm, dashboard, evaluate, export, run, summary
 from tune.experiment import STUDY_FILE
 from tune.space import load_study
 
+REPO = Path(__file__).resolve().parents[2]
 COMMANDS = {
     "summary": (summary.main, []),
     "export": (export.main, []),
@@ -59,3 +64,13 @@ def test_a_summary_that_cannot_be_written_is_still_printed(smoke_experiment, cap
     assert "## Baselines against the best searched trial" in out
     assert out.strip().endswith("not written (summary.md, summary.json, plots): "
                                 f"{smoke_experiment / 'summary.json'}: Read-only file system")
+
+
+@pytest.mark.parametrize("module", ["tune.run", "tune.summary", "baseres.train"])
+def test_outside_the_projects_environment_a_command_says_what_to_do(module):
+    # -S: no site-packages, as a system Python without the project's packages
+    done = subprocess.run([sys.executable, "-S", "-m", module, "--help"], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "which this Python does not have: run it in the project's environment " \
+           "(. .venv/bin/activate" in done.stderr

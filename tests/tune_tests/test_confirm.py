@@ -6,12 +6,11 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from helpers import ctrl_c_when
 
 from tune.confirm import CONFIRM_DIR, comparisons
 from tune.confirm import main as confirm_main
@@ -31,20 +30,10 @@ def experiment(question_experiment, tmp_path):
 
 def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment, capsys):
     command = [sys.executable, "-m", "tune.confirm", str(experiment), "--seeds", "1"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=ENV, start_new_session=True)
-    deadline = time.monotonic() + 300
-    try:
-        while not list((experiment / CONFIRM_DIR).glob("trial_*/checkpoint_*")):
-            assert time.monotonic() < deadline, "no confirmation run checkpointed in 300 s"
-            assert first.poll() is None, first.stdout.read()[-2000:]
-            time.sleep(0.5)
-        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: Ray stops its runs and returns
-        out, _ = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    assert first.returncode == 130, out[-2000:]
+    code, out = ctrl_c_when(  # Ctrl-C: Ray stops its runs and returns, no exception
+        command, lambda: list((experiment / CONFIRM_DIR).glob("trial_*/checkpoint_*")),
+        "a confirmation run's checkpoint")
+    assert code == 130, out[-2000:]
     assert out.strip().splitlines()[-1].endswith(
         f"resume with: python -m tune.confirm {experiment} --seeds 1 --top 0"), out[-2000:]
     assert not (experiment / "confirm.json").exists()

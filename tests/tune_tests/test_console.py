@@ -1,4 +1,4 @@
-"""The console a person reads while trials run: one line per start and end, named by the
+"""The console a person reads while trials run: one line per end or resumption, named by the
 baseline or the fold run, the best epoch's val RMSE, and a periodic line of running trials."""
 
 import io
@@ -21,7 +21,7 @@ def test_trials_are_named_by_baseline_fold_run_or_id():
 
 def test_start_end_and_the_best_epoch_in_one_line_each():
     out = io.StringIO()
-    console = ConsoleProgress(budget=3, every_s=1e9, out=out)
+    console = ConsoleProgress(budget=3, total=2, every_s=1e9, out=out)
     full, stopped = trial("f", {"baseline": "unet"}), trial("s", {})
     for t in (full, stopped):
         console.on_trial_start(0, [full, stopped], t)
@@ -35,21 +35,22 @@ def test_start_end_and_the_best_epoch_in_one_line_each():
     console.on_trial_complete(0, [full, stopped], full)
     console.on_trial_complete(0, [full, stopped], stopped)
     assert out.getvalue().splitlines() == [
-        "unet: started",
-        "s: started",
         "unet: completed, best val RMSE 0.9000 m at epoch 2",  # the best epoch, not the last
         "s: stopped early at epoch 1 (ASHA), best val RMSE 1.5000 m at epoch 1",
     ]
+    retried = trial("r", {}, last={"training_iteration": 2})  # from its checkpoint
+    console.on_trial_start(0, [retried], retried)
+    assert out.getvalue().splitlines()[-1] == "r: goes on from epoch 2"
 
 
 def test_a_periodic_line_names_each_running_trial_and_its_epoch():
     out = io.StringIO()
-    console = ConsoleProgress(budget=16, every_s=0.0, out=out)
+    console = ConsoleProgress(budget=16, total=5, every_s=0.0, out=out)
     a, b = trial("a", {"run": {"label": "arm-1_fold-0_seed-1"}}), trial("b", {})
     console.on_trial_start(0, [a, b], a)
     console.on_trial_start(0, [a, b], b)
     console.on_trial_result(0, [a, b], a, {"training_iteration": 5, "val_rmse": 1.0})
     assert out.getvalue().splitlines()[-1] == \
-        "  0 of 2 done; running: arm-1_fold-0_seed-1 epoch 5/16; b epoch 0/16"
+        "  0 of 5 done; running: arm-1_fold-0_seed-1 epoch 5/16; b epoch 0/16"
     console.on_trial_error(0, [a, b], b)
     assert out.getvalue().splitlines()[-1] == "b: error after its retries; see /x/trial_b/error.txt"

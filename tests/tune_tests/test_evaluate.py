@@ -44,3 +44,23 @@ def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys):
     assert evaluate_main([str(experiment), "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert "already evaluated" in err and "\n" not in err.strip()
+
+
+def test_a_read_only_experiment_is_refused_before_anything_is_scored(experiment, capsys,
+                                                                     monkeypatch):
+    import errno
+    import os
+
+    import tune.evaluate
+
+    scored = []
+    monkeypatch.setattr(tune.evaluate, "score_trial", lambda *a: scored.append(a))
+
+    def read_only(path, *args, **kwargs):  # as a read-only mount answers the lock file
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr("tune.experiment.open", read_only, raising=False)
+    assert evaluate_main([str(experiment), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert f"{experiment}: cannot write there: Read-only file system" in err
+    assert "Traceback" not in err and "\n" not in err.strip() and not scored

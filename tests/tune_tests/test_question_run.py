@@ -4,13 +4,12 @@ sign does not hang on which rooms were drawn."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers import ctrl_c_when
 
 from tune.experiment import read_rows
 from tune.folds import QUESTION_DIR, PlaceScores, read_runs
@@ -64,20 +63,10 @@ def test_an_interrupted_question_resumes_then_searches(ray_session, question_stu
     experiment = tmp_path / "q"
     command = [sys.executable, "-m", "tune.run", "--space", str(question_study), "--storage",
                str(tmp_path), "--name", "q", "--num-samples", "3"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=env, start_new_session=True)
-    deadline = time.monotonic() + 600
-    try:
-        while not list((experiment / QUESTION_DIR).glob("trial_*/places.json")):
-            assert time.monotonic() < deadline, "no question run finished in 600 s"
-            assert first.poll() is None, first.stdout.read()[-2000:]
-            time.sleep(0.5)
-        os.killpg(first.pid, signal.SIGINT)
-        out, _ = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    assert first.returncode != 0
+    code, out = ctrl_c_when(
+        command, lambda: list((experiment / QUESTION_DIR).glob("trial_*/places.json")),
+        "a question run's places.json")
+    assert code != 0
     assert out.strip().splitlines()[-1].endswith(f"--resume {experiment}"), out[-2000:]
     assert not list(experiment.glob("trial_*"))  # the search had not begun
     done = subprocess.run([sys.executable, "-m", "tune.run", "--resume", str(experiment)],

@@ -68,13 +68,16 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     first = driver("--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "stopped",
                    "--max-concurrent", "1", "--set", f"train.epochs={EPOCHS}")
     printed = stop(first, [signal.SIGTERM], experiment, 2)
-    assert f"resume with: python -m tune.run --resume {experiment}" in printed, printed[-3000:]
+    # the resume command is the last line, no summary scrolls it away
+    assert printed.strip().splitlines()[-1].endswith(
+        f"resume with: python -m tune.run --resume {experiment}"), printed[-3000:]
     assert "Traceback" not in printed and "Tuner.restore" not in printed
 
     second = driver("--resume", str(experiment))
     printed = stop(second, [signal.SIGINT, signal.SIGINT], experiment, 1)  # Ctrl-C twice
     assert second.returncode != 0 and "Traceback" not in printed, printed[-3000:]
-    assert f"resume with: python -m tune.run --resume {experiment}" in printed
+    assert printed.strip().splitlines()[-1].endswith(
+        f"resume with: python -m tune.run --resume {experiment}"), printed[-3000:]
 
     third = driver("--resume", str(experiment))
     stop(third, [signal.SIGKILL], experiment, 1)  # the driver and its Ray, no clean-up

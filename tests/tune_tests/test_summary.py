@@ -103,8 +103,10 @@ def test_plot_data_is_plain_and_complete(smoke_experiment):
     # the U-Net baseline is no point of any searched parameter
     assert all(len(p) == SMOKE.num_samples - 1 for p in points.values())
     assert any(p.stopped for p in points["residual_range"])
-    curves = curve_data(trials, 2)
-    assert [c.label for c in curves] == [t.label for t in trials[:2]]
+    curves = curve_data(trials, 2)  # the two best, and every baseline however it ranks
+    assert [c.label for c in curves] == [t.label for i, t in enumerate(trials)
+                                         if i < 2 or t.baseline]
+    assert {c.label for c in curves} >= {t.label for t in trials if t.baseline}
     assert curves[0].epochs == list(range(1, len(curves[0].epochs) + 1))
 
 
@@ -120,6 +122,8 @@ def test_zero_finished_trials_is_a_clear_error(smoke_experiment, tmp_path, capsy
     assert "no trial has finished an epoch" in err and "\n" not in err.strip()
     assert main([str(tmp_path / "nothing-here")]) == 2
     assert "not an experiment folder" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2  # a storage folder: its experiments are named
+    assert "it holds these experiments, newest last: empty" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main([str(experiment), "--top", "0"])
     assert info.value.code == 2 and "`top >= 1` must hold" in capsys.readouterr().err
@@ -190,3 +194,51 @@ def test_a_report_of_another_layout_is_one_line_not_a_traceback(smoke_experiment
     assert main([str(experiment)]) == 0
     assert said in capsys.readouterr().out
     assert said in (experiment / "summary.md").read_text()
+
+
+def test_report_html_is_self_contained_with_every_figure_and_the_baselines_panels(
+        question_experiment, tmp_path):
+    from html.parser import HTMLParser
+
+    experiment = tmp_path / "q"
+    shutil.copytree(question_experiment, experiment)
+    assert main([str(experiment)]) == 0
+    page = (experiment / "report.html").read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.headings, self.remote, self.images = [], [], [], []
+            self._heading = False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.tags.append(tag)
+            self._heading = tag == "h3"
+            if tag in ("script", "link", "img") and (attrs.get("src") or attrs.get("href") or
+                                                     "").startswith(("http", "//")):
+                self.remote.append(attrs)
+            if tag == "img":
+                self.images.append(attrs["alt"])
+
+        def handle_data(self, data):
+            if self._heading:
+                self.headings.append(data)
+                self._heading = False
+
+    parsed = Collect()
+    parsed.feed(page)
+    assert not parsed.remote  # opens with no network: plotly.js is inlined
+    assert page.count("<script") >= 1 and "Plotly.newPlot" in page
+    titles = [h for h in parsed.headings if not h.endswith(tuple(f"epoch {e}" for e in
+                                                                 range(1, 100)))]
+    for title in ("Optimization history: every trial", "Intermediate values",
+                  "Parallel coordinates", "Slice", "Parameter importance"):
+        assert any(t.startswith(title) for t in titles), (title, titles)
+    # each figure holds its data: the trials' values are in the page
+    values = json.loads((experiment / "summary.json").read_text())["table"]
+    assert all(f"{row['val_rmse']:.6g}"[:5] in page for row in values if row.get("val_rmse"))
+    # the answer first, and every baseline's decomposition panel
+    assert page.index("The question") < page.index("Figures of the search")
+    baselines = load_study(experiment / "study.yaml").baselines
+    assert {alt.split(" (")[-1].rstrip(")") for alt in parsed.images} >= set(baselines)

@@ -1,0 +1,135 @@
+"""report.html: the summary as one self-contained page that opens with no network.
+
+The question's answer and the tables come from summary.md; beside them, Optuna's interactive
+figures of the journal (history with pruned trials, intermediate values, parallel coordinates,
+slice, importance) and the last decomposition panel (truth | final | base | residual) of every
+baseline and of the best searched trials, read from their TensorBoard runs. plotly.js is
+inlined once.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+from baseres.hooks import PANEL_TAG
+from tune.experiment import Experiment, TrialSummary
+
+REPORT_FILE = "report.html"
+PANEL_TRIALS = 2  # best searched trials whose panel is shown besides every baseline's
+
+
+class Figure(NamedTuple):
+    title: str
+    html: str  # a plotly <div> with its data, or a sentence saying why there is none
+
+
+class Panel(NamedTuple):
+    label: str
+    epoch: int
+    png: bytes
+
+
+def optuna_figures(experiment: Experiment) -> list[Figure]:
+    """Optuna's own figures of the journal study; one that cannot be drawn says why."""
+    import optuna
+    from optuna import visualization
+
+    study = every_finished_trial(experiment.optuna_study())
+    drawers = (("Optimization history: every trial, those ASHA stopped at their last epoch",
+                visualization.plot_optimization_history),
+               ("Intermediate values: val RMSE per epoch", visualization.plot_intermediate_values),
+               ("Parallel coordinates", visualization.plot_parallel_coordinate),
+               ("Slice", visualization.plot_slice),
+               ("Parameter importance (PED-ANOVA)",
+                lambda s: visualization.plot_param_importances(
+                    s, evaluator=optuna.importance.PedAnovaImportanceEvaluator())))
+    figures = []
+    for title, draw in drawers:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                figure = draw(study)
+            body = figure.to_html(full_html=False, include_plotlyjs=False)
+        except Exception as err:  # a figure is advice: say why, draw the rest
+            body = f"<p>Not drawn: {html.escape(f'{type(err).__name__}: {err}')}</p>"
+        figures.append(Figure(title, body))
+    return figures
+
+
+def every_finished_trial(study):
+    """An in-memory copy of the journal study in which the trials ASHA stopped (PRUNED, their
+    value their last epoch's) count as finished: Optuna's history, slice and parallel
+    coordinates draw finished trials only, and most of a search's trials were stopped."""
+    import optuna
+    from optuna.trial import TrialState
+
+    copy = optuna.create_study(direction=study.direction)
+    for trial in study.trials:
+        if trial.state == TrialState.PRUNED and trial.value is not None:
+            trial = optuna.trial.create_trial(
+                state=TrialState.COMPLETE, value=trial.value, params=trial.params,
+                distributions=trial.distributions, user_attrs=trial.user_attrs,
+                intermediate_values=trial.intermediate_values)
+        if trial.state == TrialState.COMPLETE:
+            copy.add_trial(trial)
+    return copy
+
+
+def last_panel(trial: TrialSummary) -> Panel | None:
+    """The trial's last decomposition panel in its TensorBoard run, or None."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in sorted(p for p in trial.folder.iterdir() if p.is_dir()):
+        if not any(run.glob("events.out.tfevents.*")):
+            continue
+        events = EventAccumulator(str(run), size_guidance={"images": 1})
+        events.Reload()
+        if PANEL_TAG in events.Tags().get("images", []):
+            image = events.Images(PANEL_TAG)[-1]
+            return Panel(trial.label, image.step, image.encoded_image_string)
+    return None
+
+
+def panels(experiment: Experiment) -> list[Panel]:
+    ranked = [t for t in experiment.trials() if t.best]
+    chosen = [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][
+        :PANEL_TRIALS]
+    return [p for p in (last_panel(t) for t in chosen) if p is not None]
+
+
+def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
+           title: str) -> str:
+    """The page: summary.md as HTML, the figures, the panels; plotly.js inlined once."""
+    import markdown
+    from plotly.offline import get_plotlyjs
+
+    parts = [markdown.markdown(summary_markdown, extensions=["tables"])]
+    parts.append("<h2>Figures of the search (Optuna)</h2>")
+    for figure in figures:
+        parts.append(f"<h3>{html.escape(figure.title)}</h3>{figure.html}")
+    parts.append("<h2>Decomposition panels: truth | final | base | residual</h2>")
+    for panel in shown:
+        data = base64.b64encode(panel.png).decode()
+        parts.append(f"<h3>{html.escape(panel.label)}, epoch {panel.epoch}</h3>"
+                     f'<img alt="{html.escape(panel.label)}" src="data:image/png;base64,{data}">')
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+             "padding:2px 6px}img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{style}</style><script>{get_plotlyjs()}</script></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+
+
+def write_report(folder: Path, summary_markdown: str) -> Path:
+    experiment = Experiment(folder)
+    page = render(summary_markdown, optuna_figures(experiment), panels(experiment),
+                  f"{experiment.spec.name}: {experiment.folder.name}")
+    path = experiment.folder / REPORT_FILE
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page)
+    tmp.replace(path)
+    return path
