@@ -123,7 +123,7 @@ def chaos_search(spec: dict, storage: Path, seed: int, kills: int = 5,
 def measure(quick: bool) -> list[dict]:
     import tempfile
 
-    epochs = 4 if quick else 6
+    epochs = 6 if quick else 12
     seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(2**31)))
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
