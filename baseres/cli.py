@@ -23,6 +23,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, [], argparse.SUPPRESS) or "(default" in text:
+        default = action.default  # `0 in (False,)` holds: a default of 0 is still shown
+        if (default is None or default is False or default == [] or default == argparse.SUPPRESS
+                or "(default" in text):
             return text
         return super()._get_help_string(action)

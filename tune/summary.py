@@ -339,16 +339,6 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out += [f"- {metric}: {rule}" for metric, rule in summary["target_rules"].items()]
     shown = {row["trial"] for row in summary["table"]}  # summary.json keeps every trial's
     out += ["", *targets_table({k: v for k, v in summary["targets"].items() if k in shown})]
-    searched = summary["best_searched"] or "none yet"
-    out += ["", f"## Baselines against the best searched trial ({searched}), at equal budgets",
-            ""]
-    out.append(_table(
-        ["baseline", "trial", "model", "epochs", "best val RMSE", "common epoch",
-         "searched at it", "baseline at it", "searched / baseline"],
-        [[n, b["trial"], b["model"], b["epochs"], b["val_rmse"],
-          b["common_epoch"] if b["common_epoch"] else "cannot compare",
-          b["searched_at_common"], b["baseline_at_common"], b["ratio_at_common"]]
-         for n, b in summary["baselines"].items()]))
     out += ["", "## Search quality", ""]
     flags = summary["boundary_flags"]
     out += [f"- {f['param']} = {_fmt(f['value'])} is within 10 % of the {f['side']} end of "

@@ -61,7 +61,7 @@ def test_a_summary_that_cannot_be_written_is_still_printed(smoke_experiment, cap
     monkeypatch.setattr("tune.summary.write_json", read_only)
     assert summary.main([str(smoke_experiment)]) == 0
     out = capsys.readouterr().out
-    assert "## Baselines against the best searched trial" in out
+    assert "## Search quality" in out
     assert out.strip().endswith("not written (summary.md, summary.json, plots): "
                                 f"{smoke_experiment / 'summary.json'}: Read-only file system")
 

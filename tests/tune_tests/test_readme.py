@@ -53,6 +53,9 @@ def test_each_module_answers_help(line):
                           text=True, cwd=REPO, env=ENV, timeout=300)
     assert done.returncode == 0, (line, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
+    assert "``" not in done.stdout  # docstrings' RST literals read as plain `literals`
+    if "--top" in done.stdout:  # its default is shown
+        assert re.search(r"--top TOP .*\(default: \d+\)", " ".join(done.stdout.split())), line
 
 
 @pytest.mark.slow

@@ -79,6 +79,9 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path):
     text = (experiment / "summary.md").read_text()
     assert text.splitlines()[2].startswith("Best overall: ")
     assert "not judged (a unet reports no train_sparse)" in text
+    # the targets: one table, trials as rows, each target's resolved band in its header
+    assert "| trial | minimum train_sparse >= 0.06 | minimum val_rmse <= " in text
+    assert "(0.85 x seed_before (" in text
     assert "learned-nothing reference" in text.lower()
     for name in ("summary.md", "plot_params.png", "plot_isolation.png", "plot_curves.png",
                  "plot_pareto.png"):  # the two baselines ran the full budget: a front
@@ -164,6 +167,7 @@ def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
     assert ticks and all(float(t).is_integer() for t in ticks)
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["a (seed_after)", "b"]
+    assert ax.get_title() and figures["plot_params.png"].get_suptitle()  # titled
     assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # beside, not on top
 
 
