@@ -95,7 +95,8 @@ def fold_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 
     point = config[RUN_KEY]
     run_trial(point["values"], fixed, point["label"],
-              extra_hooks=(PlaceScores(trial_folder(), point["places"]),))
+              extra_hooks=(PlaceScores(trial_folder(), point["places"]),),
+              role=f"fold run, arm {point['arm']}")
 
 
 def prepare_places(spec: StudySpec, folds: tuple[tuple[str, ...], ...], root: Path) -> None:

@@ -55,6 +55,16 @@ def make_sampler(spec: StudySpec, seen: int = 0):
         return optuna.samplers.TPESampler(seed=seed, **options)
 
 
+def note_for_dashboard(trial, text: str) -> None:
+    """optuna-dashboard numbers trials 0, 1, ...; everything else names them by Ray id or
+    baseline: its note for the trial says both, when optuna-dashboard is installed."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return
+    save_note(trial, text)
+
+
 def create_study(spec: StudySpec) -> None:
     """A new experiment's Optuna study: the objective named after the metric, and the
     baselines enqueued in the study's order, each under its name."""
@@ -122,6 +132,8 @@ class StudySearcher(Searcher):
         self.live[trial_id] = trial.number
         self._handles[trial_id] = trial
         trial.set_user_attr(RAY_ID, trial_id)
+        note_for_dashboard(trial, f"{name} (baseline), Ray trial {trial_id}" if name
+                           else f"Ray trial {trial_id}")
         if name is None:
             trial.set_user_attr(MODEL, self.spec.model)
             return {"model": self.spec.model, **trial.params}

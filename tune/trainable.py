@@ -63,9 +63,12 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 
 
 def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
-              baseline: str | None = None, extra_hooks: tuple[Hook, ...] = ()) -> Trainer:
+              baseline: str | None = None, extra_hooks: tuple[Hook, ...] = (),
+              role: str | None = None) -> Trainer:
     """Train fixed values + `sample` in Ray's trial folder, reporting every epoch; the
-    `extra_hooks` run before each epoch's report (so their files go with its checkpoint)."""
+    `extra_hooks` run before each epoch's report (so their files go with its checkpoint).
+    `role` says in TensorBoard's HParams what a run that is neither a baseline nor a sampled
+    trial is (a fold run of the question)."""
     trial_dir = trial_folder()
     cpus, gpus = trial_resources()
     cfg = TrainConfig.from_dict({**fixed, **sample}, source="trial config")
@@ -75,7 +78,7 @@ def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
     # HParams take scalars: a fold's list of places is in the run's label and config instead
     searched = {k: getattr(cfg, k) for k in sample
                 if k != "model" and isinstance(getattr(cfg, k), (bool, int, float, str))}
-    hparams = {"baseline": baseline or "sampled", "model": cfg.model, **searched}
+    hparams = {"baseline": role or baseline or "sampled", "model": cfg.model, **searched}
     # Ray keeps the checkpoints (RayReport); a baseline that sets no searched value (the U-Net)
     # would define HParams columns without the searched ones.
     # The driver says each trial's progress (tune.console); Ray's line for every checkpoint

@@ -13,6 +13,10 @@ from tune.space import load_study
 SMOKE = load_study("smoke.yaml")
 
 
+def trial_attrs(trial: dict, key: str):
+    return next((a["value"] for a in trial["user_attrs"] if a["key"] == key), None)
+
+
 def test_dashboard_serves_the_smoke_study(smoke_experiment):
     pytest.importorskip("optuna_dashboard")
     port = free_port()
@@ -34,6 +38,10 @@ def test_dashboard_serves_the_smoke_study(smoke_experiment):
         assert smoke["directions"] == ["minimize"]
         detail = get_json(f"http://127.0.0.1:{port}/api/studies/{smoke['study_id']}")
         assert len(detail["trials"]) == SMOKE.num_samples
+        for trial in detail["trials"]:  # its note names it as everything else does
+            ray_id, name = trial_attrs(trial, "ray_trial_id"), trial_attrs(trial, "baseline")
+            assert trial["note"]["body"] == (f"{name} (baseline), Ray trial {ray_id}" if name
+                                             else f"Ray trial {ray_id}")
     finally:
         server.terminate()
         output, errors = server.communicate(timeout=30)

@@ -32,6 +32,8 @@ def test_every_arm_of_every_fold_scores_every_place(question_experiment, questio
             assert ("train_rmse" in score) == (place in own) and 0 < score["val_rmse"] < 12
         rows = read_rows(run.folder / "result.json")
         assert [r["training_iteration"] for r in rows] == [1, 2, 3]  # never stopped early
+        events = next(run.folder.glob("*/events.out.tfevents.*"))  # HParams: never "sampled"
+        assert f"fold run, arm {run.point['arm']}".encode() in events.read_bytes()
 
 
 def test_the_summary_opens_with_the_answer_and_summary_json_recomputes(question_experiment):
