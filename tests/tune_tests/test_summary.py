@@ -2,6 +2,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -246,3 +247,29 @@ def test_report_html_is_self_contained_with_every_figure_and_the_baselines_panel
     assert page.index("The question") < page.index("Figures of the search")
     baselines = load_study(experiment / "study.yaml").baselines
     assert {alt.split(" (")[-1].rstrip(")") for alt in parsed.images} >= set(baselines)
+
+
+def test_importance_counts_searched_trials_and_says_when_it_cannot_tell(monkeypatch):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from tune.summary import param_importance
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    study.add_trial(optuna.trial.create_trial(  # a baseline: never counted as searched
+        params={"a": 0.9, "b": 0.9}, distributions=space, value=0.1,
+        user_attrs={"baseline": "seed_before"}))
+    for i in range(2):
+        study.add_trial(optuna.trial.create_trial(
+            params={"a": 0.1 * i + 0.1, "b": 0.5 - 0.05 * i}, distributions=space, value=1.0))
+    experiment = SimpleNamespace(optuna_study=lambda: study)
+    assert param_importance(experiment) == (
+        "needs >= 3 searched trials that ran the full budget, has 2 (baselines not counted)")
+    for i in range(2, 6):  # every searched trial scores the same: nothing to tell apart
+        study.add_trial(optuna.trial.create_trial(
+            params={"a": 0.1 * i + 0.1, "b": 0.5 - 0.05 * i}, distributions=space, value=1.0))
+    assert param_importance(experiment) == (
+        "cannot tell the parameters apart from 6 searched trials (PED-ANOVA gave each "
+        "about 0.50)")
