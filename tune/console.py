@@ -1,7 +1,7 @@
 """What a person reads while trials run: a line when a trial ends (completed, stopped early at
-epoch k, diverged, error) or goes on from a checkpoint, and every `every_s` seconds one line
-naming each running trial and its epoch. Ray's own tables and the workers' logs stay off unless a
-command is given --verbose (RunConfig's verbose)."""
+epoch k, diverged, error) or goes on from a checkpoint, and after `every_s` seconds without a
+line, one naming each running trial and its epoch. Ray's own tables and the workers' logs
+stay off unless a command is given --verbose (RunConfig's verbose)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class ConsoleProgress(Callback):
 
     def say(self, text: str) -> None:
         print(text, file=self.out or sys.stdout, flush=True)
+        self.last_line = time.monotonic()  # the periodic line fills silences only
 
     def _best(self, trial) -> str:
         value, epoch = self.best.get(trial.trial_id, (math.nan, 0))
@@ -62,7 +63,6 @@ class ConsoleProgress(Callback):
                 value < self.best.get(trial.trial_id, (math.inf, 0))[0]):
             self.best[trial.trial_id] = (value, epoch)
         if time.monotonic() - self.last_line >= self.every_s:
-            self.last_line = time.monotonic()
             self.say(f"  {self.done} of {self.total} done; running: " + "; ".join(
                 f"{trial_name(t)} epoch {self.epoch.get(t.trial_id, 0)}/{self.budget}"
                 for t in self.running.values()))

@@ -54,3 +54,23 @@ def test_a_periodic_line_names_each_running_trial_and_its_epoch():
         "  0 of 5 done; running: arm-1_fold-0_seed-1 epoch 5/16; b epoch 0/16"
     console.on_trial_error(0, [a, b], b)
     assert out.getvalue().splitlines()[-1] == "b: error after its retries; see /x/trial_b/error.txt"
+
+
+def test_the_periodic_line_only_fills_a_silence(monkeypatch):
+    out = io.StringIO()
+    now = [1000.0]
+    monkeypatch.setattr("tune.console.time.monotonic", lambda: now[0])
+    console = ConsoleProgress(budget=4, total=2, every_s=60.0, out=out)
+    a, b = trial("a", {}), trial("b", {})
+    console.on_trial_start(0, [a, b], a)
+    console.on_trial_start(0, [a, b], b)
+    now[0] += 61  # a minute of silence: one line
+    console.on_trial_result(0, [a, b], a, {"training_iteration": 1, "val_rmse": 1.0})
+    now[0] += 30
+    b.last_result = {"training_iteration": 4, "val_rmse": 1.0}
+    console.on_trial_complete(0, [a, b], b)  # an end line
+    now[0] += 40  # 70 s after the periodic line, but 40 s after the end line: nothing
+    console.on_trial_result(0, [a, b], a, {"training_iteration": 2, "val_rmse": 0.9})
+    assert [line.split(";")[0] for line in out.getvalue().splitlines()] == [
+        "  0 of 2 done", "b: completed, no result"]
+
