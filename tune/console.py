@@ -65,7 +65,8 @@ class ConsoleProgress(Callback):
         if time.monotonic() - self.last_line >= self.every_s:
             self.say(f"  {self.done} of {self.total} done; running: " + "; ".join(
                 f"{trial_name(t)} epoch {self.epoch.get(t.trial_id, 0)}/{self.budget}"
-                for t in self.running.values()))
+                + (f" (best {self.best[t.trial_id][0]:.3f} m)" if t.trial_id in self.best
+                   else "") for t in self.running.values()))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.running.pop(trial.trial_id, None)

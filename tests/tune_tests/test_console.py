@@ -51,7 +51,7 @@ def test_a_periodic_line_names_each_running_trial_and_its_epoch():
     console.on_trial_start(0, [a, b], b)
     console.on_trial_result(0, [a, b], a, {"training_iteration": 5, "val_rmse": 1.0})
     assert out.getvalue().splitlines()[-1] == \
-        "  0 of 5 done; running: arm-1_fold-0_seed-1 epoch 5/16; b epoch 0/16"
+        "  0 of 5 done; running: arm-1_fold-0_seed-1 epoch 5/16 (best 1.000 m); b epoch 0/16"
     console.on_trial_error(0, [a, b], b)
     assert out.getvalue().splitlines()[-1] == "b: error after its retries; see /x/trial_b/error.txt"
 
