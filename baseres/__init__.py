@@ -3,6 +3,8 @@
 import importlib.util as _util
 import sys as _sys
 
+from baseres.log import show_on_console as _show_on_console
+
 
 def require(package: str, modules: tuple[str, ...]) -> None:
     """Exit with one line (status 2) when `modules` are missing: run outside the project's
@@ -16,3 +18,4 @@ def require(package: str, modules: tuple[str, ...]) -> None:
 
 
 require("baseres", ("torch", "numpy", "yaml"))
+_show_on_console("baseres")  # the messages of library code (baseres.log)

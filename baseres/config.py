@@ -122,6 +122,15 @@ def knob(default: Any, help: str) -> Any:
 class ConfigError(UserError):
     """A config key is unknown, of the wrong type, or out of its allowed range."""
 
+    @classmethod
+    def refused(cls, key: str, rule: str, value: Any, why: str = "",
+                got: str | None = None) -> ConfigError:
+        """`key` breaks `rule` (e.g. "must be > 0"), which is written once: the message is
+        "<key> <rule><why>, but got <got>" (`got`: repr(value) unless given), and key, rule
+        and value travel as fields."""
+        return cls(f"{key} {rule}{why}, but got {repr(value) if got is None else got}", key,
+                   rule, value)
+
 
 @dataclass
 class TrainConfig:
@@ -255,25 +264,21 @@ class TrainConfig:
     def _validate(self) -> None:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
-                raise ConfigError(
-                    f"{key} must be one of {list(allowed)}, but got {getattr(self, key)!r}",
-                    key, f"must be one of {list(allowed)}", getattr(self, key))
+                raise ConfigError.refused(key, f"must be one of {list(allowed)}",
+                                          getattr(self, key))
         size = self.image_size
         if size is None or not (32 <= size <= 256 and size % 16 == 0):
-            raise ConfigError(f"image_size must be a multiple of 16 in [32, 256], but got {size!r}",
-                              "image_size", "must be a multiple of 16 in [32, 256]", size)
+            raise ConfigError.refused("image_size", "must be a multiple of 16 in [32, 256]", size)
         positive = ("base_channels", "max_depth", "learning_rate", "epochs", "batch_size",
                     "lowpass_kernel", "residual_range")
         for key in positive:
             value = getattr(self, key)
             if value is None or not value > 0 or (isinstance(value, float) and math.isinf(value)):
-                raise ConfigError(f"{key} must be > 0 and finite, but got {value!r}", key,
-                                  "must be > 0 and finite", value)
+                raise ConfigError.refused(key, "must be > 0 and finite", value)
         if self.max_depth < MIN_MAX_DEPTH:
-            raise ConfigError(f"max_depth must be >= {MIN_MAX_DEPTH} m (its echo window, "
-                              "2 * max_depth / 340 m/s at 44.1 kHz, must exceed the STFT's "
-                              f"n_fft / 2 = 256 samples), but got {self.max_depth!r}",
-                              "max_depth", f"must be >= {MIN_MAX_DEPTH}", self.max_depth)
+            raise ConfigError.refused("max_depth", f"must be >= {MIN_MAX_DEPTH}", self.max_depth,
+                                      " m (its echo window, 2 * max_depth / 340 m/s at 44.1 kHz, "
+                                      "must exceed the STFT's n_fft / 2 = 256 samples)")
         non_negative = ("silog_lambda", "lambda_recon", "lambda_base", "lambda_sparse",
                         "lambda_recon_init", "lambda_base_init", "lambda_recon_end",
                         "lambda_base_end", "warmup_epochs", "weight_decay",
@@ -281,36 +286,34 @@ class TrainConfig:
         for key in non_negative:
             value = getattr(self, key)
             if not value >= 0 or (isinstance(value, float) and math.isinf(value)):
-                raise ConfigError(f"{key} must be >= 0 and finite, but got {value!r}", key,
-                                  "must be >= 0 and finite", value)
+                raise ConfigError.refused(key, "must be >= 0 and finite", value)
         if self.warmup_fraction is not None and not 0 <= self.warmup_fraction <= 1:
-            raise ConfigError(f"warmup_fraction must be in [0, 1] (or null), but got "
-                              f"{self.warmup_fraction!r}", "warmup_fraction",
-                              "must be in [0, 1] (or null)", self.warmup_fraction)
+            raise ConfigError.refused("warmup_fraction", "must be in [0, 1] (or null)",
+                                      self.warmup_fraction)
         if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be in [0, 2**32), but got {self.seed}", "seed",
-                              "must be in [0, 2**32)", self.seed)
+            raise ConfigError.refused("seed", "must be in [0, 2**32)", self.seed,
+                                      got=str(self.seed))  # a numpy int shown as its number
         for key in ("locations", "val_locations", "test_locations"):
             names = getattr(self, key)
             if names is not None and not names:
-                raise ConfigError(f"{key} must name at least one location (or be null), "
-                                  "but got []", key, "must name at least one location", [])
+                raise ConfigError.refused(key, "must name at least one location", [],
+                                          " (or be null)")
             twice = sorted({n for i, n in enumerate(names or ()) if n in names[:i]})
             if twice:
-                rule = "must name each location once (twice counts its samples twice)"
-                raise ConfigError(f"{key} {rule}, but got {twice} more than once", key, rule,
-                                  twice)
+                raise ConfigError.refused(
+                    key, "must name each location once (twice counts its samples twice)", twice,
+                    got=f"{twice} more than once")
         both = set(self.val_locations or ()) & set(self.test_locations or ())
         if both:
-            raise ConfigError("val_locations and test_locations must not share a location, but "
-                              f"both name {sorted(both)}", "val_locations",
-                              "must not share a location with test_locations", sorted(both))
+            rule = "must not share a location"  # the message says it of both keys
+            raise ConfigError(f"val_locations and test_locations {rule}, but both name "
+                              f"{sorted(both)}", "val_locations", f"{rule} with test_locations",
+                              sorted(both))
         if self.model == "base_residual" and self.base_channels % self.base_channel_divisor:
-            raise ConfigError(
-                "base_channels must be divisible by base_channel_divisor, but got "
-                f"(base_channels={self.base_channels}, "
-                f"base_channel_divisor={self.base_channel_divisor})", "base_channels",
-                "must be divisible by base_channel_divisor", self.base_channels)
+            raise ConfigError.refused(
+                "base_channels", "must be divisible by base_channel_divisor", self.base_channels,
+                got=f"(base_channels={self.base_channels}, "
+                    f"base_channel_divisor={self.base_channel_divisor})")
 
     # ---------------------------------------------------------------- helpers
     def inert_keys(self) -> tuple[str, ...]:
@@ -353,37 +356,31 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
         raise errors[0]
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, but got {value!r}", where,
-                          "must be a list", value)
+            raise ConfigError.refused(where, "must be a list", value)
         (item,) = typing.get_args(hint)
         return [_coerce(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, but got {value!r}", where,
-                          "must be a mapping", value)
+            raise ConfigError.refused(where, "must be a mapping", value)
         return dict(value)
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where} must be a number, but got {value!r}", where,
-                          "must be a number", value)
+        raise ConfigError.refused(where, "must be a number", value)
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{where} must be an integer, but got {value!r}", where,
-                          "must be an integer", value)
+        raise ConfigError.refused(where, "must be an integer", value)
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, but got {value!r}", where,
-                          "must be true or false", value)
+        raise ConfigError.refused(where, "must be true or false", value)
     if hint is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where} must be a string, but got {value!r}", where,
-                          "must be a string", value)
+        raise ConfigError.refused(where, "must be a string", value)
     return value
 
 

@@ -2,8 +2,9 @@
 TensorBoard scalars and the decomposition panel, checkpoints and Weights & Biases.
 
 A hook has ``on_fit_start(trainer)``, ``on_epoch_end(trainer, record)`` and ``close()``. The
-``baseres.train`` CLI uses ``default_hooks``; a Ray Tune trial swaps the checkpoints for Ray's
-own and adds its HParams session (tune.trainable), without the Trainer knowing about Ray.
+Trainer runs the hooks its caller passes: the ``baseres.train`` CLI passes ``default_hooks``; a
+Ray Tune trial swaps the checkpoints for Ray's own and adds its HParams session
+(tune.trainable), without the Trainer knowing about Ray.
 """
 
 from __future__ import annotations
@@ -154,25 +155,30 @@ class Checkpoints(Hook):
 
 
 class Wandb(Hook):
-    """Weights & Biases, offline unless WANDB_API_KEY is set."""
+    """Weights & Biases, offline unless WANDB_API_KEY is set. A missing wandb is refused
+    when the hook is built; its run starts with the fit, after the data is ready."""
 
     def __init__(self, cfg: TrainConfig, out_dir: Path):
-        self.run = import_wandb().init(
-            project=cfg.experiment_name, config=cfg.to_dict(), dir=str(out_dir),
+        self.wandb = import_wandb()
+        self.cfg, self.out_dir = cfg, out_dir
+        self.run = None
+
+    def on_fit_start(self, trainer):
+        self.run = self.wandb.init(
+            project=self.cfg.experiment_name, config=self.cfg.to_dict(), dir=str(self.out_dir),
             mode="online" if os.environ.get("WANDB_API_KEY") else "offline")
 
     def on_epoch_end(self, trainer, record):
         self.run.log(record, step=int(record["epoch"]))
 
     def close(self):
-        self.run.finish()
+        if self.run is not None:  # an earlier hook's on_fit_start failed before it started
+            self.run.finish()
+            self.run = None
 
 
-def default_hooks(cfg: TrainConfig, out_dir: Path | None) -> list[Hook]:
-    """What ``python -m baseres.train`` does around training; in memory (no out_dir) only the
-    console line."""
-    if out_dir is None:
-        return [ConsoleLine()]
+def default_hooks(cfg: TrainConfig, out_dir: Path) -> list[Hook]:
+    """What ``python -m baseres.train`` does around training, writing into `out_dir`."""
     hooks = [ConsoleLine(), ConfigFile(out_dir), MetricsFile(out_dir), TensorBoard(out_dir),
              Checkpoints(out_dir)]
     if cfg.use_wandb:

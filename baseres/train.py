@@ -10,10 +10,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser
+from baseres.cli import DefaultsHelpFormatter, Interrupted, OneLineParser, run_command
 from baseres.config import ConfigError, TrainConfig, config_fields
-from baseres.errors import UserError
-from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE
+from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, default_hooks
 from baseres.trainer import Trainer, TrainingDiverged
 
 # The seed's own flag spellings, mapped onto TrainConfig keys.
@@ -109,7 +108,8 @@ def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool, fresh_ok: bool
 
 
 def train_run(cfg: TrainConfig, out_dir: Path, from_checkpoint: bool) -> Trainer:
-    trainer = Trainer(cfg, out_dir)
+    # Built before the Trainer: a missing wandb (use_wandb) is refused before the data is.
+    trainer = Trainer(cfg, hooks=default_hooks(cfg, out_dir))
     if from_checkpoint:
         trainer.load_checkpoint(out_dir / CHECKPOINT_FILE)
     trainer.setup_data()  # a data error is said before the banner, not after it
@@ -132,7 +132,7 @@ def seed_summary(trainers: list[Trainer]) -> dict:
         best = next(r for r in trainer.history if r["epoch"] == trainer.best["epoch"])
         seeds.append({"seed": trainer.cfg.seed, "best_epoch": int(best["epoch"]),
                       "val_rmse": best["val_rmse"], "val_delta1": best["val_delta1"],
-                      "out_dir": str(trainer.out_dir)})
+                      "out_dir": str(trainer.cfg.resolved_out_dir)})
     summary: dict = {"seeds": seeds}
     for key in ("val_rmse", "val_delta1"):
         values = [seed[key] for seed in seeds]
@@ -168,13 +168,14 @@ def print_seed_summary(summary: dict, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    out_dir = None
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     seeds = getattr(args, "seeds", None)
+    cfg = config_from_args(args)
+    out_dir = cfg.resolved_out_dir
     try:
-        cfg = config_from_args(args)
-        out_dir = cfg.resolved_out_dir
         resume, overwrite = getattr(args, "resume", False), getattr(args, "overwrite", False)
         saved = out_dir / "config.yaml"
         if resume and seeds is None and "config" not in vars(args) and saved.is_file():
@@ -185,20 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             trainer = train_run(cfg, out_dir, prepare_out_dir(out_dir, resume, overwrite))
         else:
             summary = train_seeds(cfg, out_dir, seeds, resume, overwrite)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except TrainingDiverged as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if out_dir is None:  # interrupted before anything was written
-            print("\ninterrupted", file=sys.stderr)
-            return 130
         again = (f"python -m baseres.train --out {out_dir} --resume"
                  if seeds is None else "the same command with --resume")
-        print(f"\ninterrupted; continue with: {again}", file=sys.stderr)
-        return 130
+        raise Interrupted(f"continue with: {again}") from None
     if seeds is not None:
         print_seed_summary(summary, out_dir)
         return 0

@@ -12,6 +12,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from baseres.config import ConfigError, TrainConfig, one_line
 from baseres.data.batvision import DataError
 from baseres.data.cache import SplitArrays, load_split, resolve_data_root
 from baseres.data.loader import BatchLoader
-from baseres.hooks import Hook, default_hooks, import_wandb
+from baseres.hooks import Hook
 from baseres.losses import BaseResidualLoss, curriculum
 from baseres.metrics import METRIC_NAMES, MetricAccumulator, per_image_metrics
 from baseres.model import build_model
@@ -70,17 +71,16 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Trains one config; `out_dir=None` keeps everything in memory (used by tests)."""
+    """Trains one config. Its epoch records reach the console, files or Ray only through the
+    `hooks` its caller passes (the CLI's: baseres.hooks.default_hooks); none keeps the run in
+    memory. `data`: these splits instead of cfg's data set."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None,
-                 data: dict[str, SplitArrays] | None = None, hooks: list[Hook] | None = None):
+    def __init__(self, cfg: TrainConfig, *, data: dict[str, SplitArrays] | None = None,
+                 hooks: Sequence[Hook] = ()):
         self.cfg = cfg
-        self.out_dir = Path(out_dir) if out_dir is not None else None
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.device = pick_device(cfg.device)
-        if cfg.use_wandb:
-            import_wandb()  # refused now, not after the data is built
         seed_everything(cfg.seed)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = build_model(cfg).to(self.device, memory_format=self.memory_format)
@@ -91,7 +91,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.data = dict(data) if data is not None else None  # setup_data adds to it
         self.data_root: Path | None = None  # the folder the data came from, once loaded
-        self.hooks = hooks
+        self.hooks = list(hooks)
         self.last_panel = None  # (outputs, depth) of the last validation's first batch
 
     # ------------------------------------------------------------------ set-up
@@ -139,10 +139,9 @@ class Trainer:
         self.setup_data(progress=progress)
         if self.epoch == 0 and not self.history:
             self.model.init_depth_bias(mean_valid_depth(self.data["train"]))
-        hooks = self.hooks if self.hooks is not None else default_hooks(self.cfg, self.out_dir)
         record: dict[str, float] = {}
         try:
-            for hook in hooks:
+            for hook in self.hooks:
                 hook.on_fit_start(self)
             for epoch in range(self.epoch, self.cfg.epochs):
                 record = {"epoch": epoch + 1, **self.run_epoch(epoch, progress)}
@@ -154,10 +153,10 @@ class Trainer:
                     self.best = {"val_rmse": record["val_rmse"], "epoch": epoch + 1}
                 record["best_val_rmse"] = self.best["val_rmse"]
                 self.history.append(record)
-                for hook in hooks:
+                for hook in self.hooks:
                     hook.on_epoch_end(self, record)
         finally:
-            for hook in hooks:
+            for hook in self.hooks:
                 hook.close()
         return record
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from baseres.cli import run_command
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -25,11 +27,20 @@ def row(figure: str, value: float, unit: str, goal: str, ok: bool, note: str) ->
 
 
 def run_alone(measure: Callable[[bool], list[dict]], prog: str, doc: str | None) -> None:
-    """`python -m bench.<module> [--quick]`: one benchmark's rows, printed."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc)
-    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
-    for line in measure(parser.parse_args().quick):
-        print(line)
+    """`python -m bench.<module> [--quick]`: one benchmark's rows, printed; exits with the
+    status of the shell every command shares (baseres.cli.run_command)."""
+
+    def build_parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=prog, description=doc)
+        parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+        return parser
+
+    def body(args: argparse.Namespace) -> int:
+        for line in measure(args.quick):
+            print(line)
+        return 0
+
+    sys.exit(run_command(build_parser, body))
 
 
 def study(base: str = "generalization.yaml", **changes: Any) -> dict[str, Any]:

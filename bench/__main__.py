@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from baseres.cli import run_command
 from bench import (
     cache_sharing,
     chaos,
@@ -31,6 +32,7 @@ from bench import (
 
 BENCHMARKS = (synth, train_step, cache_sharing, tune_service, search_efficiency, replay,
               fixed_cost, soak, chaos)
+NAMES = [m.__name__.removeprefix("bench.") for m in BENCHMARKS]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -50,16 +52,22 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="smaller runs: under 5 minutes on 2 cores instead of under 30")
-    names = [m.__name__.removeprefix("bench.") for m in BENCHMARKS]
-    parser.add_argument("--only", action="append", choices=names, metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(names)}")
-    args = parser.parse_args()
+    parser.add_argument("--only", action="append", choices=NAMES, metavar="NAME",
+                        help=f"run only this benchmark (repeatable): {', '.join(NAMES)}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     quick = args.quick
-    chosen = [m for m, n in zip(BENCHMARKS, names) if not args.only or n in args.only]
+    chosen = [m for m, n in zip(BENCHMARKS, NAMES) if not args.only or n in args.only]
     rows = []
     for number, module in enumerate(chosen, start=1):
         name = module.__name__.removeprefix("bench.")
@@ -75,7 +83,8 @@ def main() -> None:
     print(text)
     with RESULTS.open("a") as handle:
         handle.write("\n" + text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,7 +4,7 @@ driver with its whole local Ray (then ``--resume``, as a user would), and the fi
 run's wall time against the same search uninterrupted, side by side.
 
 The schedule's seed is printed first, so a failure replays with ``CHAOS_SEED=<seed>``.
-tests/tune_tests/test_chaos.py runs one schedule and checks what must survive it.
+tests/scenarios/test_chaos.py runs one schedule and checks what must survive it.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def probe_trial(epochs: str) -> None:
     import tune.trainable  # noqa: F401  (ray, torch, optuna and baseres, as a trial imports)
     from baseres.hooks import Hook
     from baseres.trainer import Trainer
-    from tune.space import load_study
+    from tune.study import load_study
 
     imports = time.perf_counter() - start
     marks = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from baseres.cli import run_command
 from baseres.config import TrainConfig
 from bench import run_search, study
 from bench.train_step import Step, _split
@@ -73,13 +75,21 @@ def shared_gpu_search(epochs: int) -> tuple[list[float], float]:
     return rates, memory.peak_mib / 1024
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer steps, 1 epoch")
-    quick = parser.parse_args().quick
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
+    quick = args.quick
     if not torch.cuda.is_available():
         print("bench.gpu: skipped, no CUDA device (torch.cuda.is_available() is False)")
-        return
+        return 0
     name = torch.cuda.get_device_name(0)
     rate, gib = step_rate(10 if quick else 50)
     print(f"training step on {name}: {rate:.0f} samples/s, peak {gib:.2f} GiB allocated; "
@@ -88,7 +98,8 @@ def main() -> None:
     print(f"2 trials at 0.5 GPU each on {name}: "
           f"{' + '.join(f'{r:.0f}' for r in rates)} = {sum(rates):.0f} samples/s, "
           f"GPU memory in use at most {peak:.2f} GiB")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from baseres.cli import run_command
 from bench import row
 from bench.curves import TABLE, Table, load_table
 from bench.simulate import METRIC, TIME_ATTR, Lookup, OptunaDriver, RayDriver, simulate
@@ -91,7 +92,7 @@ def service_policy(kind: str, scheduler: Callable | None = None, **keys):
         from tune.experiment import driving
         from tune.searcher import StudySearcher, create_study
 
-        sampler = {**setting.spec.sampler, **keys, "type": kind, "seed": seed}
+        sampler = setting.spec.sampler._replace(**keys, type=kind, seed=seed)
         spec = replace(setting.spec, baselines={}, sampler=sampler)
         with tempfile.TemporaryDirectory(dir=SCRATCH) as folder, driving(Path(folder)):
             create_study(spec)
@@ -224,7 +225,7 @@ def bench_setting(table: Table) -> Setting:
     from bench.curves import bench_study
 
     spec = bench_study(table.epochs, root="unused")
-    return Setting(spec, spec.scheduler["grace_period"], spec.scheduler["reduction_factor"])
+    return Setting(spec, spec.scheduler.grace_period, spec.scheduler.reduction_factor)
 
 
 def summarise(table: Table, found: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -287,11 +288,18 @@ def measure(quick: bool) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5 seeds, no variants")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     table, setting, stats, seeds, budget = run(args.quick)
     heads = " | ".join(f"{f:.0%}" for f in FRACTIONS)
     print(f"normalised regret, median [IQR] over {seeds} seeds; mean rank at each fraction; "

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 from baseres.config import TrainConfig
+from baseres.hooks import default_hooks
 from baseres.trainer import Trainer
 from bench import in_new_process, row, run_alone, run_search, study, write_study
-from tune.space import load_study
+from tune.study import load_study
 
 REFERENCE = "seed_after"
 GOAL_OVERHEAD = 0.95
@@ -56,7 +57,7 @@ def time_plain_fit(config_file: str, out_dir: str) -> None:
     Trainer construction, data mapping, epochs and checkpoints together."""
     cfg = TrainConfig.from_yaml(config_file)
     start = time.perf_counter()
-    trainer = Trainer(cfg, out_dir)
+    trainer = Trainer(cfg, hooks=default_hooks(cfg, Path(out_dir)))
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.fit(progress=False)
     samples = len(trainer.data["train"].features) * cfg.epochs

@@ -1,4 +1,5 @@
-"""Test-session set-up: hermetic caches, no Ray telemetry, small shared fixtures."""
+"""Test-session set-up: hermetic caches, no Ray telemetry; the shared fixtures: data, the smoke
+study, and the session's Ray with the searches several test folders read."""
 
 import os
 import tempfile
@@ -10,7 +11,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="baseres-test-cache-")
 
 import pytest  # noqa: E402
-from helpers import FIXTURE_ROOT, random_split  # noqa: E402
+from helpers import FIXTURE_ROOT, QUESTION, random_split  # noqa: E402
+
+from tune.study import load_study  # noqa: E402
 
 
 @pytest.fixture
@@ -23,6 +26,56 @@ def fixture_root() -> Path:
 @pytest.fixture
 def toy_data():
     return {"train": random_split(24, 32, seed=1), "val": random_split(10, 32, seed=2)}
+
+
+@pytest.fixture(scope="session")
+def smoke_spec():
+    """smoke.yaml, loaded once: baselines seed_before, seed_after (in the space) and unet."""
+    return load_study("smoke.yaml")
+
+
+# Ray is started once for the whole test session; the smoke search and the question's smoke run
+# once each, and several tests (tune_tests/, scenarios/) read their experiment folders.
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    # address="local": a Ray of the session's own, never a cluster /tmp/ray names
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(ray_session, tmp_path_factory):
+    from tune.run import main
+
+    storage = tmp_path_factory.mktemp("results")
+    assert main(["--space", "smoke.yaml", "--storage", str(storage)]) == 0
+    return storage / "smoke"
+
+
+@pytest.fixture(scope="session")
+def question_study(tmp_path_factory):
+    """smoke.yaml with the seed's question at CI size: three arms x two folds x one seed."""
+    from tune.study import SEARCH_SPACES
+
+    folder = tmp_path_factory.mktemp("study")
+    path = folder / "question_smoke.yaml"
+    path.write_text((SEARCH_SPACES / "smoke.yaml").read_text() + QUESTION)
+    return path
+
+
+@pytest.fixture(scope="session")
+def question_experiment(ray_session, question_study, tmp_path_factory):
+    """The question's fold runs, then a search of the baselines alone."""
+    from tune.run import main
+
+    storage = tmp_path_factory.mktemp("results")
+    assert main(["--space", str(question_study), "--storage", str(storage), "--name", "q",
+                 "--num-samples", "3"]) == 0
+    return storage / "q"
 
 
 # Everything that runs a search (a Ray of its own, or the shared smoke search) or trains for

@@ -1,6 +1,7 @@
 """Plain helpers the tests import (``from helpers import ...``); fixtures live in conftest.py."""
 
 import json
+import shutil
 import socket
 import textwrap
 import time
@@ -13,7 +14,10 @@ import yaml
 
 from baseres.config import TrainConfig
 from baseres.data.cache import SplitArrays
-from tune.space import StudyError, load_study
+from baseres.hooks import Hook
+from tune.experiment import TrialSummary, journal_storage, read_rows
+from tune.question import PlaceRecord
+from tune.study import StudyError, load_study
 
 FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "batvision_v2"
 
@@ -69,11 +73,54 @@ def trials(experiment: Path) -> list[dict]:
     for folder in experiment.glob("trial_*"):
         if not (folder / "result.json").is_file() or not (folder / "config.yaml").is_file():
             continue  # a trial still starting
-        rows = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()
-                if line.strip()]
         found.append({"folder": folder, "params": json.loads((folder / "params.json").read_text()),
-                      "rows": rows, "config": yaml.safe_load((folder / "config.yaml").read_text())})
+                      "rows": read_rows(folder / "result.json"),
+                      "config": yaml.safe_load((folder / "config.yaml").read_text())})
     return sorted(found, key=lambda t: t["folder"].stat().st_ctime)
+
+
+def copy_experiment(experiment: Path, into: Path, name: str | None = None) -> Path:
+    """A copy of an experiment folder in `into`, under its own name or `name`, to change or
+    resume while the session's shared experiment stays as it is."""
+    copy = into / (name or experiment.name)
+    shutil.copytree(experiment, copy)
+    return copy
+
+
+def journal(experiment: Path, study: str = "smoke") -> list:
+    """The trials of an experiment's Optuna journal."""
+    import optuna
+
+    return optuna.load_study(study_name=study, storage=journal_storage(experiment)).trials
+
+
+def fake_trial(trial_id: str = "t", rows: list[dict] | None = None, status: str = "TERMINATED",
+               error: str = "", **params) -> TrialSummary:
+    """A trial summary made by hand; without `rows`, one epoch of val RMSE 2.0 m."""
+    rows = rows if rows is not None else [
+        {"training_iteration": 1, "val_rmse": 2.0, "val_delta1": 0.3, "sparse": 0.25}]
+    return TrialSummary(trial_id, Path(trial_id), params, rows, status, error)
+
+
+def gap_records(arm, gaps_by_seed: dict[int, list[float]], seen: float = 1.0,
+                train: float = 0.9) -> list[PlaceRecord]:
+    """Per seed, the place gaps of places A..D: unseen RMSE = seen RMSE + gap."""
+    return [PlaceRecord(place, arm, seed, seen, seen + gap, train)
+            for seed, gaps in gaps_by_seed.items() for place, gap in zip("ABCD", gaps)]
+
+
+class CrashAfterEpoch2(Hook):
+    """Stops a fit at the end of epoch 2, as Ctrl-C would; given `checkpoint`, it first saves
+    the state after epoch 1 there (for a run without the Checkpoints hook)."""
+
+    def __init__(self, checkpoint: Path | None = None):
+        self.checkpoint = checkpoint
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == 1 and self.checkpoint is not None:
+            trainer.save_checkpoint(self.checkpoint)
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -120,7 +167,7 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
-# The seed's question at CI size, appended to smoke.yaml (tune_tests/conftest.py)
+# The seed's question at CI size, appended to smoke.yaml (conftest.py)
 QUESTION = """
 question:
   parameter: base_channel_divisor

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import math
 import os
 import shutil
 import signal
-import sys
 import time
 
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS, DONE, SHOULD_CHECKPOINT
 
-from tune.experiment import held_folder
-from tune.space import StudySpec
+from tune.experiment import STOP_TEXT, held_folder
+from tune.study import StudySpec
+
+logger = logging.getLogger(__name__)
 
 
 class DiskGuard(Callback):
@@ -33,9 +35,9 @@ class DiskGuard(Callback):
         free = shutil.disk_usage(folder).free
         if free < self.min_free:
             self.checked = math.inf  # once
-            print(f"error: {folder}: {free // 2**20} MiB free space is left, below the "
-                  f"{self.min_free // 2**20} MiB a search needs: stopping it; free space, "
-                  "then resume", file=sys.stderr, flush=True)
+            logger.error("error: %s: %s MiB free space is left, below the %s MiB a search needs: "
+                         "stopping it; free space, then resume", folder, free // 2**20,
+                         self.min_free // 2**20)
             os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -75,8 +77,8 @@ class KeepSearchKeys(Callback):
 
     def __init__(self, spec: StudySpec):
         targets = {metric for level in spec.targets.values() for metric in level}
-        # "diverged" and "stop_reason": how the searcher tells a divergence (on_trial_complete)
-        self.kept = self.RAY_KEYS | {"epoch", spec.metric, "diverged", "stop_reason", *targets}
+        # "diverged" and its STOP_TEXT: how the searcher tells a divergence (on_trial_complete)
+        self.kept = self.RAY_KEYS | {"epoch", spec.metric, "diverged", STOP_TEXT, *targets}
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         for key in [k for k in result if k not in self.kept]:

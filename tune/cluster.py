@@ -3,25 +3,13 @@ cluster the user runs, with storage every node can reach."""
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
-from pathlib import Path
-from urllib.parse import urlparse
 
 from tune.errors import UsageError
+from tune.experiment import is_uri
 
-
-def is_uri(storage: str) -> bool:
-    return "://" in storage
-
-
-def local_path(location: str) -> Path | None:
-    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares);
-    None for remote storage such as s3://."""
-    if not is_uri(location):
-        return Path(location)
-    parsed = urlparse(location)
-    return Path(parsed.path) if parsed.scheme == "file" else None
+logger = logging.getLogger(__name__)
 
 
 def keep_ray_on_localhost() -> None:
@@ -47,7 +35,7 @@ def drop_ray_tensorboard_logger() -> None:
     """Switch Ray's automatic loggers off (read by Tuner.fit, so also on a resume): each
     trial's TensorBoard hook writes grouped scalars and HParams, and Ray's TBX logger would
     copy every scalar under ray/tune/. The loggers that are kept are named in RunConfig
-    (tune.trainable.trial_callbacks)."""
+    (tune.trainable.run_config)."""
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 
 
@@ -104,7 +92,7 @@ def check_a_node_fits(resources: dict[str, float], local: bool,
                          "study or with --cpus-per-trial / --gpus-per-trial",
                          key="resources_per_trial", rule="a node has a trial's resources",
                          value=resources)
-    print(f"tune: {problem}: trials wait until such a node joins", file=sys.stderr, flush=True)
+    logger.warning("tune: %s: trials wait until such a node joins", problem)
 
 
 def _init_ray(address: str | None) -> None:

@@ -10,7 +10,7 @@ import math
 from typing import Any, NamedTuple
 
 from tune.experiment import TrialSummary, finite
-from tune.space import BASELINE_KEY, Relative, StudySpec
+from tune.study import BASELINE_KEY, Relative, StudySpec
 
 
 # ----------------------------------------------------------------------------- targets

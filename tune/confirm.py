@@ -17,6 +17,7 @@ confirmation writes nothing final, exits 130 and prints the command that resumes
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -24,7 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser
+from baseres.cli import (
+    DefaultsHelpFormatter,
+    Interrupted,
+    OneLineParser,
+    bounded_int,
+    run_command,
+)
 from baseres.errors import UserError
 from tune.cluster import (
     check_trial_folders,
@@ -33,14 +40,7 @@ from tune.cluster import (
     start_ray,
 )
 from tune.errors import UsageError
-from tune.experiment import (
-    CONFIRM_VERSION,
-    Experiment,
-    confirm_file,
-    driving,
-    read_rows,
-    write_json,
-)
+from tune.experiment import Experiment, Location, driving, read_rows
 from tune.folds import (
     QUESTION_DIR,
     fold_points,
@@ -52,13 +52,19 @@ from tune.folds import (
 from tune.question import (
     ALPHA,
     CONTROL,
-    Interval,
     arm_measure,
     contrast,
     detectable_effect,
     holm,
 )
-from tune.space import BASELINE_KEY
+from tune.records import (
+    CONFIRM_VERSION,
+    Confirmation,
+    SeedComparison,
+    confirm_file,
+    write_json,
+)
+from tune.study import BASELINE_KEY
 
 CONFIRM_DIR = "confirm"
 PLAN_FILE = "plan.json"
@@ -103,38 +109,31 @@ def check_plan(folder: Path, plan: dict[str, Any], args_text: str) -> None:
                          "another")
 
 
-def _comparison(name: str, effect: Interval) -> dict[str, Any]:
-    return {"comparison": name, "effect_m": effect.mean, "ci95_m": [effect.lo, effect.hi],
-            "n_places": effect.n, "p_value": effect.p_value,
-            "detectable_m": detectable_effect(effect)}
-
-
-def comparisons(records, question, extra: list[Any]) -> list[dict[str, Any]]:
+def comparisons(records, question, extra: list[Any]) -> list[SeedComparison]:
     """The question's contrast, the control's place gap, each further arm against the first
     value's arm; with Holm-adjusted p-values and each outcome in words."""
     wide, narrow = question.values
     found = {r.arm for r in records}
-    out = [_comparison(f"{question.parameter} {wide} - {narrow} (place gap)",
-                       contrast(records, wide, narrow).effect)]
+    tests = [(f"{question.parameter} {wide} - {narrow} (place gap)",
+              contrast(records, wide, narrow).effect)]
     if CONTROL in found:
-        out.append(_comparison("positive control: U-Net place gap",
-                               arm_measure(records, CONTROL)))
-    for arm in extra:
-        if arm in found:
-            out.append(_comparison(f"{arm} - {question.parameter} {wide} (place gap)",
-                                   contrast(records, arm, wide).effect))
-    for entry, adjusted in zip(out, holm([c["p_value"] for c in out])):
-        entry["p_holm"] = adjusted
+        tests.append(("positive control: U-Net place gap", arm_measure(records, CONTROL)))
+    tests += [(f"{arm} - {question.parameter} {wide} (place gap)",
+               contrast(records, arm, wide).effect) for arm in extra if arm in found]
+    out = []
+    for (name, effect), adjusted in zip(tests, holm([e.p_value for _, e in tests])):
+        detectable = detectable_effect(effect)
         if math.isfinite(adjusted) and adjusted < ALPHA:
-            entry["outcome"] = "above 0" if entry["effect_m"] > 0 else "below 0"
+            outcome = "above 0" if effect.mean > 0 else "below 0"
         else:
-            entry["outcome"] = (f"inconclusive at this power (could detect "
-                                f"{entry['detectable_m']:.3f} m)")
+            outcome = f"inconclusive at this power (could detect {detectable:.3f} m)"
+        out.append(SeedComparison(name, effect.mean, (effect.lo, effect.hi), effect.n,
+                              effect.p_value, detectable, adjusted, outcome))
     return out
 
 
 def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None,
-            verbose: bool = False) -> dict[str, Any]:
+            verbose: bool = False) -> Confirmation:
     experiment = Experiment(folder)
     spec, question = experiment.spec, experiment.spec.question
     with driving(experiment.folder, "tune.confirm"):  # never beside a running search
@@ -153,11 +152,11 @@ def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None
         check_plan(out, {"seeds": new_seeds, "top": top, "arms": [str(a) for a in arms]},
                    f"--seeds {seeds} --top {top}")
         print(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds = "
-              f"{len(points)} runs of {spec.trial_config(spec.low_corner()).epochs} epochs"
+              f"{len(points)} runs of {spec.epochs} epochs"
               + _estimate(runs_so_far, len(points), spec.max_concurrent_trials)
               + f", in {out}", flush=True)
         start_ray(address, str(experiment.folder), spec.resources)
-        run_folds(spec, str(experiment.folder), CONFIRM_DIR, points, verbose)
+        run_folds(spec, Location(str(experiment.folder), CONFIRM_DIR), points, verbose)
         runs = read_runs(out)
         missing = unfinished(runs, len(points))
         if missing:
@@ -165,11 +164,10 @@ def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None
                              f"{len(points)} runs finished)")
         records = place_records(runs)
         extra = [a for a in arms if a not in (*question.values, CONTROL)]
-        report = {"version": CONFIRM_VERSION, "experiment": str(experiment.folder),
-                  "test": TEST, "seeds": new_seeds, "top": top, "runs": len(runs),
-                  "n_places": len({r.place for r in records}),
-                  "comparisons": comparisons(records, question, extra),
-                  "per_place": [r._asdict() for r in records]}
+        report = Confirmation(CONFIRM_VERSION, str(experiment.folder), TEST, new_seeds, top,
+                              len(runs), len({r.place for r in records}),
+                              comparisons(records, question, extra),
+                              [r._asdict() for r in records])
         write_json(confirm_file(experiment.folder), report)
     return report
 
@@ -192,22 +190,25 @@ def _estimate(question_runs, count: int, concurrent: int) -> str:
     return f", about {minutes:.0f} min at the question's pace ({concurrent} at a time)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m tune.confirm", description=__doc__,
                            formatter_class=DefaultsHelpFormatter)
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
-    parser.add_argument("--seeds", type=int, required=True,
+    parser.add_argument("--seeds", type=bounded_int("seeds", 1), required=True,
                         help="fresh seeds: each adds arms x folds runs")
-    parser.add_argument("--top", type=int, default=0,
+    parser.add_argument("--top", type=bounded_int("top", 0), default=0,
                         help="best searched configs to add as arms")
     parser.add_argument("--address", help="join a running Ray cluster (default: a local Ray)")
     parser.add_argument("--verbose", action="store_true",
                         help="also print Ray's own status tables and per-run results")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"argument --seeds: `seeds >= 1` must hold, but got seeds={args.seeds}")
-    if args.top < 0:
-        parser.error(f"argument --top: `top >= 0` must hold, but got top={args.top}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     drop_ray_tensorboard_logger()
@@ -218,18 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_trial_folders()
         report = confirm(args.experiment, args.seeds, args.top, args.address, args.verbose)
-    except Incomplete as err:
-        print(f"\n{err}; {resume}", file=sys.stderr)
-        return 130
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Incomplete as err:  # Ray stopped the runs on Ctrl-C and returned, or runs errored
+        raise Interrupted(resume, what=str(err)) from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {resume}", file=sys.stderr)
-        return 130
+        raise Interrupted(resume) from None
     from tune.summary import print_summary
 
-    print_summary(Path(report["experiment"]))
+    print_summary(Path(report.experiment))
     return 0
 
 

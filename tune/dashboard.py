@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser
-from baseres.errors import UserError
+from baseres.cli import DefaultsHelpFormatter, OneLineParser, bounded_int, run_command
+from tune.errors import UsageError
 from tune.experiment import JOURNAL_FILE, Experiment, journal_storage
 
 
@@ -26,37 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
     # Loopback by default: the dashboard can edit the study (notes, trial states) and has no login.
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (0.0.0.0 exposes it to the network)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--port", type=bounded_int("port", 1, 65535), default=8080,
+                        help="port to listen on")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not 1 <= args.port <= 65535:
-        parser.error(f"argument --port: `1 <= port <= 65535` must hold, but got port={args.port}")
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         import optuna_dashboard
     except ImportError:
-        print("error: optuna-dashboard is not installed; install it with: pip install "
-              "optuna-dashboard", file=sys.stderr)
-        return 2
-    try:
-        experiment = Experiment(args.experiment)
-        experiment.optuna_study()  # an unreadable journal is one line here, not in the server
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError("optuna-dashboard is not installed; install it with: pip install "
+                         "optuna-dashboard") from None
+    experiment = Experiment(args.experiment)
+    experiment.optuna_study()  # an unreadable journal is one line here, not in the server
     storage = journal_storage(experiment.folder)
     print(f"optuna-dashboard for {args.experiment}: http://{args.host}:{args.port}/ "
           "(Ctrl+C stops it)", flush=True)
     try:
         optuna_dashboard.run_server(storage, host=args.host, port=args.port)
     except OSError as err:  # the port is taken, or the address is not this machine's
-        print(f"error: --host {args.host} --port {args.port}: cannot listen there: "
-              f"{err.strerror}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        raise UsageError(f"--host {args.host} --port {args.port}: cannot listen there: "
+                         f"{err.strerror}") from None
+    except KeyboardInterrupt:  # Ctrl+C is how it is stopped: a normal end
         pass
     return 0
 

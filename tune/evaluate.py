@@ -12,19 +12,20 @@ unless ``--again`` says that this is deliberate.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser
+from baseres.cli import DefaultsHelpFormatter, Interrupted, OneLineParser, bounded_int, run_command
 from baseres.config import TrainConfig
 from baseres.data.cache import load_split, resolve_data_root
-from baseres.errors import UserError
 from baseres.trainer import Trainer
 from tune.errors import UsageError
-from tune.experiment import Experiment, TrialSummary, driving, evaluation_file, write_json
-from tune.summary import evaluation_table, write_summary
+from tune.experiment import Experiment, TrialSummary, driving
+from tune.markdown import evaluation_table
+from tune.records import EvaluatedTrial, Evaluation, evaluation_file, write_json
+from tune.summary import write_summary
 
 SPLITS = ("test", "val")
 METRICS = ("rmse", "delta1", "abs_rel", "mae")
@@ -37,7 +38,7 @@ def columns(cfg: TrainConfig, split: str) -> dict[str, str]:
     return {split: split}
 
 
-def score_trial(trial: TrialSummary, split: str) -> dict[str, Any]:
+def score_trial(trial: TrialSummary, split: str) -> EvaluatedTrial:
     from tune.export import pick_checkpoint
 
     cfg = TrainConfig.from_yaml(trial.folder / "config.yaml").replace(
@@ -58,21 +59,19 @@ def score_trial(trial: TrialSummary, split: str) -> dict[str, Any]:
         reference = trainer.reference_rmse[name]
         scores[name] = {**{k: values[k] for k in METRICS}, "samples": len(arrays),
                         "mean_map_rmse": reference, "rmse_ratio": values["rmse"] / reference}
-    return {"trial": trial.trial_id, "label": trial.label, "baseline": trial.baseline,
-            "model": trial.model, "params": {k: v for k, v in trial.params.items()
-                                             if k != "baseline"},
-            "checkpoint_epoch": int(state["epoch"]), "checkpoint": str(checkpoint),
-            "val_rmse": trial.best_val_rmse, **scores}
+    return EvaluatedTrial(trial.trial_id, trial.label, trial.baseline, trial.model,
+                          {k: v for k, v in trial.params.items() if k != "baseline"},
+                          int(state["epoch"]), str(checkpoint), trial.best_val_rmse, scores)
 
 
 def evaluate(folder: str | Path, split: str = "test", top: int = 2,
-             again: bool = False) -> dict[str, Any]:
+             again: bool = False) -> Evaluation:
     experiment = Experiment(folder)
     with driving(experiment.folder, "tune.evaluate"):  # a running search is not finished
         return _evaluate(experiment, split, top, again)
 
 
-def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> dict[str, Any]:
+def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> Evaluation:
     out = evaluation_file(experiment.folder, split)
     if out.exists() and not again:
         raise UsageError(f"{out}: the {split} split of this experiment was already evaluated; "
@@ -85,39 +84,38 @@ def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> dict
     for number, trial in enumerate(trials, 1):
         print(f"[{number}/{len(trials)}] {trial.label}: scoring on {split}", flush=True)
         results.append(score_trial(trial, split))
-    report = {"experiment": str(experiment.folder), "split": split, "top": top,
-              "evaluated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "columns": [c for c in results[0] if c in ("seen", "unseen", split)],
-              "trials": results}
+    report = Evaluation(str(experiment.folder), split, top, time.strftime("%Y-%m-%d %H:%M:%S"),
+                        list(results[0].scores), results)
     write_json(out, report)
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m tune.evaluate", description=__doc__,
                            formatter_class=DefaultsHelpFormatter)
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split to score")
-    parser.add_argument("--top", type=int, default=2,
+    parser.add_argument("--top", type=bounded_int("top", 0), default=2,
                         help="searched trials to score besides every baseline")
     parser.add_argument("--again", action="store_true",
                         help="score a split that was already scored (the test split should be "
                         "read once)")
-    args = parser.parse_args(argv)
-    if args.top < 0:
-        parser.error(f"argument --top: `top >= 0` must hold, but got top={args.top}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         report = evaluate(args.experiment, args.split, args.top, args.again)
         experiment = Experiment(args.experiment)
         print(evaluation_table(report, experiment.spec.scientific))
         write_summary(experiment.folder)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # the report is written whole at the end, or not at all
-        print(f"\ninterrupted; nothing was written (run it again to score the {args.split} split)",
-              file=sys.stderr)
-        return 130
+        raise Interrupted(f"nothing was written (run it again to score the {args.split} "
+                          "split)") from None
     print(f"written: {evaluation_file(experiment.folder, args.split)} and the table in "
           f"{experiment.folder / 'summary.md'}")
     return 0

@@ -12,26 +12,143 @@ import fcntl
 import json
 import math
 import os
+import shutil
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlparse
 
 from tune.errors import UsageError
-from tune.space import BASELINE_KEY, StudySpec, load_study
+from tune.study import BASELINE_KEY, StudySpec, load_study
 
 STUDY_FILE = "study.yaml"
 JOURNAL_FILE = "optuna-journal.log"
 LOCK_FILE = "driver.lock"
 # User attributes of every trial in the journal (optuna-dashboard shows them).
-RAY_ID, BASELINE, MODEL, STOP = "ray_trial_id", "baseline", "model", "stop_reason"
+RAY_ID, BASELINE, MODEL = "ray_trial_id", "baseline", "model"
+STOP, STOP_TEXT = "stop", "stop_reason"  # a Stop's value; the reason in words (with the error)
 LOST = "lost"  # a trial the journal started and Ray never saved (the driver was killed)
 BEST = "best_metrics"  # the target metrics of the trial's best epoch (with constraints on)
 STUDY_AS_STARTED = "study_yaml"  # the study's user attribute: the resolved study at the start
 
+MIN_FREE_BYTES = 200 * 2**20  # below this a search cannot write a few checkpoints
+
 _held: Path | None = None  # the experiment folder this process drives, while it does
+
+
+# ------------------------------------------------------------------------ where it lives
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def local_path(location: str) -> Path | None:
+    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares);
+    None for remote storage such as s3://."""
+    if not is_uri(location):
+        return Path(location)
+    parsed = urlparse(location)
+    return Path(parsed.path) if parsed.scheme == "file" else None
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an experiment lives: <storage>/<name>, under a local folder or a URI (s3://,
+    file:// on a shared mount), and the local folder that holds its study.yaml and Optuna
+    journal (a journal needs a local file)."""
+
+    storage: str  # an absolute local path or a URI (Ray refuses relative paths)
+    name: str
+
+    @classmethod
+    def of(cls, experiment: str) -> Location:
+        """The location of an experiment given as one path or URI (--resume's)."""
+        if not is_uri(experiment):
+            experiment = str(Path(experiment).expanduser().resolve())
+        storage, _, name = experiment.rstrip("/").rpartition("/")
+        return cls(storage or "/", name)  # "/" itself: no name, and so no experiment
+
+    @property
+    def uri(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+    @property
+    def local(self) -> Path | None:
+        """The folder itself where this machine reaches it; None on remote storage."""
+        return local_path(self.uri)
+
+    @property
+    def state_folder(self) -> Path:
+        """Where study.yaml and the journal live: the folder itself when this machine reaches
+        it, else ./results/<name>."""
+        local = self.local
+        return (local if local is not None else Path("results", self.name)).resolve()
+
+    def child(self, name: str) -> Location:
+        """A run inside this experiment (the question's, the confirmation's)."""
+        return Location(self.uri, name)
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+def resolve_storage(storage: str) -> str:
+    """Absolute local path or URI (Ray refuses relative paths: trials run in their own dirs)."""
+    if is_uri(storage):
+        return storage
+    return str(Path(storage).expanduser().resolve())
+
+
+def free_name(storage: str, name: str) -> str:
+    """`name`, or name-2, name-3 ... when a search already lives there (nothing is overwritten)."""
+    local = local_path(storage)
+    if local is None:
+        return name
+    candidate, number = name, 1
+    while (local / candidate).exists():
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any trial starts when results could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"--storage {folder}: cannot write there: {err.strerror}") from None
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"--storage {folder}: at least {MIN_FREE_BYTES // 2**20} MiB free space "
+                         f"is needed, but {free // 2**20} MiB is left")
+
+
+def new_location(storage: str, name: str, chosen: bool) -> Location:
+    """Create the experiment folder, exclusively: two searches started at once never share
+    one. A name the user chose must be free; the study's name becomes name-2, -3 ..."""
+    storage = resolve_storage(storage)
+    local = local_path(storage)
+    if local is None:
+        return Location(storage, name)
+    check_writable(local)
+    candidate = name if chosen else free_name(storage, name)
+    while True:
+        try:
+            (local / candidate).mkdir()
+            return Location(storage, candidate)
+        except FileExistsError:
+            if chosen:
+                raise UsageError(f"--name {name}: {local / name} already exists; finish its "
+                                 f"search with --resume {local / name}, or choose another "
+                                 "--name") from None
+            candidate = free_name(storage, name)
 
 
 @contextmanager
@@ -104,52 +221,10 @@ def short(value: Any, limit: int = 40) -> str:
 
 
 def finite(value: Any) -> bool:
+    """A measured number: an int or float, not inf or NaN. A bool is no measurement (True
+    would pass as 1), nor is None or text (a record's missing or failed value)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
         value)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write a report whole or not at all (a temporary file renamed into place)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))  # paths and numpy scalars
-    tmp.replace(path)
-
-
-def evaluation_file(folder: Path, split: str) -> Path:
-    """Where tune.evaluate keeps a split's scores (written once, after the search)."""
-    return Path(folder) / f"evaluation-{split}.json"
-
-
-CONFIRM_VERSION = 2  # confirm.json's layout: the question's comparisons with fresh seeds
-
-
-def confirm_file(folder: Path) -> Path:
-    """Where tune.confirm keeps its seed statistics."""
-    return Path(folder) / "confirm.json"
-
-
-def read_confirmation(folder: Path) -> tuple[dict[str, Any] | None, str]:
-    """confirm.json as tune.confirm writes it, or (None, why it cannot be read: "" when there
-    is none)."""
-    path = confirm_file(folder)
-    try:
-        report = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None, ""
-    except (OSError, ValueError) as err:
-        return None, f"{path.name} is unreadable ({err})"
-    try:
-        if report["version"] != CONFIRM_VERSION:
-            raise ValueError(f"version {report['version']!r}, this reader's is "
-                             f"{CONFIRM_VERSION}")
-        for entry in report["comparisons"]:
-            for key in ("comparison", "effect_m", "ci95_m", "p_holm", "outcome", "n_places"):
-                entry[key]  # noqa: B018 -- each key this report reads must be there
-        report["seeds"], report["test"]
-    except (KeyError, TypeError, ValueError) as err:
-        return None, (f"{path.name} is not a confirmation this version writes ({type(err).__name__}"
-                      f": {err}); run python -m tune.confirm again to replace it")
-    return report, ""
 
 
 def journal_storage(folder: Path):
@@ -158,6 +233,35 @@ def journal_storage(folder: Path):
     from optuna.storages.journal import JournalFileBackend
 
     return JournalStorage(JournalFileBackend(str(Path(folder) / JOURNAL_FILE)))
+
+
+class Stop(str, Enum):
+    """Why a trial ended, or that it has not: the journal records one of these per trial."""
+
+    COMPLETED = "completed"
+    EARLY = "early stop"  # the scheduler stopped it before the full budget
+    DIVERGED = "diverged"
+    ERROR = "error"
+    LOST = "lost"  # the journal started it and Ray never saved it (the driver was killed)
+    RUNNING = "running"
+    PENDING = "pending"
+    PAUSED = "paused"
+    UNKNOWN = "unknown"
+
+    @property
+    def problem(self) -> bool:
+        """A trial that ended without a usable result of its own making."""
+        return self in (Stop.DIVERGED, Stop.ERROR)
+
+
+class Stopped(NamedTuple):
+    kind: Stop
+    text: str  # as reports show it: the scheduler's name for an early stop, the error
+
+
+def keys_apart(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two mappings (a key one lacks counts), in order."""
+    return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
 
 
 @dataclass
@@ -169,7 +273,8 @@ class TrialSummary:
     status: str  # Ray's: TERMINATED, ERROR, RUNNING, PENDING, PAUSED, or unknown
     error: str = ""
     fixed_model: str = "base_residual"  # the study's model where a trial does not set one
-    stop_reason: str = ""
+    stop: Stop = Stop.UNKNOWN
+    stop_reason: str = ""  # the stop in words (Stopped.text)
     best: dict[str, Any] | None = field(default=None)  # the row of the best finite val_rmse
 
     def __post_init__(self) -> None:
@@ -231,21 +336,20 @@ def _last_error_line(folder: Path) -> str:
     return lines[-1][:300] if lines else "unknown error"
 
 
-def stop_reason(trial: TrialSummary, max_t: int, scheduler: str, told: str = "") -> str:
+def stopped(trial: TrialSummary, max_t: int, asha: bool, told: Stop | None = None) -> Stopped:
     """Why a trial ended. `told` is what the journal recorded when it did (the record: a
     row a kill cut from result.json does not make a completed trial an early stop)."""
     diverged = [r for r in trial.rows if r.get("diverged")]
     if diverged:
-        return diverged[-1].get("stop_reason", "diverged")
-    if trial.status == "ERROR" or told == "error":
-        return f"error: {trial.error or 'see error.txt'}"
-    if trial.epochs_run >= max_t or told == "completed":
-        return "completed"
-    if told == "early stop":
-        return "ASHA stop" if scheduler == "asha" else "stopped early"
-    if trial.status == "TERMINATED":
-        return "ASHA stop" if scheduler == "asha" else "stopped early"
-    return trial.status.lower() if trial.status != "unknown" else "unknown"
+        return Stopped(Stop.DIVERGED, diverged[-1].get(STOP_TEXT, Stop.DIVERGED.value))
+    if trial.status == "ERROR" or told is Stop.ERROR:
+        return Stopped(Stop.ERROR, f"error: {trial.error or 'see error.txt'}")
+    if trial.epochs_run >= max_t or told is Stop.COMPLETED:
+        return Stopped(Stop.COMPLETED, Stop.COMPLETED.value)
+    if told is Stop.EARLY or trial.status == "TERMINATED":
+        return Stopped(Stop.EARLY, "ASHA stop" if asha else "stopped early")
+    kind = {s.name: s for s in Stop}.get(trial.status, Stop.UNKNOWN)  # Ray's RUNNING, ...
+    return Stopped(kind, kind.value)
 
 
 class Experiment:
@@ -261,6 +365,7 @@ class Experiment:
             raise UsageError(f"{self.folder}: not an experiment folder of tune.run "
                              f"(no {STUDY_FILE}){held}")
         self.spec: StudySpec = load_study(self.folder / STUDY_FILE)
+        self._study = None  # the journal's study, loaded once (its trials stay current)
 
     def trials(self) -> list[TrialSummary]:
         """Every trial with a params.json, best first (lowest best-epoch val RMSE)."""
@@ -280,18 +385,18 @@ class Experiment:
                                  status=statuses.get(trial_id, "unknown"),
                                  error=_last_error_line(folder),
                                  fixed_model=self.spec.model)
-            trial.stop_reason = stop_reason(trial, max_t, self.spec.scheduler["type"],
-                                            told.get(trial_id, ""))
+            trial.stop, trial.stop_reason = stopped(trial, max_t, self.spec.scheduler is not None,
+                                                    told.get(trial_id))
             trials.append(trial)
         return sorted(trials, key=lambda t: (t.best_val_rmse, t.trial_id))
 
-    def _journal_reasons(self) -> dict[str, str]:
-        """Ray trial id -> the stop reason the journal recorded; {} without a journal."""
+    def _journal_reasons(self) -> dict[str, Stop]:
+        """Ray trial id -> the stop the journal recorded; {} without a journal."""
         try:
             trials = self.optuna_study().trials
         except UsageError:
             return {}
-        return {t.user_attrs[RAY_ID]: t.user_attrs[STOP] for t in trials
+        return {t.user_attrs[RAY_ID]: Stop(t.user_attrs[STOP]) for t in trials
                 if RAY_ID in t.user_attrs and STOP in t.user_attrs}
 
     def baselines_and_top(self, top: int) -> list[TrialSummary]:
@@ -317,22 +422,26 @@ class Experiment:
         if before == now:
             return
         changed = ", ".join(f"{k}: {short(before.get(k))} -> {short(now.get(k))}"
-                            for k in dict.fromkeys([*before, *now]) if before.get(k) != now.get(k))
+                            for k in keys_apart(before, now))
         raise UsageError(f"{self.folder / STUDY_FILE}: edited since the search began "
                          f"({changed}); "
                          "a resume continues the search as it began: restore the file, or "
                          "start a new search with python -m tune.run --space")
 
     def optuna_study(self):
+        """The Optuna study of the journal; a report reads it several times, loads it once."""
         import optuna
 
+        if self._study is not None:
+            return self._study
         journal = self.folder / JOURNAL_FILE
         if not journal.is_file():
             raise UsageError(f"{self.folder}: no Optuna journal ({JOURNAL_FILE}); the search "
                              "never started")
         try:
-            return optuna.load_study(study_name=self.spec.name,
-                                     storage=journal_storage(self.folder))
+            self._study = optuna.load_study(study_name=self.spec.name,
+                                            storage=journal_storage(self.folder))
+            return self._study
         except (ValueError, KeyError) as err:  # a record cut or edited in the middle
             raise UsageError(f"{journal}: the Optuna journal is unreadable ({err}); only a "
                              "record cut at its end can be repaired (tune.run --resume drops "

@@ -21,13 +21,12 @@ from typing import Any
 
 import torch
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser
+from baseres.cli import DefaultsHelpFormatter, OneLineParser, run_command
 from baseres.config import TrainConfig
-from baseres.errors import UserError
 from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary
-from tune.space import StudySpec
+from tune.study import StudySpec
 
 
 def pick_trial(experiment: Experiment, rank: int) -> tuple[TrialSummary, int]:
@@ -103,7 +102,7 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
     lines += [
         f"retrain: python -m baseres.train --config {out}",
         f"epochs {cfg.epochs}: the study's full budget (the search's max_t is "
-        f"{spec.scheduler.get('max_t', cfg.epochs)}).",
+        f"{spec.max_t}).",
     ]
     determinism = (
         "The retrain repeats the trial's numbers only with: the same seed "
@@ -181,12 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        out, pt = export(args.experiment, args.rank, args.out)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
+    out, pt = export(args.experiment, args.rank, args.out)
     print(f"exported {out} and {pt}; retrain with: python -m baseres.train --config {out}")
     return 0
 

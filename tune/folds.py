@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.hooks import Hook
+from tune.experiment import Location
 from tune.question import PlaceRecord
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
 
@@ -118,37 +119,25 @@ def prepare_places(spec: StudySpec, folds: tuple[tuple[str, ...], ...], root: Pa
           flush=True)
 
 
-def run_folds(spec: StudySpec, storage: str, name: str, points: list[dict[str, Any]],
+def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
               verbose: bool = False) -> None:
-    """The points as one Ray run in <storage>/<name>, resumed when it exists."""
-    from ray.tune import (
-        CheckpointConfig,
-        FailureConfig,
-        RunConfig,
-        TuneConfig,
-        Tuner,
-        grid_search,
-    )
+    """The points as one Ray run at `location`, resumed when it exists."""
+    from ray.tune import CheckpointConfig, TuneConfig, Tuner, grid_search
 
     from tune.console import ConsoleProgress
-    from tune.trainable import build_trainable, trial_callbacks, trial_dirname, trial_files_sync
+    from tune.trainable import build_trainable, run_config, trial_dirname
 
     trainable = build_trainable(spec, run_fixed(spec), fold_trial)
-    path = f"{storage.rstrip('/')}/{name}"
-    if Tuner.can_restore(path):
-        tuner = Tuner.restore(path, trainable=trainable, resume_errored=True)
+    if Tuner.can_restore(location.uri):
+        tuner = Tuner.restore(location.uri, trainable=trainable, resume_errored=True)
     else:
         tuner = Tuner(
             trainable, param_space={RUN_KEY: grid_search(points)},
             tune_config=TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True,
                                    max_concurrent_trials=spec.max_concurrent_trials),
-            run_config=RunConfig(
-                name=name, storage_path=storage, verbose=1 if verbose else 0,
-                callbacks=[*trial_callbacks(),
-                           ConsoleProgress(spec.trial_config(spec.low_corner()).epochs,
-                                           len(points))],
-                checkpoint_config=CheckpointConfig(num_to_keep=1),  # the latest: to go on from
-                failure_config=FailureConfig(max_failures=2), sync_config=trial_files_sync()))
+            # the latest checkpoint only: to go on from
+            run_config=run_config(location, [ConsoleProgress(spec.epochs, len(points))],
+                                  verbose, CheckpointConfig(num_to_keep=1)))
     tuner.fit()
 
 
@@ -203,7 +192,7 @@ def unfinished(runs: list[FoldRun], planned: int) -> int:
     return planned - sum(r.places is not None for r in runs)
 
 
-def planned_runs(question: QuestionSpec, runs: list[FoldRun], seeds: int) -> int:
+def planned_runs(question: QuestionSpec, seeds: int) -> int:
     """Runs of the design: arms x folds x seeds (a fold count is resolved in the points)."""
     folds = question.folds if isinstance(question.folds, int) else len(question.folds)
     return len(question.arms()) * folds * seeds
@@ -216,12 +205,11 @@ def question_result(folder: Path, spec: StudySpec, subdir: str = QUESTION_DIR):
     question = spec.question
     runs = read_runs(Path(folder) / subdir)
     records = place_records(runs)
-    planned = planned_runs(question, runs, len({r.point["seed"] for r in runs}) or
-                           len(question.seeds))
+    seeds = len({r.point["seed"] for r in runs}) or len(question.seeds)
+    planned = planned_runs(question, seeds)
     finished = sum(r.places is not None for r in runs)
     arms = {r.arm for r in records}
     if not set(question.values) <= arms:
         return None, finished, planned
-    epochs = spec.trial_config(spec.low_corner()).epochs
     return (answer(records, question.parameter, question.values, list(question.extra_arms),
-                   epochs), finished, planned)
+                   spec.epochs), finished, planned)

@@ -13,6 +13,7 @@ from ray.air.integrations.wandb import (
 )
 
 from tune.errors import UsageError
+from tune.private_api import wandb_of
 
 
 class _LoggingActor(_WandbLoggingActor):
@@ -20,7 +21,7 @@ class _LoggingActor(_WandbLoggingActor):
         super().run()
         # wandb.finish leaves the run's file to wandb's service process, which Ray's kill of
         # this actor ends before it is written (the offline run held no metrics): wait for it.
-        self._wandb.teardown()
+        wandb_of(self).teardown()
 
 
 class _Wandb(WandbLoggerCallback):

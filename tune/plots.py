@@ -1,5 +1,5 @@
-"""Drawing only: the summary's plot data (plain named tuples built in tune.summary and tested
-there) become PNGs in the experiment folder."""
+"""The summary's plots: their data (named tuples, built from the trials and tested on their
+own) apart from the drawing, which turns them into PNGs in the experiment folder."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tune.compare import IsolationRow
-from tune.space import StudySpec
+from tune.compare import IsolationRow, ParetoPoint
+from tune.experiment import Stop, TrialSummary
+from tune.study import StudySpec
 
 
 class ParamPoint(NamedTuple):
@@ -30,6 +31,40 @@ class Reference(NamedTuple):
 
     label: str
     val_rmse: float
+
+
+class PlotData(NamedTuple):
+    """What the PNGs draw, in draw_plots' order."""
+
+    points: dict[str, list[ParamPoint]]
+    isolation: list[IsolationRow]
+    references: list[Reference]
+    curves: list[Curve]
+    pareto: tuple[list[ParetoPoint], list[ParetoPoint]]  # (full-budget points, the front)
+
+
+def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, list[ParamPoint]]:
+    """Per searched parameter, one point per trial that has it (a U-Net baseline has none)."""
+    return {name: [ParamPoint(t.params[name], t.best_val_rmse, t.stop is not Stop.COMPLETED,
+                              t.trial_id)
+                   for t in trials if t.best and name in t.params]
+            for name in spec.space}
+
+
+def curve_data(trials: list[TrialSummary], top: int) -> list[Curve]:
+    """The `top` best trials and every baseline, best first."""
+    ranked = [t for t in trials if t.best]
+    shown = [t for i, t in enumerate(ranked) if i < top or t.baseline]
+    return [Curve(t.label, [int(r["training_iteration"]) for r in t.rows],
+                  [r.get("val_rmse", math.nan) for r in t.rows]) for t in shown]
+
+
+def reference_lines(trials: list[TrialSummary], reference: float) -> list[Reference]:
+    """Baselines of another model and the mean-depth map, drawn beside the divisor axis."""
+    lines = [Reference(t.baseline if t.baseline == t.model else f"{t.baseline} ({t.model})",
+                       t.best_val_rmse)
+             for t in trials if t.baseline and t.model != "base_residual" and t.best]
+    return lines + [Reference("mean-depth map", reference)]
 
 
 def _pyplot():

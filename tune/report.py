@@ -94,8 +94,9 @@ def last_panel(trial: TrialSummary) -> Panel | None:
     return None
 
 
-def panels(experiment: Experiment) -> list[Panel]:
-    ranked = [t for t in experiment.trials() if t.best]
+def panels(trials: list[TrialSummary]) -> list[Panel]:
+    """The last panel of every baseline and of the best searched trials."""
+    ranked = [t for t in trials if t.best]
     chosen = [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][
         :PANEL_TRIALS]
     return [p for p in (last_panel(t) for t in chosen) if p is not None]
@@ -124,9 +125,10 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
             + "\n".join(parts) + "</body></html>\n")
 
 
-def write_report(folder: Path, summary_markdown: str) -> Path:
-    experiment = Experiment(folder)
-    page = render(summary_markdown, optuna_figures(experiment), panels(experiment),
+def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str
+                 ) -> Path:
+    """report.html beside summary.md, whose text it shows (written whole, or not at all)."""
+    page = render(summary_markdown, optuna_figures(experiment), panels(trials),
                   f"{experiment.spec.name}: {experiment.folder.name}")
     path = experiment.folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")

@@ -14,33 +14,34 @@ import os
 import shutil
 import signal
 import sys
-import uuid
-from pathlib import Path
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser
-from baseres.errors import UserError
+from baseres.cli import (
+    CommandLineError,
+    DefaultsHelpFormatter,
+    Interrupted,
+    OneLineParser,
+    run_command,
+)
 from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
-    is_uri,
     keep_ray_on_localhost,
-    local_path,
     start_ray,
 )
 from tune.errors import UsageError
 from tune.experiment import (
     JOURNAL_FILE,
     LOST,
+    MIN_FREE_BYTES,
     STUDY_FILE,
     Experiment,
+    Location,
     driving,
+    new_location,
     read_rows,
     repair_after_kill,
 )
-from tune.space import StudySpec, load_study
-from tune.study import check_experiment_name
-
-MIN_FREE_BYTES = 200 * 2**20  # below this a search cannot write a few checkpoints
+from tune.study import StudySpec, check_experiment_name, load_study
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,82 +90,43 @@ def study_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
-def resolve_storage(storage: str) -> str:
-    """Absolute local path or URI (Ray refuses relative paths: trials run in their own dirs)."""
-    if is_uri(storage):
-        return storage
-    return str(Path(storage).expanduser().resolve())
-
-
-def free_name(storage: str, name: str) -> str:
-    """`name`, or name-2, name-3 ... when a search already lives there (nothing is overwritten)."""
-    local = local_path(storage)
-    if local is None:
-        return name
-    candidate, number = name, 1
-    while (local / candidate).exists():
-        number += 1
-        candidate = f"{name}-{number}"
-    return candidate
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before any trial starts when results could not be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe-{uuid.uuid4().hex}"
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
-    except OSError as err:
-        raise UsageError(f"--storage {folder}: cannot write there: {err.strerror}") from None
-    free = shutil.disk_usage(folder).free
-    if free < MIN_FREE_BYTES:
-        raise UsageError(f"--storage {folder}: at least {MIN_FREE_BYTES // 2**20} MiB free space "
-                         f"is needed, but {free // 2**20} MiB is left")
-
-
 def build_scheduler(spec: StudySpec):
-    if spec.scheduler["type"] == "none":
+    if spec.scheduler is None:
         return None
     from tune.searcher import BaselinesRunFull
 
-    return BaselinesRunFull(
-        spec.name, time_attr="training_iteration", max_t=spec.scheduler["max_t"],
-        grace_period=spec.scheduler["grace_period"],
-        reduction_factor=spec.scheduler["reduction_factor"])
+    return BaselinesRunFull(spec.name, time_attr="training_iteration",
+                            **spec.scheduler._asdict())
 
 
-def run_config(spec: StudySpec, name: str, storage: str, wandb_project: str | None,
-               verbose: bool = False):
-    from ray.tune import CheckpointConfig, FailureConfig, RunConfig
+def search_run_config(spec: StudySpec, location: Location, wandb_project: str | None,
+                      verbose: bool = False):
+    from ray.tune import CheckpointConfig
 
     from tune.callbacks import DiskGuard, KeepSearchKeys, ReturnFreedMemory
     from tune.console import ConsoleProgress
-    from tune.trainable import trial_callbacks, trial_files_sync
+    from tune.trainable import run_config
 
-    callbacks = [*trial_callbacks(), DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory(),
+    callbacks = [DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory(),
                  ConsoleProgress(spec.max_t, spec.num_samples)]
     if wandb_project:
         from tune.integrations import wandb_callback
 
         callbacks.append(wandb_callback(wandb_project))
     callbacks.append(KeepSearchKeys(spec))  # after every logger of the whole record
-    return RunConfig(
-        name=name, storage_path=storage, callbacks=callbacks, verbose=1 if verbose else 0,
-        checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,
-                                           checkpoint_score_order=spec.mode),
-        failure_config=FailureConfig(max_failures=2), sync_config=trial_files_sync(),
-    )
+    return run_config(location, callbacks, verbose,
+                      CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=spec.metric,
+                                       checkpoint_score_order=spec.mode))
 
 
-def print_outcome(experiment: str, folder: Path, spec: StudySpec) -> bool:
+def print_outcome(location: Location, spec: StudySpec) -> bool:
     """What the journal says: trials finished of num_samples (Ray's counts call a trial it
     stopped for an interrupt finished); a complete search's summary, once; an incomplete one's
     resume command, last, where a summary would scroll it away. Whether the search is
     complete."""
+    folder, experiment, local = location.state_folder, location.uri, location.local
     trials = Experiment(folder).optuna_study().trials
     finished = sum(t.state.is_finished() and not t.user_attrs.get(LOST) for t in trials)
-    local = local_path(experiment)
     if finished < spec.num_samples:
         if local is not None:
             print(f"\nthe results so far: python -m tune.summary {experiment}")
@@ -183,10 +145,10 @@ def print_outcome(experiment: str, folder: Path, spec: StudySpec) -> bool:
     return True
 
 
-def prepare_data(spec: StudySpec) -> None:
+def prepare_data(spec: StudySpec, folds: tuple[tuple[str, ...], ...] = ()) -> None:
     """Generate the synthetic set and build the feature cache once, before any trial starts
-    (the question's places too): progress shows here, trials only map the cache, and a bad
-    data root fails before Ray."""
+    (the question's `folds` of places too): progress shows here, trials only map the cache,
+    and a bad data root fails before Ray."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import load_split, resolve_data_root
     from tune.folds import prepare_places
@@ -198,22 +160,23 @@ def prepare_data(spec: StudySpec) -> None:
         root = resolve_data_root(cfg)
         for split in ("train", "val"):
             load_split(cfg, split, root)
-        if spec.question is not None:
-            prepare_places(spec, question_folds(spec), root)
+        if folds:
+            prepare_places(spec, folds, root)
     except DataError as err:
         raise UsageError(str(err)) from None
     print(f"data ready: {root} (features cached for every trial)", flush=True)
 
 
 def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
-    """The question's folds, every place checked against the data root (one line if not)."""
+    """The question's folds, every place checked against the data root (one line if not);
+    the synthetic set is generated here when it is missing, with its progress."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import check_locations, resolve_data_root
     from tune.folds import resolve_folds
 
     cfg = spec.trial_config(spec.low_corner())
     try:
-        root = resolve_data_root(cfg, progress=False)
+        root = resolve_data_root(cfg)
         folds = resolve_folds(spec.question, spec.fixed, root)
         places = [p for fold in folds for p in fold]
         check_locations(cfg.replace(locations=places, val_locations=None, test_locations=None),
@@ -223,7 +186,7 @@ def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
     return folds
 
 
-def answer_question(spec: StudySpec, experiment: str, folds, verbose: bool = False) -> bool:
+def answer_question(spec: StudySpec, location: Location, folds, verbose: bool = False) -> bool:
     """The question's fold runs (arms x folds x seeds, full budget), before the search;
     whether every run finished (an interrupt stops Ray cleanly, without an exception)."""
     from tune.folds import QUESTION_DIR, fold_points, read_runs, run_folds, unfinished
@@ -231,44 +194,15 @@ def answer_question(spec: StudySpec, experiment: str, folds, verbose: bool = Fal
     points = fold_points(spec.question, folds, spec.question.seeds)
     print(f"the question: {len(spec.question.arms())} arms x {len(folds)} folds x "
           f"{len(spec.question.seeds)} seeds = {len(points)} runs of "
-          f"{spec.trial_config(spec.low_corner()).epochs} epochs", flush=True)
-    local = local_path(experiment)
-    if local is not None and len(read_runs(local / QUESTION_DIR)) == len(points) and not \
-            unfinished(read_runs(local / QUESTION_DIR), len(points)):
+          f"{spec.epochs} epochs", flush=True)
+    local = location.local
+    if local is not None and not unfinished(read_runs(local / QUESTION_DIR), len(points)):
         return True
-    run_folds(spec, experiment, QUESTION_DIR, points, verbose)
+    run_folds(spec, location.child(QUESTION_DIR), points, verbose)
     return local is None or not unfinished(read_runs(local / QUESTION_DIR), len(points))
 
 
-def state_folder(experiment: str) -> Path:
-    """The local folder for study.yaml and the Optuna journal (which needs a local file): the
-    experiment folder itself when this machine can reach it, else ./results/<name>."""
-    local = local_path(experiment)
-    name = experiment.rstrip("/").rsplit("/", 1)[-1]
-    return local if local is not None else Path("results", name)
-
-
-def new_folder(storage: str, name: str, chosen: bool) -> str:
-    """Create the experiment folder, exclusively: two searches started at once never share
-    one. A name the user chose must be free; the study's name becomes name-2, -3 ..."""
-    local = local_path(storage)
-    if local is None:
-        return name
-    check_writable(local)
-    candidate = name if chosen else free_name(storage, name)
-    while True:
-        try:
-            (local / candidate).mkdir()
-            return candidate
-        except FileExistsError:
-            if chosen:
-                raise UsageError(f"--name {name}: {local / name} already exists; finish its "
-                                 f"search with --resume {local / name}, or choose another "
-                                 "--name") from None
-            candidate = free_name(storage, name)
-
-
-def fit(tuner, spec: StudySpec, experiment: str, folder: Path) -> bool:
+def fit(tuner, spec: StudySpec, location: Location) -> bool:
     """Run the search; SIGTERM stops it as Ctrl-C does (state saved, resume hint). Whether
     it completed."""
     previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
@@ -276,37 +210,36 @@ def fit(tuner, spec: StudySpec, experiment: str, folder: Path) -> bool:
         tuner.fit()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return print_outcome(experiment, folder, spec)
+    return print_outcome(location, spec)
 
 
-def launch(spec: StudySpec, name: str, storage: str, address: str | None,
+def launch(spec: StudySpec, location: Location, address: str | None,
            wandb_project: str | None, new: bool = True, verbose: bool = False) -> bool:
-    """A search in <storage>/<name>: the question's fold runs, then the search. In a `new`
-    folder (new_folder made it), a search that does not get as far as starting leaves
+    """A search at `location`: the question's fold runs, then the search. In a `new`
+    folder (new_location made it), a search that does not get as far as starting leaves
     nothing behind."""
     from ray.tune import TuneConfig, Tuner
 
     from tune.searcher import StudySearchGenerator, create_study
     from tune.trainable import build_trainable, trial_dirname
 
-    experiment = f"{storage.rstrip('/')}/{name}"
-    folder = state_folder(experiment).resolve()
+    folder = location.state_folder
     started = False
     try:
         with driving(folder):
             # --wandb needs wandb
-            config = run_config(spec, name, storage, wandb_project, verbose)
-            if address is None:
-                prepare_data(spec)
+            config = search_run_config(spec, location, wandb_project, verbose)
             folds = question_folds(spec) if spec.question is not None else ()
+            if address is None:
+                prepare_data(spec, folds)
             # refuses head-local storage on a cluster, and a trial no node can hold
-            start_ray(address, storage, spec.resources)
+            start_ray(address, location.storage, spec.resources)
             (folder / STUDY_FILE).write_text(spec.to_yaml())
             started = True
             if spec.question is not None:
-                if not answer_question(spec, experiment, folds, verbose):
+                if not answer_question(spec, location, folds, verbose):
                     print(f"\nthe question's runs are incomplete; resume with: "
-                          f"python -m tune.run --resume {experiment}")
+                          f"python -m tune.run --resume {location}")
                     return False
             create_study(spec)
             tuner = Tuner(
@@ -321,7 +254,7 @@ def launch(spec: StudySpec, name: str, storage: str, address: str | None,
                                        reuse_actors=True),
                 run_config=config,
             )
-            return fit(tuner, spec, experiment, folder)
+            return fit(tuner, spec, location)
     except BaseException:
         if new and not started:
             shutil.rmtree(folder, ignore_errors=True)
@@ -333,11 +266,9 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
 
     from tune.trainable import build_trainable
 
-    if not is_uri(experiment):
-        experiment = str(Path(experiment).expanduser().resolve())
-    folder = state_folder(experiment).resolve()
+    location = Location.of(experiment)
+    experiment, folder, local = location.uri, location.state_folder, location.local
     study_file = folder / STUDY_FILE
-    local = local_path(experiment)
     if study_file.is_file() and local is not None and not any(
             local.glob("experiment_state-*.json")):
         if any(read_rows(trial / "result.json") for trial in local.glob("trial_*")):
@@ -349,8 +280,7 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         # restore would count the trials of a run it never saw).
         for leftover in ("tuner.pkl", JOURNAL_FILE):
             (local / leftover).unlink(missing_ok=True)
-        storage, name = experiment.rstrip("/").rsplit("/", 1)
-        return launch(load_study(study_file), name, storage, address, None, new=False,
+        return launch(load_study(study_file), location, address, None, new=False,
                       verbose=verbose)
     if not study_file.is_file() or not Tuner.can_restore(experiment):
         raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
@@ -359,10 +289,10 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         spec = load_study(study_file)
         repair_after_kill(folder)
         Experiment(folder).check_unchanged()
-        start_ray(address, experiment.rstrip("/").rsplit("/", 1)[0], spec.resources)
+        start_ray(address, location.storage, spec.resources)
         trainable = build_trainable(spec, spec.fixed)
         tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
-        return fit(tuner, spec, experiment, folder)
+        return fit(tuner, spec, location)
 
 
 class HideRayResumeHint(logging.Filter):
@@ -373,8 +303,10 @@ class HideRayResumeHint(logging.Filter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command(build_parser, _main, argv)
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.resume:
         ignored = [flag for flag, value in (
             ("--set", args.overrides), ("--dry-run", args.dry_run), ("--name", args.name),
@@ -382,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             ("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial),
             ("--wandb", args.wandb), ("--storage", args.storage != "results")) if value]
         if ignored:
-            parser.error(f"--resume continues a search exactly as it was saved; it cannot be "
-                         f"combined with {', '.join(ignored)}")
+            raise CommandLineError(f"--resume continues a search exactly as it was saved; it "
+                                   f"cannot be combined with {', '.join(ignored)}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Ray warns at every forced state snapshot (each checkpoint past num_to_keep): noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -404,20 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(spec.to_yaml(), end="")
             return 0
-        storage = resolve_storage(args.storage)
-        name = new_folder(storage, args.name or spec.name, chosen=args.name is not None)
-        experiment = f"{storage.rstrip('/')}/{name}"
-        complete = launch(spec, name, storage, args.address, args.wandb,
-                          verbose=args.verbose)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        location = new_location(args.storage, args.name or spec.name,
+                                chosen=args.name is not None)
+        experiment = location.uri
+        complete = launch(spec, location, args.address, args.wandb, verbose=args.verbose)
     except KeyboardInterrupt:
-        started = experiment and (state_folder(experiment) / STUDY_FILE).is_file()
-        hint = (f"resume with: python -m tune.run --resume {experiment}" if started
-                else "the search had not started: nothing was kept")
-        print(f"\ninterrupted; {hint}", file=sys.stderr)
-        return 130
+        started = experiment and (Location.of(experiment).state_folder / STUDY_FILE).is_file()
+        raise Interrupted(f"resume with: python -m tune.run --resume {experiment}" if started
+                          else "the search had not started: nothing was kept") from None
     return 0 if complete else 1  # stopped early: the resume hint is printed
 
 

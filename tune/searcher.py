@@ -12,7 +12,6 @@ write into the original's journal or folder).
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,20 @@ from tune.experiment import (
     MODEL,
     RAY_ID,
     STOP,
+    STOP_TEXT,
     STUDY_AS_STARTED,
+    Stop,
+    finite,
     held_folder,
     journal_storage,
     ray_trial_statuses,
+)
+from tune.private_api import (
+    asha_max_t,
+    asha_record,
+    asha_time_attr,
+    generator_experiment,
+    storage_id,
 )
 from tune.study import BASELINE_KEY, Relative, StudySpec
 
@@ -41,18 +50,18 @@ def make_sampler(spec: StudySpec, seen: int = 0):
     proposals are not the ones the first run already tried."""
     import optuna
 
-    seed = spec.sampler.get("seed")
-    seed = None if seed is None else seed + seen
-    if spec.sampler["type"] == "random":
+    sampler = spec.sampler
+    seed = sampler.seed + seen
+    if sampler.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if spec.sampler["type"] == "qmc":
+    if sampler.type == "qmc":
         return optuna.samplers.QMCSampler(seed=seed)
-    options = {key: spec.sampler[key] for key in ("n_startup_trials", "multivariate",
-                                                  "constant_liar")}
     with warnings.catch_warnings():  # multivariate and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # TPE reads a trial's constraints (Trial.set_constraint) wherever a study has them.
-        return optuna.samplers.TPESampler(seed=seed, **options)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=sampler.n_startup_trials,
+                                          multivariate=sampler.multivariate,
+                                          constant_liar=sampler.constant_liar)
 
 
 def note_for_dashboard(trial, text: str) -> None:
@@ -72,7 +81,7 @@ def create_study(spec: StudySpec) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" line
     study = optuna.create_study(storage=journal_storage(held_folder()), study_name=spec.name,
-                                direction="minimize" if spec.mode == "min" else "maximize")
+                                direction="minimize")  # StudySpec.mode
     with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([spec.metric])
@@ -141,21 +150,19 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value, step = result.get(self.metric), result.get("training_iteration")
-        if trial_id not in self.live or not _finite(value) or step is None:
+        if trial_id not in self.live or not finite(value) or step is None:
             return
         frozen = self._frozen(trial_id)
         # A trial resumed after the journal closed it, or an epoch run again from an older
         # checkpoint: the journal keeps what it was told first.
         if frozen.state.is_finished() or step in frozen.intermediate_values:
             return
-        earlier = [v for v in frozen.intermediate_values.values() if _finite(v)]
+        earlier = [v for v in frozen.intermediate_values.values() if finite(v)]
         self._trial(trial_id).report(value, step)
-        if self.spec.sampler.get("constraints") and (
-                not earlier or (value < min(earlier) if self.mode == "min"
-                                else value > max(earlier))):
+        if self.spec.sampler.constraints and (not earlier or value < min(earlier)):
             # The best epoch's target metrics, which the constraints judge as the summary does.
             self._trial(trial_id).set_user_attr(BEST, {
-                m: result[m] for m in self.spec.targets["minimum"] if _finite(result.get(m))})
+                m: result[m] for m in self.spec.targets["minimum"] if finite(result.get(m))})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -168,20 +175,22 @@ class StudySearcher(Searcher):
         # Ray hands a trial's last result to on_trial_complete alone, not to on_trial_result.
         self.on_trial_result(trial_id, result)
         frozen = self._frozen(trial_id)  # with that epoch and the best epoch's metrics
-        values = [v for v in frozen.intermediate_values.values() if _finite(v)]
+        values = [v for v in frozen.intermediate_values.values() if finite(v)]
         epochs = result.get("training_iteration", 0)
-        state, value, reason = optuna.trial.TrialState.COMPLETE, None, "completed"
+        state, value, stop = optuna.trial.TrialState.COMPLETE, None, Stop.COMPLETED
         if error:
-            state, reason = optuna.trial.TrialState.FAIL, "error"
+            state, stop = optuna.trial.TrialState.FAIL, Stop.ERROR
         elif result.get("diverged") or not values:
-            state, reason = optuna.trial.TrialState.FAIL, result.get("stop_reason", "diverged")
+            state, stop = optuna.trial.TrialState.FAIL, Stop.DIVERGED
         elif epochs < self.spec.max_t:
-            state, reason = optuna.trial.TrialState.PRUNED, "early stop"
+            state, stop = optuna.trial.TrialState.PRUNED, Stop.EARLY
         else:
             # The best epoch's value, as the summary ranks and tune.evaluate scores trials.
-            value = min(values) if self.mode == "min" else max(values)
-        self._trial(trial_id).set_user_attr(STOP, reason)
-        if self.spec.sampler.get("constraints") and state != optuna.trial.TrialState.FAIL:
+            value = min(values)
+        self._trial(trial_id).set_user_attr(STOP, stop.value)
+        self._trial(trial_id).set_user_attr(STOP_TEXT, result.get(STOP_TEXT, stop.value)
+                                            if stop is Stop.DIVERGED else stop.value)
+        if self.spec.sampler.constraints and state != optuna.trial.TrialState.FAIL:
             attrs = frozen.user_attrs
             for name, violation in self.violations(attrs.get(BEST, {}),
                                                    attrs.get(BASELINE)).items():
@@ -223,7 +232,7 @@ class StudySearcher(Searcher):
             import optuna
 
             self._handles[trial_id] = optuna.trial.Trial(self.study,
-                                                         self._frozen(trial_id)._trial_id)
+                                                         storage_id(self._frozen(trial_id)))
         return self._handles[trial_id]
 
     # Ray saves the searcher beside its trial list, at the same moment, and restores it only
@@ -254,9 +263,10 @@ class StudySearcher(Searcher):
                                                   states=(optuna.trial.TrialState.RUNNING,))
                 if t.number not in known]
         for trial in lost:
-            handle = optuna.trial.Trial(self.study, trial._trial_id)
+            handle = optuna.trial.Trial(self.study, storage_id(trial))
             handle.set_user_attr(LOST, True)
-            handle.set_user_attr(STOP, "lost: the driver stopped before Ray saved this trial")
+            handle.set_user_attr(STOP, Stop.LOST.value)
+            handle.set_user_attr(STOP_TEXT, "lost: the driver stopped before Ray saved this trial")
             self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             if trial.user_attrs.get(BASELINE):
                 enqueue_baseline(self.study, self.spec, trial.user_attrs[BASELINE])
@@ -283,7 +293,7 @@ class StudySearchGenerator(SearchGenerator):
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        saved = self._experiment.spec["storage"]
+        saved = generator_experiment(self).spec["storage"]
         folder = held_folder()
         if saved.storage_filesystem.type_name != "local":
             return  # remote storage: its place is the one Ray was given
@@ -291,11 +301,7 @@ class StudySearchGenerator(SearchGenerator):
                                                                   folder.name):
             moved = copy.copy(saved)  # what Ray gives new trials, but the folder
             moved.storage_fs_path, moved.experiment_dir_name = str(folder.parent), folder.name
-            self._experiment.spec["storage"] = moved
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+            generator_experiment(self).spec["storage"] = moved
 
 
 class BaselinesRunFull(ASHAScheduler):
@@ -323,7 +329,7 @@ class BaselinesRunFull(ASHAScheduler):
         self._replay_journal()
         decision = super().on_trial_result(tune_controller, trial, result)
         if (decision == TrialScheduler.STOP and trial.config.get(BASELINE_KEY)
-                and result.get(self._time_attr, 0) < self._max_t):
+                and result.get(asha_time_attr(self), 0) < asha_max_t(self)):
             return TrialScheduler.CONTINUE
         return decision
 
@@ -338,17 +344,9 @@ class BaselinesRunFull(ASHAScheduler):
         study = optuna.load_study(study_name=self.study_name,
                                   storage=journal_storage(held_folder()))
         for frozen in study.get_trials(deepcopy=False):
-            replayed = _Replayed(frozen.user_attrs.get(RAY_ID, f"#{frozen.number}"))
-            bracket = self._trial_info.get(replayed.trial_id, self._brackets[0])
+            trial_id = frozen.user_attrs.get(RAY_ID, f"#{frozen.number}")
             for step, value in sorted(frozen.intermediate_values.items()):
-                bracket.on_result(replayed, step, self._metric_op * value)
+                asha_record(self, trial_id, step, value)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_replayed": False}
-
-
-class _Replayed:
-    """What ASHA's bracket reads of a trial: its id."""
-
-    def __init__(self, trial_id: str):
-        self.trial_id = trial_id

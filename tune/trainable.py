@@ -25,7 +25,9 @@ from baseres.hooks import (
 )
 from baseres.trainer import Trainer, TrainingDiverged
 from tune.cluster import check_trial_folders
-from tune.space import BASELINE_KEY, StudySpec
+from tune.experiment import STOP_TEXT, Location
+from tune.private_api import checkpoint_logger, keep_checkpoint_results
+from tune.study import BASELINE_KEY, StudySpec
 
 
 def trial_resources() -> tuple[int, float]:
@@ -64,7 +66,7 @@ def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
 
 def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
               baseline: str | None = None, extra_hooks: tuple[Hook, ...] = (),
-              role: str | None = None) -> Trainer:
+              role: str | None = None) -> None:
     """Train fixed values + `sample` in Ray's trial folder, reporting every epoch; the
     `extra_hooks` run before each epoch's report (so their files go with its checkpoint).
     `role` says in TensorBoard's HParams what a run that is neither a baseline nor a sampled
@@ -83,11 +85,11 @@ def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
     # would define HParams columns without the searched ones.
     # The driver says each trial's progress (tune.console); Ray's line for every checkpoint
     # would be most of a search's console.
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    checkpoint_logger().setLevel(logging.WARNING)
     hooks = [ConfigFile(trial_dir), MetricsFile(trial_dir),
              TensorBoard(trial_dir / label, hparams, defines_columns=bool(searched)),
              *extra_hooks, RayReport()]
-    trainer = Trainer(cfg, trial_dir, hooks=hooks)
+    trainer = Trainer(cfg, hooks=hooks)
     checkpoint = get_checkpoint()
     if checkpoint is not None:  # a retry after a failure, or a resumed search
         with checkpoint.as_directory() as folder:
@@ -99,8 +101,7 @@ def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
         # NaN reaches Optuna as a failed trial and is never chosen as best; the search goes on.
         last = trainer.history[-1] if trainer.history else {}
         ray.tune.report({**last, "val_rmse": math.nan, "diverged": 1.0,
-                         "stop_reason": f"diverged: {err}"})
-    return trainer
+                         STOP_TEXT: f"diverged: {err}"})
 
 
 def rows_to_keep(reported_with: list[str | None], checkpoint: str | None) -> int:
@@ -177,26 +178,29 @@ class ForgetDeletedCheckpoints(Callback):
     traceback for the user, and Ray's bookkeeping of that checkpoint cut short."""
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        manager = trial.run_metadata.checkpoint_manager
-        manager._checkpoint_results = [  # Ray's own list; it has no call to drop an entry
-            result for result in manager._checkpoint_results
-            if result.checkpoint.filesystem.get_file_info(result.checkpoint.path).type
-            != FileType.NotFound]
+        def stored(result) -> bool:
+            checkpoint = result.checkpoint
+            return checkpoint.filesystem.get_file_info(checkpoint.path).type != FileType.NotFound
+
+        keep_checkpoint_results(trial.run_metadata.checkpoint_manager, stored)
 
 
-def trial_callbacks() -> list:
-    """The callbacks of every search and confirmation: Ray's loggers of result.json and
-    progress.csv, which the summary and the tests read (cluster.drop_ray_tensorboard_logger
-    turns the automatic ones off), and a checkpoint list true to storage."""
-    return [ResultJson(), ProgressCsv(), ForgetDeletedCheckpoints()]
+def run_config(location: Location, callbacks: list, verbose: bool, checkpoints):
+    """Ray's RunConfig of every Tuner here (the search, the question's and the confirmation's
+    fold runs), at `location`, keeping `checkpoints` (a CheckpointConfig).
 
-
-def trial_files_sync():
-    """Ray copies each trial's own files (trial_folder) into its folder in storage at every
+    Callbacks: Ray's loggers of result.json and progress.csv first, which the summary and the
+    tests read (cluster.drop_ray_tensorboard_logger turns the automatic ones off), and a
+    checkpoint list true to storage; then `callbacks`. A failed trial is tried twice more.
+    Ray copies each trial's own files (trial_folder) into its folder in storage at every
     checkpoint, from whichever node ran it."""
-    from ray.tune import SyncConfig
+    from ray.tune import FailureConfig, RunConfig, SyncConfig
 
-    return SyncConfig(sync_artifacts=True)
+    return RunConfig(
+        name=location.name, storage_path=location.storage, verbose=1 if verbose else 0,
+        callbacks=[ResultJson(), ProgressCsv(), ForgetDeletedCheckpoints(), *callbacks],
+        checkpoint_config=checkpoints, failure_config=FailureConfig(max_failures=2),
+        sync_config=SyncConfig(sync_artifacts=True))
 
 
 def trial_dirname(trial) -> str:

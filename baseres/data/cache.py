@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -44,6 +45,7 @@ MANIFEST = "manifest.json"
 # (equal to "test" unless test_locations holds places out).
 SPLIT_NAMES = ("train", "val", "test", "test_seen")
 LOCATION_KEYS = ("locations", "val_locations", "test_locations")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -246,7 +248,7 @@ def load_split(cfg: TrainConfig, split: str, root: Path | None = None, progress:
                 manifest = _build(folder, refs, settings, cfg.skip_bad_samples, progress, root,
                                   split)
     arrays = _open(folder, manifest)
-    if arrays.skipped:
+    if arrays.skipped:  # a warning, not a log record: the caller can fix the files
         warnings.warn(f"{root}: skipped {len(arrays.skipped)} bad sample(s) of split {split!r}: "
                       + "; ".join(arrays.skipped), stacklevel=2)
     if len(arrays) == 0:
@@ -263,8 +265,8 @@ def _build(folder, refs, settings, skip_bad, progress, root, split) -> dict:
     if folder.exists():  # incomplete or damaged: never read, rebuild from the sources
         shutil.rmtree(folder)
     if progress:
-        print(f"baseres: computing the features of split {split!r} ({len(refs)} samples) into "
-              f"{folder}", file=sys.stderr, flush=True)
+        logger.info("baseres: computing the features of split %r (%s samples) into %s", split,
+                    len(refs), folder)
     tmp, skipped, valid = _compute(refs, settings, skip_bad, progress, str(folder))
     manifest = {
         "root": str(root), "split": split, "settings": settings.as_dict(),

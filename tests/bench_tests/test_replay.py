@@ -26,6 +26,7 @@ from bench.replay import (
 from bench.simulate import Lookup, OptunaDriver, RayDriver, simulate
 from tune.experiment import driving, journal_storage
 from tune.searcher import BaselinesRunFull, StudySearcher, create_study
+from tune.study import AshaSpec
 
 LAMBDA, DIVISOR = "lambda_base_init", "base_channel_divisor"
 SPACE = {LAMBDA: FloatDistribution(1.0, 100.0, log=True), DIVISOR: CategoricalDistribution([1, 2])}
@@ -45,7 +46,7 @@ F = curve(80.0, 1, [3.1, 3.0, 2.95, 2.9])
 TABLE = Table("tiny", 4, (A, B, C, D, E, F), {"command": "hand-made"})
 # max_t 4, grace 1, factor 2: ASHA's rungs at epochs 1 and 2 (4 is max_t); 2 workers
 SPEC = replace(bench_study(4, root="unused"), space=SPACE, baselines={}, max_concurrent_trials=2,
-               scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2, "max_t": 4})
+               scheduler=AshaSpec(grace_period=1, reduction_factor=2, max_t=4))
 SETTING = Setting(SPEC, grace_period=1, reduction_factor=2)
 
 

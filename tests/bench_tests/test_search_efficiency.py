@@ -1,8 +1,8 @@
 """The search-efficiency arithmetic: which epoch of which trial first reached the target."""
 
-from types import SimpleNamespace
 
 import pytest
+from helpers import fake_trial
 
 from bench.search_efficiency import best_rmse, epoch_reports, epochs_to_reach
 
@@ -14,7 +14,7 @@ def trial(trial_id, start, values, diverged_after=False):
         rows.append({"trial_id": trial_id, "timestamp": start + 10 * len(values),
                      "training_iteration": len(values) + 1, "val_rmse": float("nan"),
                      "diverged": 1.0})
-    return SimpleNamespace(rows=rows)
+    return fake_trial(trial_id, rows)
 
 
 # a starts at 0 (reports at 0, 10, 20), b at 5 (5, 15): time order a1 b1 a2 b2 a3

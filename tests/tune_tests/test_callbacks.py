@@ -1,13 +1,9 @@
-"""The driver's own Ray callbacks, run without a search: handing freed memory back, and the
-result loggers keeping the driver's rows, and no row twice, when a trial starts again, and
-its checkpoint list true to storage."""
+"""The driver's own Ray callbacks (tune.callbacks), run without a search: handing freed memory
+back."""
 
 import ctypes
-import json
 import pickle
 import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -20,96 +16,3 @@ def test_freed_memory_is_handed_back_after_a_trial_and_survives_ray_saving_it():
     callback = pickle.loads(pickle.dumps(ReturnFreedMemory()))
     assert isinstance(callback.trim, ctypes._CFuncPtr)
     callback.on_trial_complete(0, [], None)  # calls malloc_trim(0) without a search
-
-
-def row(epoch: int) -> str:
-    return json.dumps({"training_iteration": epoch,
-                       "checkpoint_dir_name": f"checkpoint_{epoch - 1:06d}"}) + "\n"
-
-
-def a_trial(driver: Path, storage: Path, checkpoint: str | None):
-    import pyarrow.fs
-
-    return SimpleNamespace(
-        checkpoint=SimpleNamespace(path=str(storage / checkpoint)) if checkpoint else None,
-        local_path=str(driver), storage=SimpleNamespace(
-            trial_fs_path=str(storage), storage_filesystem=pyarrow.fs.LocalFileSystem()))
-
-
-def test_a_retried_trial_keeps_the_drivers_newer_rows(tmp_path):
-    from tune.trainable import ResultJson
-
-    driver, storage = tmp_path / "staging", tmp_path / "storage"
-    driver.mkdir()
-    storage.mkdir()
-    (storage / "result.json").write_text(row(1))  # synced a while ago
-    ResultJson()._restore_from_remote("result.json", a_trial(driver, storage, "checkpoint_000000"))
-    assert (driver / "result.json").read_text() == row(1)  # a resumed driver: restored
-    (driver / "result.json").write_text(row(1) + row(2))  # reported just before a node loss
-    retry = a_trial(driver, storage, "checkpoint_000001")  # its checkpoint reached the driver
-    ResultJson()._restore_from_remote("result.json", retry)
-    assert (driver / "result.json").read_text() == row(1) + row(2)
-
-
-@pytest.mark.parametrize("checkpoint, kept", [
-    ("checkpoint_000001", 2),  # the rows after the checkpoint come again
-    ("checkpoint_000003", 3),  # the checkpoint's row is not logged yet: nothing comes again
-    (None, 0),  # no checkpoint: every epoch comes again
-])
-@pytest.mark.parametrize("logger", ["ResultJson", "ProgressCsv"])
-def test_a_trial_going_on_from_a_checkpoint_loses_the_rows_after_it(tmp_path, logger,
-                                                                     checkpoint, kept):
-    import tune.trainable
-
-    driver = tmp_path / "staging"
-    driver.mkdir()
-    if logger == "ResultJson":
-        name, lines = "result.json", [row(e) for e in (1, 2, 3)]
-        expected = "".join(lines[:kept])
-    else:  # as Ray's CSV logger writes it
-        name, lines = "progress.csv", ["training_iteration,checkpoint_dir_name\r\n"] + [
-            f"{e},checkpoint_{e - 1:06d}\r\n" for e in (1, 2, 3)]
-        expected = "".join(lines[:kept + 1])
-    (driver / name).write_bytes("".join(lines).encode())
-    callback = getattr(tune.trainable, logger)()
-    callback._restore_from_remote(name, a_trial(driver, tmp_path / "storage", checkpoint))
-    assert (driver / name).read_bytes() == expected.encode()
-
-
-def test_a_resumed_trial_forgets_a_checkpoint_deleted_after_rays_last_saved_state(tmp_path):
-    from ray.train import CheckpointConfig
-    from ray.train._internal.checkpoint_manager import _CheckpointManager
-    from ray.train._internal.session import _TrainingResult
-    from ray.tune import Checkpoint
-
-    from tune.trainable import ForgetDeletedCheckpoints
-
-    def checkpoint(index: int, val_rmse: float) -> _TrainingResult:
-        folder = tmp_path / f"checkpoint_{index:06d}"
-        folder.mkdir(exist_ok=True)
-        return _TrainingResult(Checkpoint.from_directory(str(folder)), {"val_rmse": val_rmse})
-
-    def kept(manager) -> list[str]:
-        return [Path(r.checkpoint.path).name for r in manager._checkpoint_results]
-
-    # tune.run's policy: the best 2 by val_rmse (and the latest) stay
-    manager = _CheckpointManager(CheckpointConfig(
-        num_to_keep=2, checkpoint_score_attribute="val_rmse", checkpoint_score_order="min"))
-    manager.register_checkpoint(checkpoint(0, 3.0))
-    manager.register_checkpoint(checkpoint(1, 2.0))
-    saved = pickle.dumps(manager)  # Ray's last saved state before the kill
-    manager.register_checkpoint(checkpoint(2, 1.0))  # deletes checkpoint_000000
-    assert not (tmp_path / "checkpoint_000000").exists()
-
-    # resumed from that state, the trial goes on from checkpoint_000001 and saves _000002 again
-    without = pickle.loads(saved)
-    with pytest.raises(FileNotFoundError):  # what Ray logged with a traceback
-        without.register_checkpoint(checkpoint(2, 1.0))
-    resumed = pickle.loads(saved)
-    ForgetDeletedCheckpoints().on_trial_start(0, [], SimpleNamespace(
-        run_metadata=SimpleNamespace(checkpoint_manager=resumed)))
-    assert kept(resumed) == ["checkpoint_000001"]
-    resumed.register_checkpoint(checkpoint(2, 1.0))
-    resumed.register_checkpoint(checkpoint(3, 0.5))  # deletes checkpoint_000001 as usual
-    assert kept(resumed) == ["checkpoint_000002", "checkpoint_000003"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == kept(resumed)

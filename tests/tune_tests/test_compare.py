@@ -2,9 +2,9 @@
 trials whose figures are worked out by hand."""
 
 import math
-from pathlib import Path
 
 import pytest
+from helpers import fake_trial
 
 from tune.compare import (
     compare,
@@ -16,9 +16,6 @@ from tune.compare import (
     verdict,
 )
 from tune.experiment import TrialSummary
-from tune.space import load_study
-
-SMOKE = load_study("smoke.yaml")
 
 
 def trial(trial_id, curve, model="base_residual", baseline=None, **params) -> TrialSummary:
@@ -30,7 +27,7 @@ def trial(trial_id, curve, model="base_residual", baseline=None, **params) -> Tr
         params = {"model": "unet"}
     if baseline:
         params = {**params, "baseline": baseline}
-    return TrialSummary(trial_id, Path(trial_id), params, rows, "TERMINATED")
+    return fake_trial(trial_id, rows, **params)
 
 
 @pytest.mark.parametrize("value, band, expected", [
@@ -44,11 +41,11 @@ def test_target_bands_are_inclusive_at_their_edges(value, band, expected):
     assert in_band(value, band) is expected
 
 
-def test_a_relative_target_is_judged_against_the_baselines_value():
+def test_a_relative_target_is_judged_against_the_baselines_value(smoke_spec):
     # seed_before's best is 2.0 m: minimum 0.85 x 2.0 = 1.7 m, ideal 0.70 x 2.0 = 1.4 m
     before = trial("b", [2.4, 2.0], baseline="seed_before")
     checks = {(c.level, c.metric): c for c in judge_targets(
-        trial("x", [1.6]), SMOKE, {"seed_before": before})}
+        trial("x", [1.6]), smoke_spec, {"seed_before": before})}
     minimum, ideal = checks["minimum", "val_rmse"], checks["ideal", "val_rmse"]
     assert minimum.band == (None, pytest.approx(1.7)) and minimum.passed is True
     assert ideal.band == (None, pytest.approx(1.4)) and ideal.passed is False
@@ -59,9 +56,9 @@ def test_a_relative_target_is_judged_against_the_baselines_value():
     assert checks["ideal", "train_sparse"].passed is True
 
 
-def test_unresolved_and_inapplicable_targets_are_not_judged():
+def test_unresolved_and_inapplicable_targets_are_not_judged(smoke_spec):
     checks = {(c.level, c.metric): c for c in judge_targets(
-        trial("u", [1.0], model="unet", baseline="unet"), SMOKE, {})}
+        trial("u", [1.0], model="unet", baseline="unet"), smoke_spec, {})}
     assert checks["minimum", "val_rmse"].passed is None
     assert checks["minimum", "val_rmse"].note == "seed_before has no val_rmse yet"
     assert checks["ideal", "train_sparse"].passed is None
@@ -77,15 +74,15 @@ def test_comparisons_are_made_at_the_highest_epoch_both_reached():
     assert result.ratio == pytest.approx(0.75)  # at epoch 4 `long` would win, 0.5 vs 1.5
 
 
-def test_isolation_compares_only_trials_that_ran_the_full_budget():
-    full = SMOKE.max_t  # 3 epochs
+def test_isolation_compares_only_trials_that_ran_the_full_budget(smoke_spec):
+    full = smoke_spec.max_t  # 3 epochs
     trials = [trial("a", [2.0, 1.5, 1.2], base_channel_divisor=1),
               trial("b", [1.8, 1.1], base_channel_divisor=4),  # stopped: better, not compared
               trial("c", [1.9, 1.6, 1.45], base_channel_divisor=4),
               trial("d", [1.7], base_channel_divisor=2),
               trial("u", [0.9], model="unet", baseline="unet")]
     assert full == 3
-    table = {r.value: r for r in isolation_table(trials, SMOKE)}
+    table = {r.value: r for r in isolation_table(trials, smoke_spec)}
     assert (table[1].trial_id, table[1].val_rmse, table[1].trials, table[1].stopped) == (
         "a", 1.2, 1, 0)
     assert (table[4].trial_id, table[4].val_rmse, table[4].trials, table[4].stopped) == (
@@ -95,12 +92,12 @@ def test_isolation_compares_only_trials_that_ran_the_full_budget():
     assert table[8].trial_id is None and (table[8].trials, table[8].stopped) == (0, 0)
 
 
-def test_the_verdict_names_the_best_searched_trial_and_its_margin_to_each_baseline():
+def test_the_verdict_names_the_best_searched_trial_and_its_margin_to_each_baseline(smoke_spec):
     before = trial("b", [1.5, 1.0, 0.9], baseline="seed_before")
     unet = trial("u", [1.6, 1.2, 1.1], model="unet", baseline="unet")
     searched = trial("s", [1.2, 0.95])
     ranked = [before, searched, unet]
-    checks = {t.label: judge_targets(t, SMOKE, {"seed_before": before}) for t in ranked}
+    checks = {t.label: judge_targets(t, smoke_spec, {"seed_before": before}) for t in ranked}
     lines = verdict(ranked, {"seed_before": before, "unet": unet}, checks, 4)
     assert lines[0] == "Best overall: b (seed_before), val RMSE 0.9 m (3 epochs)."
     assert lines[1] == "Best searched trial: s, val RMSE 0.95 m (2 epochs)."
@@ -117,15 +114,15 @@ def test_a_baseline_is_never_called_searched():
                         "all baselines).")
 
 
-def test_the_pareto_front_keeps_full_budget_trials_no_other_beats_on_both():
-    full = SMOKE.max_t
+def test_the_pareto_front_keeps_full_budget_trials_no_other_beats_on_both(smoke_spec):
+    full = smoke_spec.max_t
     trials = [trial("d1", [1.0] * full, base_channel_divisor=1),
               trial("d4", [1.1] * full, base_channel_divisor=4),
               trial("d2", [1.3] * full, base_channel_divisor=2),  # d4: smaller and better
               trial("d8-short", [0.9], base_channel_divisor=8),  # stopped early: unequal budget
               trial("d8", [1.2] * full, base_channel_divisor=8),
               trial("u", [0.8] * full, model="unet")]  # no base decoder: not on this axis
-    front = pareto_front(full_budget_points(trials, SMOKE))
+    front = pareto_front(full_budget_points(trials, smoke_spec))
     assert [p.trial for p in front] == ["d8", "d4", "d1"]  # smallest base first
     assert [p.val_rmse for p in front] == [1.2, 1.1, 1.0]
     assert [p.scientific for p in front] == [8, 4, 1]

@@ -5,17 +5,15 @@ refused; the test split is never read."""
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
-from helpers import ctrl_c_when
+from helpers import copy_experiment, ctrl_c_when, gap_records
 
 from tune.confirm import CONFIRM_DIR, comparisons
 from tune.confirm import main as confirm_main
 from tune.experiment import read_rows
-from tune.question import PlaceRecord
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -23,9 +21,7 @@ ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 
 @pytest.fixture
 def experiment(question_experiment, tmp_path):
-    copy = tmp_path / "q"
-    shutil.copytree(question_experiment, copy)
-    return copy
+    return copy_experiment(question_experiment, tmp_path)
 
 
 def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment, capsys):
@@ -62,25 +58,20 @@ def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment
     assert "Confirmed with fresh seeds [2]" in (experiment / "summary.md").read_text()
 
 
-def records(arm, gaps):
-    return [PlaceRecord(place, arm, 1, 1.0, 1.0 + gap, 0.9) for place, gap in
-            zip("ABCD", gaps)]
-
-
 def test_comparisons_are_holm_corrected_and_say_inconclusive_at_this_power():
     from tune.study import QuestionSpec
 
     question = QuestionSpec("c", "base_channel_divisor", (1, 4), {}, {"model": "unet"}, {},
                             (("A", "B"), ("C", "D")), (1,))
-    found = records(1, [0.2, 0.2, 0.3, 0.1]) + records(4, [0.1, 0.1, 0.1, 0.1]) + \
-        records("control", [0.2, 0.3, 0.25, 0.25])
+    found = gap_records(1, {1: [0.2, 0.2, 0.3, 0.1]}) + gap_records(4, {1: [0.1, 0.1, 0.1, 0.1]}) \
+        + gap_records("control", {1: [0.2, 0.3, 0.25, 0.25]})
     result = comparisons(found, question, [])
     contrast, control = result
     # effects .1 .1 .2 0 (t = 2.449, df 3: p = 0.0917); control .2 .3 .25 .25 (t = 12.25,
     # p = 0.00117). Holm: 2 x 0.00117 = 0.00234; max(0.00234, 0.0917) = 0.0917
-    assert contrast["p_value"] == pytest.approx(0.0917, abs=5e-4)
-    assert control["p_holm"] == pytest.approx(2 * control["p_value"])
-    assert control["p_value"] == pytest.approx(0.00117, abs=5e-5)
-    assert contrast["p_holm"] == pytest.approx(contrast["p_value"])
-    assert control["outcome"] == "above 0"
-    assert contrast["outcome"].startswith("inconclusive at this power (could detect 0.170 m")
+    assert contrast.p_value == pytest.approx(0.0917, abs=5e-4)
+    assert control.p_holm == pytest.approx(2 * control.p_value)
+    assert control.p_value == pytest.approx(0.00117, abs=5e-5)
+    assert contrast.p_holm == pytest.approx(contrast.p_value)
+    assert control.outcome == "above 0"
+    assert contrast.outcome.startswith("inconclusive at this power (could detect 0.170 m")

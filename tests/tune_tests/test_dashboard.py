@@ -8,16 +8,13 @@ import pytest
 from helpers import free_port, get_json
 
 from tune.dashboard import main
-from tune.space import load_study
-
-SMOKE = load_study("smoke.yaml")
 
 
 def trial_attrs(trial: dict, key: str):
     return next((a["value"] for a in trial["user_attrs"] if a["key"] == key), None)
 
 
-def test_dashboard_serves_the_smoke_study(smoke_experiment):
+def test_dashboard_serves_the_smoke_study(smoke_experiment, smoke_spec):
     pytest.importorskip("optuna_dashboard")
     port = free_port()
     server = subprocess.Popen(
@@ -37,7 +34,7 @@ def test_dashboard_serves_the_smoke_study(smoke_experiment):
         smoke = next(s for s in studies if s["study_name"] == "smoke")
         assert smoke["directions"] == ["minimize"]
         detail = get_json(f"http://127.0.0.1:{port}/api/studies/{smoke['study_id']}")
-        assert len(detail["trials"]) == SMOKE.num_samples
+        assert len(detail["trials"]) == smoke_spec.num_samples
         for trial in detail["trials"]:  # its note names it as everything else does
             ray_id, name = trial_attrs(trial, "ray_trial_id"), trial_attrs(trial, "baseline")
             assert trial["note"]["body"] == (f"{name} (baseline), Ray trial {ray_id}" if name
@@ -74,11 +71,11 @@ def test_without_optuna_dashboard_says_how_to_install_it(tmp_path, capsys, monke
     (b'{"op_code": 0, "worker_id": "w", "study_name": "smoke", "directions": [1]}\n'
      b'{"op_code": 4, "wor\n{"op_code": 4}\n', "the Optuna journal is unreadable"),
 ])
-def test_a_folder_without_a_readable_journal_is_one_line(tmp_path, capsys, journal, message):
+def test_a_folder_without_a_readable_journal_is_one_line(tmp_path, capsys, journal, message,
+                                                         smoke_spec):
     from tune.experiment import JOURNAL_FILE, STUDY_FILE
-    from tune.space import load_study
 
-    (tmp_path / STUDY_FILE).write_text(load_study("smoke.yaml").to_yaml())
+    (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
     if journal is not None:
         (tmp_path / JOURNAL_FILE).write_bytes(journal)
     assert main([str(tmp_path)]) == 2

@@ -2,29 +2,24 @@
 
 import json
 import math
-import shutil
 
 import pytest
+from helpers import copy_experiment
 
 from tune.evaluate import main as evaluate_main
-from tune.space import load_study
-
-SMOKE = load_study("smoke.yaml")
 
 
 @pytest.fixture
 def experiment(smoke_experiment, tmp_path):
-    copy = tmp_path / "smoke"
-    shutil.copytree(smoke_experiment, copy)
-    return copy
+    return copy_experiment(smoke_experiment, tmp_path)
 
 
-def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys):
+def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys, smoke_spec):
     assert evaluate_main([str(experiment), "--split", "test", "--top", "1"]) == 0
     report = json.loads((experiment / "evaluation-test.json").read_text())
     labels = [row["label"] for row in report["trials"]]
-    assert {row["baseline"] for row in report["trials"]} == set(SMOKE.baselines) | {None}
-    assert len(labels) == len(SMOKE.baselines) + 1
+    assert {row["baseline"] for row in report["trials"]} == set(smoke_spec.baselines) | {None}
+    assert len(labels) == len(smoke_spec.baselines) + 1
     for row in report["trials"]:
         for column in report["columns"]:
             assert math.isfinite(row[column]["rmse"]) and 0 < row[column]["rmse"] < 12
@@ -32,7 +27,7 @@ def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys):
             # each column next to the mean training depth map scored on the same samples
             assert row[column]["rmse_ratio"] == pytest.approx(
                 row[column]["rmse"] / row[column]["mean_map_rmse"])
-        assert 1 <= row["checkpoint_epoch"] <= SMOKE.scheduler["max_t"]
+        assert 1 <= row["checkpoint_epoch"] <= smoke_spec.scheduler.max_t
     # the smoke study holds out test places: each trial is scored on seen and unseen places
     assert report["columns"] == ["seen", "unseen"]
     text = (experiment / "summary.md").read_text()

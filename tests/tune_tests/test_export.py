@@ -13,22 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import copy_experiment
 
 from baseres.config import TrainConfig
 from baseres.model import BaseResidualNet
-from tune.experiment import STUDY_FILE
+from tune.experiment import STUDY_FILE, read_rows
 from tune.export import main
-
-
-def rows_of(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def ranking(experiment: Path) -> list[tuple[float, int, Path]]:
     """(best finite val_rmse, its epoch, trial folder), best first: the test's own oracle."""
     found = []
     for folder in experiment.glob("trial_*"):
-        finite = [r for r in rows_of(folder / "result.json") if math.isfinite(r["val_rmse"])]
+        finite = [r for r in read_rows(folder / "result.json") if math.isfinite(r["val_rmse"])]
         if finite:
             best = min(finite, key=lambda r: r["val_rmse"])
             found.append((best["val_rmse"], best["epoch"], folder))
@@ -50,11 +47,11 @@ def test_rank_1_retrains_to_the_trials_val_rmse(smoke_experiment, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     cfg = TrainConfig.from_yaml(out)
-    retrained = rows_of(tmp_path / cfg.resolved_out_dir / "metrics.jsonl")
+    retrained = read_rows(tmp_path / cfg.resolved_out_dir / "metrics.jsonl")
     assert [r["epoch"] for r in retrained] == list(range(1, cfg.epochs + 1))  # the full budget
     assert retrained[epoch - 1]["val_rmse"] == pytest.approx(value, rel=0.01)
     # every epoch the trial ran repeats, not only the best one
-    trial = {r["epoch"]: r["val_rmse"] for r in rows_of(folder / "result.json")}
+    trial = {r["epoch"]: r["val_rmse"] for r in read_rows(folder / "result.json")}
     assert [r["val_rmse"] for r in retrained[:len(trial)]] == pytest.approx(
         [trial[e] for e in sorted(trial)], rel=0.01)
 
@@ -174,8 +171,7 @@ def test_bad_use_is_one_line_exit_2_and_writes_nothing(smoke_experiment, tmp_pat
     elif case == "--out is a folder":
         out = work
     elif case == "--out in the experiment":
-        experiment = tmp_path / "copy"
-        shutil.copytree(smoke_experiment, experiment)
+        experiment = copy_experiment(smoke_experiment, tmp_path, "copy")
         before = (experiment / "study.yaml").read_bytes()
         out = experiment / "study.yaml"
     elif case == "--out read-only":  # as a read-only mount answers, the clean-up included

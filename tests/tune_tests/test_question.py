@@ -1,14 +1,13 @@
 """The question's statistics on hand-made per-place tables, every figure worked out by hand:
 place and pose gaps, seeds averaged within a place, t-intervals over places, the verdict's
-branches, Holm's correction, the detectable effect; and fold runs read back into records."""
+branches, Holm's correction, the detectable effect."""
 
 import json
 import math
-from pathlib import Path
 
 import pytest
+from helpers import gap_records
 
-from tune.folds import FoldRun, fold_points, place_records
 from tune.question import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -25,18 +24,10 @@ from tune.question import (
 T975_DF3 = 3.182446  # Student t quantiles, from a printed table
 T80_DF3 = 0.978472
 PLACES = ("A", "B", "C", "D")
-
-
-def records(arm, gaps_by_seed, seen=1.0, train=0.9):
-    """Per seed, the place gaps of A..D (seen RMSE 1.0, so unseen = 1.0 + gap)."""
-    return [PlaceRecord(place, arm, seed, seen, seen + gap, train)
-            for seed, gaps in gaps_by_seed.items() for place, gap in zip(PLACES, gaps)]
-
-
-WIDE = records(1, {1: [0.3, 0.2, 0.4, 0.1], 2: [0.1, 0.2, 0.2, 0.1]})  # A .2 B .2 C .3 D .1
-NARROW = records(4, {1: [0.1] * 4, 2: [0.1] * 4})
-CONTROL_SEES = records("control", {1: [0.2, 0.3, 0.25, 0.25]})
-CONTROL_BLIND = records("control", {1: [0.1, -0.1, 0.05, -0.05]})
+WIDE = gap_records(1, {1: [0.3, 0.2, 0.4, 0.1], 2: [0.1, 0.2, 0.2, 0.1]})  # A .2 B .2 C .3 D .1
+NARROW = gap_records(4, {1: [0.1] * 4, 2: [0.1] * 4})
+CONTROL_SEES = gap_records("control", {1: [0.2, 0.3, 0.25, 0.25]})
+CONTROL_BLIND = gap_records("control", {1: [0.1, -0.1, 0.05, -0.05]})
 
 
 def test_place_and_pose_gaps_of_one_record():
@@ -67,7 +58,7 @@ def test_the_contrast_averages_seeds_within_a_place_then_takes_a_t_interval_over
     ([0.1, 0.08, 0.22, 0.0], CONTROL_BLIND, INCONCLUSIVE, "cannot pose the question"),
 ])
 def test_each_verdict_branch(narrow_gaps, control, verdict, reason):
-    narrow = records(4, {1: narrow_gaps, 2: narrow_gaps})
+    narrow = gap_records(4, {1: narrow_gaps, 2: narrow_gaps})
     result = answer(WIDE + narrow + control, "base_channel_divisor", (1, 4), [], 12)
     assert result.verdict == verdict and reason in result.reason
     if verdict == SUPPORTED:
@@ -114,46 +105,3 @@ def test_one_place_has_no_interval_and_no_detectable_effect():
     assert single.mean == 0.3 and single.n == 1 and math.isnan(single.lo)
     assert math.isnan(detectable_effect(single))
     assert t_interval([0.5, 0.5, 0.5]).p_value == 0.0  # no spread, a nonzero mean
-
-
-def run(arm, fold, seed, seen, scores, folds=2):
-    """A finished fold run: `scores` maps place -> val RMSE; `seen` its own fold's places."""
-    point = {"arm": arm, "fold": fold, "folds": folds, "seed": seed, "places": list(scores),
-             "values": {"locations": list(seen)}}
-    places = {p: {"seen": p in seen, "val_rmse": v, **({"train_rmse": v - 0.1}
-                                                       if p in seen else {})}
-              for p, v in scores.items()}
-    return FoldRun(point, Path("x"), places)
-
-
-def test_fold_runs_become_records_seen_by_their_own_fold_unseen_by_the_others():
-    scores = {"A": 1.0, "B": 2.0, "C": 3.0}
-    runs = [run(1, 0, 1, ["A"], {"A": 1.0, "B": 2.5, "C": 3.5}, folds=3),
-            run(1, 1, 1, ["B"], {"A": 1.4, "B": 2.0, "C": 3.3}, folds=3),
-            run(1, 2, 1, ["C"], {"A": 1.6, "B": 2.3, "C": 3.0}, folds=3)]
-    found = {r.place: r for r in place_records(runs)}
-    assert set(found) == set(scores)
-    # A: seen 1.0 by fold 0; unseen by folds 1 and 2: (1.4 + 1.6) / 2 = 1.5
-    assert (found["A"].seen_rmse, found["A"].unseen_rmse) == (1.0, pytest.approx(1.5))
-    assert found["A"].train_rmse == pytest.approx(0.9)
-    assert found["C"].unseen_rmse == pytest.approx(3.4)  # (3.5 + 3.3) / 2
-    # a design whose third fold has not finished gives no record for that arm and seed
-    assert place_records(runs[:2]) == []
-
-
-def test_fold_points_cover_every_arm_fold_and_seed():
-    from tune.space import load_study
-
-    spec = load_study("generalization.yaml")
-    question = spec.question
-    points = fold_points(question, question.folds, question.seeds)
-    assert len(points) == len(question.arms()) * 2 * len(question.seeds)
-    wide = [p for p in points if p["arm"] == 1]
-    narrow = [p for p in points if p["arm"] == 4]
-    # the two arms differ in the question's parameter only
-    for a, b in zip(wide, narrow):
-        apart = {k for k in {**a["values"], **b["values"]} if a["values"].get(k) !=
-                 b["values"].get(k)}
-        assert apart == {"base_channel_divisor"}
-    places = {p for fold in question.folds for p in fold}
-    assert len(places) == 16 and all(set(p["places"]) == places for p in points)

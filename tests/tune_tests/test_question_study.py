@@ -4,7 +4,7 @@ naming the key, the rule and the value; and what a good one resolves to."""
 import pytest
 from helpers import VALID, refused, write
 
-from tune.space import load_study
+from tune.study import load_study
 
 FOLDS = "[[Office_1, Office_2], [Office_3, Office_4]]"
 

@@ -5,12 +5,12 @@ a link to it), each `make` target exists, and README stays a guide of at most 25
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import copy_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -61,8 +61,7 @@ def test_each_module_answers_help(line):
 @pytest.mark.slow
 def test_the_fast_commands_run_whole_as_pasted(question_experiment, tmp_path):
     # the layout make run leaves: results/generalization -> results/<experiment>
-    (tmp_path / "results").mkdir()
-    shutil.copytree(question_experiment, tmp_path / "results" / "q-copy")
+    copy_experiment(question_experiment, tmp_path / "results", "q-copy")
     (tmp_path / "results" / "generalization").symlink_to("q-copy")
     ran = []
     for line in commands():

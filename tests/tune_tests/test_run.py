@@ -11,18 +11,15 @@ import yaml
 from helpers import free_port, get_json, trials
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import JOURNAL_FILE, read_rows
-from tune.run import free_name, main
-from tune.space import load_study
-
-SMOKE = load_study("smoke.yaml")
+from tune.experiment import JOURNAL_FILE, free_name, new_location, read_rows
+from tune.run import main
 
 
-def test_smoke_search_end_to_end(smoke_experiment):
+def test_smoke_search_end_to_end(smoke_experiment, smoke_spec):
     found = trials(smoke_experiment)
-    assert len(found) == SMOKE.num_samples
+    assert len(found) == smoke_spec.num_samples
     by_baseline = {t["params"].get("baseline"): t for t in found}
-    assert set(SMOKE.baselines) <= set(by_baseline)
+    assert set(smoke_spec.baselines) <= set(by_baseline)
     # baselines carry their non-searched keys into the trial (Optuna's enqueue would drop them)
     assert by_baseline["unet"]["config"]["model"] == "unet"
     assert by_baseline["seed_before"]["config"]["lambda_base_init"] == 1.5
@@ -41,13 +38,13 @@ def test_smoke_search_end_to_end(smoke_experiment):
             assert row["train_rmse"] > 0 and "gap" not in row
             assert ("sparse" in row) == (t["config"]["model"] == "base_residual")
     epochs_run = [len(t["rows"]) for t in found]
-    assert min(epochs_run) < SMOKE.scheduler["max_t"] == max(epochs_run)  # ASHA stopped one
+    assert min(epochs_run) < smoke_spec.scheduler.max_t == max(epochs_run)  # ASHA stopped one
     # ... never a baseline: they are the reference points, at the full budget every time
-    assert all(len(t["rows"]) == SMOKE.scheduler["max_t"] for t in by_baseline.values()
+    assert all(len(t["rows"]) == smoke_spec.scheduler.max_t for t in by_baseline.values()
                if t["params"].get("baseline"))
 
 
-def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
+def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment, smoke_spec):
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -56,10 +53,11 @@ def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
     study = optuna.load_study(study_name="smoke", storage=storage)
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     done = sorted(study.trials, key=lambda t: t.number)
-    assert len(done) == SMOKE.num_samples
-    in_space = [(name, point) for name, point in SMOKE.baselines.items() if "model" not in point]
+    assert len(done) == smoke_spec.num_samples
+    in_space = [(name, point) for name, point in smoke_spec.baselines.items()
+                if "model" not in point]
     for trial, (name, point) in zip(done, in_space):
-        assert trial.params == {k: v for k, v in point.items() if k in SMOKE.space}
+        assert trial.params == {k: v for k, v in point.items() if k in smoke_spec.space}
         assert trial.user_attrs["baseline"] == name
     # the U-Net is its own model: in the journal without parameters, labelled
     (unet,) = [t for t in done if t.user_attrs.get("baseline") == "unet"]
@@ -76,19 +74,19 @@ def test_baselines_ran_first_and_the_journal_agrees(smoke_experiment):
             assert t.user_attrs["stop_reason"] == "completed"
         else:
             assert t.state == optuna.trial.TrialState.PRUNED and t.value == values[-1]
-            assert len(values) < SMOKE.max_t and t.user_attrs["stop_reason"] == "early stop"
+            assert len(values) < smoke_spec.max_t and t.user_attrs["stop_reason"] == "early stop"
     assert study.metric_names == ["val_rmse"]
     ray_ids = {t.user_attrs["ray_trial_id"] for t in done}
     assert ray_ids == {f.name.removeprefix("trial_") for f in smoke_experiment.glob("trial_*")}
 
 
-def test_ray_keeps_the_search_keys_and_the_loggers_the_whole_record(smoke_experiment):
+def test_ray_keeps_the_search_keys_and_the_loggers_the_whole_record(smoke_experiment, smoke_spec):
     # What Ray holds of each trial (saved in its experiment state) is what the searcher and
     # the scheduler read; result.json, written before, has the trainer's whole record.
     (state,) = sorted(smoke_experiment.glob("experiment_state-*.json"))[-1:]
     saved = {json.loads(trial)["trial_id"]: json.loads(meta)
              for trial, meta in json.loads(state.read_text())["trial_data"]}
-    assert len(saved) == SMOKE.num_samples
+    assert len(saved) == smoke_spec.num_samples
     searched = {"epoch", "val_rmse", "train_sparse", "val_delta1"}  # smoke's metric, targets
     for t in trials(smoke_experiment):
         record = set().union(*map(set, read_rows(t["folder"] / "metrics.jsonl")))
@@ -100,7 +98,7 @@ def test_ray_keeps_the_search_keys_and_the_loggers_the_whole_record(smoke_experi
         assert not set(meta["last_result"]) & (record - told)
 
 
-def test_tensorboard_serves_the_smoke_study(smoke_experiment):
+def test_tensorboard_serves_the_smoke_study(smoke_experiment, smoke_spec):
     port = free_port()
     board = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(smoke_experiment),
@@ -113,7 +111,7 @@ def test_tensorboard_serves_the_smoke_study(smoke_experiment):
             try:
                 scalar_tags = get_json(f"{base}/scalars/tags")
                 image_tags = get_json(f"{base}/images/tags")
-                if len(scalar_tags) >= SMOKE.num_samples and image_tags:
+                if len(scalar_tags) >= smoke_spec.num_samples and image_tags:
                     break
             except OSError:
                 pass
@@ -193,6 +191,13 @@ def test_refuses_to_start_over_an_existing_search(smoke_experiment, capsys):
     assert sorted(p.name for p in smoke_experiment.iterdir()) == before
     # without --name the next free name is chosen instead
     assert free_name(str(smoke_experiment.parent), "smoke") == "smoke-2"
+
+
+def test_two_searches_started_at_once_never_share_a_folder(tmp_path):
+    assert new_location(str(tmp_path), "smoke", chosen=False).name == "smoke"
+    assert new_location(str(tmp_path), "smoke", chosen=False).name == "smoke-2"
+    with pytest.raises(ValueError, match="smoke already exists"):
+        new_location(str(tmp_path), "smoke", chosen=True)
 
 
 def test_unwritable_storage_fails_before_trials(tmp_path, capsys):

@@ -6,17 +6,12 @@ import shutil
 
 import optuna
 import pytest
+from helpers import journal
 
 from tune.experiment import driving, journal_storage
 from tune.searcher import BaselinesRunFull, StudySearcher, StudySearchGenerator, create_study
-from tune.space import load_study
 
-SMOKE = load_study("smoke.yaml")  # baselines seed_before, seed_after (in the space), unet
 State = optuna.trial.TrialState
-
-
-def journal(folder):
-    return optuna.load_study(study_name=SMOKE.name, storage=journal_storage(folder)).trials
 
 
 def epochs(searcher, trial_id, values):
@@ -38,32 +33,33 @@ def ray_saves(searcher, folder, known):
 
 
 @pytest.fixture
-def searcher(tmp_path):
+def searcher(tmp_path, smoke_spec):
     with driving(tmp_path):
-        create_study(SMOKE)
-        yield StudySearcher(SMOKE)
+        create_study(smoke_spec)
+        yield StudySearcher(smoke_spec)
 
 
-def test_baselines_come_first_with_their_names_and_keys(searcher, tmp_path):
+def test_baselines_come_first_with_their_names_and_keys(searcher, tmp_path, smoke_spec):
     before, after, unet, sampled = (searcher.suggest(t) for t in "abcd")
-    assert before == {**SMOKE.baselines["seed_before"], "baseline": "seed_before"}
-    assert after == {**SMOKE.baselines["seed_after"], "baseline": "seed_after"}
+    assert before == {**smoke_spec.baselines["seed_before"], "baseline": "seed_before"}
+    assert after == {**smoke_spec.baselines["seed_after"], "baseline": "seed_after"}
     assert unet == {"model": "unet", "baseline": "unet"}
     assert "baseline" not in sampled and sampled["model"] == "base_residual"
-    assert set(sampled) - {"model"} == set(SMOKE.space)
+    assert set(sampled) - {"model"} == set(smoke_spec.space)
     trials = journal(tmp_path)
     assert [t.user_attrs.get("baseline") for t in trials] == ["seed_before", "seed_after",
                                                               "unet", None]
     assert [t.user_attrs["ray_trial_id"] for t in trials] == list("abcd")
     assert trials[2].params == {}  # the U-Net is no point of the searched space
-    assert trials[0].params == {k: v for k, v in SMOKE.baselines["seed_before"].items()
-                                if k in SMOKE.space}
-    study = optuna.load_study(study_name=SMOKE.name, storage=journal_storage(tmp_path))
+    assert trials[0].params == {k: v for k, v in smoke_spec.baselines["seed_before"].items()
+                                if k in smoke_spec.space}
+    study = optuna.load_study(study_name=smoke_spec.name, storage=journal_storage(tmp_path))
     assert study.metric_names == ["val_rmse"]
 
 
-def test_completed_pruned_and_diverged_trials_reach_the_journal_as_such(searcher, tmp_path):
-    max_t = SMOKE.max_t
+def test_completed_pruned_and_diverged_trials_reach_the_journal_as_such(searcher, tmp_path,
+                                                                         smoke_spec):
+    max_t = smoke_spec.max_t
     for trial_id in "abc":
         searcher.suggest(trial_id)
     searcher.on_trial_complete("a", epochs(searcher, "a", [3.0, 2.0, 2.5][:max_t]
@@ -80,86 +76,86 @@ def test_completed_pruned_and_diverged_trials_reach_the_journal_as_such(searcher
 
 
 def test_a_resume_closes_trials_ray_never_saved_and_requeues_their_baseline(searcher,
-                                                                            tmp_path):
+                                                                            tmp_path, smoke_spec):
     searcher.suggest("a")
     saved = ray_saves(searcher, tmp_path, "a")  # Ray saves every few seconds, not per event
     searcher.suggest("b")  # seed_after started; then the driver is killed
 
-    resumed = StudySearcher(SMOKE)
+    resumed = StudySearcher(smoke_spec)
     resumed.restore(str(saved))
     lost = journal(tmp_path)[1]
     assert lost.state == State.FAIL and lost.user_attrs["lost"] is True
     # seed_after runs again, with its values, after the baseline that was waiting already
     assert resumed.suggest("c") == {"model": "unet", "baseline": "unet"}
-    assert resumed.suggest("d") == {**SMOKE.baselines["seed_after"], "baseline": "seed_after"}
+    assert resumed.suggest("d") == {**smoke_spec.baselines["seed_after"], "baseline": "seed_after"}
     assert "baseline" not in resumed.suggest("e")  # then the sampler
     running = [t for t in journal(tmp_path) if t.state == State.RUNNING]
     assert [t.user_attrs["ray_trial_id"] for t in running] == ["a", "c", "d", "e"]
 
 
-def test_a_searcher_file_cut_by_a_kill_restores_from_the_journal(searcher, tmp_path):
+def test_a_searcher_file_cut_by_a_kill_restores_from_the_journal(searcher, tmp_path, smoke_spec):
     # A kill while Ray copies its state into storage cut this file; Ray had restarted the
     # whole search when reading it failed. What Ray knew is its trial list.
     for trial_id in "ab":
         searcher.suggest(trial_id)
     saved = ray_saves(searcher, tmp_path, "ab")
     saved.write_bytes(b"\x80\x04\x95")  # the start of a pickle
-    resumed = StudySearcher(SMOKE)
+    resumed = StudySearcher(smoke_spec)
     resumed.restore(str(saved))
     assert resumed.live == {"a": 0, "b": 1}
-    resumed.on_trial_complete("b", epochs(resumed, "b", [2.0] * SMOKE.max_t))
+    resumed.on_trial_complete("b", epochs(resumed, "b", [2.0] * smoke_spec.max_t))
     assert [t.state for t in journal(tmp_path)][:2] == [State.RUNNING, State.COMPLETE]
 
 
-def test_a_moved_experiment_creates_its_new_trials_in_its_own_folder(tmp_path):
+def test_a_moved_experiment_creates_its_new_trials_in_its_own_folder(tmp_path, smoke_spec):
     from ray.tune.experiment import Experiment
 
     # Ray saves the experiment the generator creates trials for, folder included: a search
     # resumed from a copy had put its new trials into the original folder.
     original, moved = tmp_path / "runs" / "smoke", tmp_path / "elsewhere" / "smoke"
     with driving(original):
-        create_study(SMOKE)
-        generator = StudySearchGenerator(SMOKE)
+        create_study(smoke_spec)
+        generator = StudySearchGenerator(smoke_spec)
         generator.add_configurations([Experiment("smoke", run=lambda config: None,
                                                  storage_path=str(original.parent))])
         saved = generator.get_state()
     shutil.copytree(original, moved)
     with driving(moved):
-        resumed = StudySearchGenerator(SMOKE)
+        resumed = StudySearchGenerator(smoke_spec)
         resumed.set_state(saved)
         assert resumed.next_trial().storage.experiment_fs_path == str(moved)
     with driving(original):  # resumed where it was, it stays there
-        resumed = StudySearchGenerator(SMOKE)
+        resumed = StudySearchGenerator(smoke_spec)
         resumed.set_state(saved)
         assert resumed.next_trial().storage.experiment_fs_path == str(original)
 
 
 def test_a_trial_the_journal_finished_keeps_its_value_when_ray_runs_it_again(searcher,
-                                                                             tmp_path):
+                                                                             tmp_path, smoke_spec):
     searcher.suggest("a")
     saved = ray_saves(searcher, tmp_path, "a")
-    searcher.on_trial_complete("a", epochs(searcher, "a", [2.0] * SMOKE.max_t))
+    searcher.on_trial_complete("a", epochs(searcher, "a", [2.0] * smoke_spec.max_t))
 
-    resumed = StudySearcher(SMOKE)
+    resumed = StudySearcher(smoke_spec)
     resumed.restore(str(saved))  # "a" still running in this state: Ray re-runs it
-    resumed.on_trial_complete("a", epochs(resumed, "a", [9.0] * SMOKE.max_t))
+    resumed.on_trial_complete("a", epochs(resumed, "a", [9.0] * smoke_spec.max_t))
     trial = journal(tmp_path)[0]
     assert (trial.state, trial.value) == (State.COMPLETE, 2.0)
     assert set(trial.intermediate_values.values()) == {2.0}
 
 
-def test_a_moved_experiment_resumes_on_its_own_journal(tmp_path):
+def test_a_moved_experiment_resumes_on_its_own_journal(tmp_path, smoke_spec):
     original, moved = tmp_path / "original", tmp_path / "moved"
     with driving(original):
-        create_study(SMOKE)
-        searcher = StudySearcher(SMOKE)
+        create_study(smoke_spec)
+        searcher = StudySearcher(smoke_spec)
         searcher.suggest("a")
         saved = ray_saves(searcher, original, "a")
     shutil.copytree(original, moved)
     with driving(moved):
-        resumed = StudySearcher(SMOKE)
+        resumed = StudySearcher(smoke_spec)
         resumed.restore(str(moved / saved.name))
-        resumed.on_trial_complete("a", epochs(resumed, "a", [2.0] * SMOKE.max_t))
+        resumed.on_trial_complete("a", epochs(resumed, "a", [2.0] * smoke_spec.max_t))
     assert journal(moved)[0].state == State.COMPLETE
     assert journal(original)[0].state == State.RUNNING  # untouched
 
@@ -169,10 +165,10 @@ class FakeTrial:
         self.trial_id, self.config = trial_id, ({"baseline": baseline} if baseline else {})
 
 
-def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path):
+def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path, smoke_spec):
     # grace 1, factor 2: at epoch 1 a trial must be in the better half of the rung to go on
     def scheduler():
-        return BaselinesRunFull(SMOKE.name, time_attr="training_iteration", metric="val_rmse",
+        return BaselinesRunFull(smoke_spec.name, time_attr="training_iteration", metric="val_rmse",
                                 mode="min", max_t=4, grace_period=1, reduction_factor=2)
 
     first = scheduler()
@@ -194,8 +190,8 @@ def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path):
         assert fresh.on_trial_result(None, FakeTrial("c"), result) == "CONTINUE"
 
 
-def test_asha_never_stops_a_baseline_early(searcher):
-    made = BaselinesRunFull(SMOKE.name, time_attr="training_iteration", metric="val_rmse",
+def test_asha_never_stops_a_baseline_early(searcher, smoke_spec):
+    made = BaselinesRunFull(smoke_spec.name, time_attr="training_iteration", metric="val_rmse",
                             mode="min", max_t=4, grace_period=1, reduction_factor=2)
     for trial_id, value in (("a", 1.0), ("b", 1.5)):
         made.on_trial_add(None, FakeTrial(trial_id))
@@ -208,10 +204,10 @@ def test_asha_never_stops_a_baseline_early(searcher):
     assert made.on_trial_result(None, FakeTrial("d"), worst) == "STOP"
 
 
-def test_targets_reach_tpe_as_constraints(tmp_path):
+def test_targets_reach_tpe_as_constraints(tmp_path, smoke_spec):
     import dataclasses
 
-    spec = dataclasses.replace(SMOKE, sampler={**SMOKE.sampler, "constraints": True})
+    spec = dataclasses.replace(smoke_spec, sampler=smoke_spec.sampler._replace(constraints=True))
     with driving(tmp_path):
         create_study(spec)
         searcher = StudySearcher(spec)
@@ -220,8 +216,8 @@ def test_targets_reach_tpe_as_constraints(tmp_path):
 
         def finish(trial_id, rmse, sparse, delta1):
             rows = [{"train_sparse": sparse, "val_delta1": delta1, "training_iteration": step,
-                     "val_rmse": rmse + (SMOKE.max_t - step)}
-                    for step in range(1, SMOKE.max_t + 1)]
+                     "val_rmse": rmse + (smoke_spec.max_t - step)}
+                    for step in range(1, smoke_spec.max_t + 1)]
             for row in rows[:-1]:
                 searcher.on_trial_result(trial_id, row)
             searcher.on_trial_complete(trial_id, rows[-1])  # as Ray: the last result here

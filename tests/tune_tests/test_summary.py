@@ -1,22 +1,15 @@
 import json
-import math
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import copy_experiment, fake_trial
 
-from tune.experiment import TrialSummary, stop_reason
-from tune.space import load_study
-from tune.summary import boundary_flags, build_summary, curve_data, main, param_plot_data
-
-SMOKE = load_study("smoke.yaml")
-
-
-def fake(trial_id="t", status="TERMINATED", rows=None, error="", **params) -> TrialSummary:
-    rows = rows if rows is not None else [
-        {"training_iteration": 1, "val_rmse": 2.0, "val_delta1": 0.3, "sparse": 0.25}]
-    return TrialSummary(trial_id, Path(trial_id), params, rows, status, error)
+from tune.plots import curve_data, param_plot_data
+from tune.quality import boundary_flags
+from tune.study import load_study
+from tune.summary import main
+from tune.summary_data import build_summary
 
 
 @pytest.mark.parametrize("params, flagged", [
@@ -30,38 +23,29 @@ def fake(trial_id="t", status="TERMINATED", rows=None, error="", **params) -> Tr
     ({"warmup_fraction": 0.5}, {("warmup_fraction", "high")}),
     ({"base_channel_divisor": 8}, set()),  # categorical: no range to widen
 ])
-def test_boundary_flags(params, flagged):
-    flags = boundary_flags(fake(**params), SMOKE)
+def test_boundary_flags(params, flagged, smoke_spec):
+    flags = boundary_flags(fake_trial(**params), smoke_spec)
     assert {(f.param, f.side) for f in flags} == flagged
 
 
-@pytest.mark.parametrize("trial, reason", [
-    (fake(rows=[{"val_rmse": 2.0}] * 3), "completed"),
-    (fake(rows=[{"val_rmse": 2.0}]), "ASHA stop"),
-    (fake(status="RUNNING", rows=[{"val_rmse": 2.0}]), "running"),
-    (fake(status="ERROR", error="OSError: disk full", rows=[{"val_rmse": 2.0}]),
-     "error: OSError: disk full"),
-    (fake(rows=[{"val_rmse": 2.0}, {"val_rmse": math.nan, "diverged": 1.0,
-                                    "stop_reason": "diverged: loss became nan"}]),
-     "diverged: loss became nan"),
-])
-def test_stop_reasons(trial, reason):
-    assert stop_reason(trial, max_t=3, scheduler="asha") == reason
-
-
-def test_summary_of_the_smoke_search(smoke_experiment, tmp_path):
-    experiment = tmp_path / "smoke"
-    shutil.copytree(smoke_experiment, experiment)
+def test_summary_of_the_smoke_search(smoke_experiment, tmp_path, smoke_spec):
+    experiment = copy_experiment(smoke_experiment, tmp_path)
     assert main([str(experiment)]) == 0
     summary = json.loads((experiment / "summary.json").read_text())
-    assert len(summary["table"]) == SMOKE.num_samples
-    assert list(summary["baselines"]) == list(SMOKE.baselines)
+    assert len(summary["table"]) == smoke_spec.num_samples
+    assert list(summary["baselines"]) == list(smoke_spec.baselines)
     assert summary["best_searched"] is not None and "(" not in summary["best_searched"]
     assert {row["model"] for row in summary["table"]} == {"base_residual", "unet"}
     unet = next(row for row in summary["table"] if row["model"] == "unet")
     assert unet["base_channel_divisor"] is None  # never a point on the divisor axis
     assert all(row["epochs"] >= 1 for row in summary["table"])
     assert summary["verdict"][0].startswith("Best overall: ")
+    # figures, not markdown: TPE's counts, and no confirmation where the study has no question
+    sampler = summary["sampler"]
+    assert sampler["type"] == "tpe" and sampler["n_startup_trials"] == 10
+    assert 0 <= sampler["proposed"] <= sampler["searched"] == smoke_spec.num_samples - len(
+        smoke_spec.baselines)
+    assert summary["question"] is None and summary["confirmation"] is None
     assert summary["verdict"][1].startswith("Best searched trial: ")
     assert 1.0 < summary["mean_map_rmse"] < 5.0
     for row in summary["baselines"].values():
@@ -94,18 +78,18 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path):
     assert "## Isolation: base_channel_divisor" in (experiment / "summary.md").read_text()
     assert main([str(experiment), "--top", "2"]) == 0
     cut = (experiment / "summary.md").read_text()
-    assert f"Top 2 of {SMOKE.num_samples} trials" in cut
+    assert f"Top 2 of {smoke_spec.num_samples} trials" in cut
     assert len(json.loads((experiment / "summary.json").read_text())["table"]) == 2
 
 
-def test_plot_data_is_plain_and_complete(smoke_experiment):
+def test_plot_data_is_plain_and_complete(smoke_experiment, smoke_spec):
     from tune.experiment import Experiment
 
     trials = Experiment(smoke_experiment).trials()
-    points = param_plot_data(trials, SMOKE)
-    assert set(points) == set(SMOKE.space)
+    points = param_plot_data(trials, smoke_spec)
+    assert set(points) == set(smoke_spec.space)
     # the U-Net baseline is no point of any searched parameter
-    assert all(len(p) == SMOKE.num_samples - 1 for p in points.values())
+    assert all(len(p) == smoke_spec.num_samples - 1 for p in points.values())
     assert any(p.stopped for p in points["residual_range"])
     curves = curve_data(trials, 2)  # the two best, and every baseline however it ranks
     assert [c.label for c in curves] == [t.label for i, t in enumerate(trials)
@@ -133,16 +117,16 @@ def test_zero_finished_trials_is_a_clear_error(smoke_experiment, tmp_path, capsy
     assert info.value.code == 2 and "`top >= 1` must hold" in capsys.readouterr().err
 
 
-def test_build_summary_on_a_running_search_tolerates_partial_rows(smoke_experiment, tmp_path):
-    experiment = tmp_path / "partial"
-    shutil.copytree(smoke_experiment, experiment)
+def test_build_summary_on_a_running_search_tolerates_partial_rows(smoke_experiment, tmp_path,
+                                                                  smoke_spec):
+    experiment = copy_experiment(smoke_experiment, tmp_path, "partial")
     first = sorted(experiment.glob("trial_*"))[0] / "result.json"
     first.write_text(first.read_text() + '{"training_iteration": 9, "val_r')  # cut mid-write
-    assert build_summary(experiment)["trials"] == SMOKE.num_samples
+    assert build_summary(experiment).trials == smoke_spec.num_samples
 
 
 def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, smoke_spec):
     from tune import plots
 
     figures = {}
@@ -152,7 +136,7 @@ def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
         ("lambda_sparse", 0.05), ("warmup_fraction", 0.2))}
     curves = [plots.Curve("a (seed_after)", [1, 2, 3], [1.5, 1.3, 1.2]),
               plots.Curve("b", [1], [1.6])]
-    plots.draw_plots(tmp_path, SMOKE, points, [], [], curves)
+    plots.draw_plots(tmp_path, smoke_spec, points, [], [], curves)
 
     axes = {ax.get_xlabel(): ax for ax in figures["plot_params.png"].axes}
     for name, labels in (("lambda_base_init", {"0.5", "1", "2", "3"}),
@@ -172,17 +156,6 @@ def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
     assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # beside, not on top
 
 
-@pytest.mark.parametrize("told, reason", [
-    ("completed", "completed"),  # its later rows cut from result.json by a kill
-    ("early stop", "ASHA stop"),
-    ("error", "error: see error.txt"),
-    ("", "unknown"),  # no journal record, no Ray state: not guessed
-])
-def test_the_journal_says_why_a_trial_ended(told, reason):
-    trial = fake(status="unknown", rows=[{"val_rmse": 2.0}])
-    assert stop_reason(trial, max_t=3, scheduler="asha", told=told) == reason
-
-
 @pytest.mark.parametrize("name, content, said", [
     ("confirm.json", {"version": 99}, "confirm.json is not a confirmation this version writes"),
     ("confirm.json", [1, 2], "confirm.json is not a confirmation this version writes"),
@@ -192,8 +165,7 @@ def test_the_journal_says_why_a_trial_ended(told, reason):
 ])
 def test_a_report_of_another_layout_is_one_line_not_a_traceback(smoke_experiment, tmp_path,
                                                                  capsys, name, content, said):
-    experiment = tmp_path / "smoke"
-    shutil.copytree(smoke_experiment, experiment)
+    experiment = copy_experiment(smoke_experiment, tmp_path)
     text = content if isinstance(content, str) else json.dumps(content)
     (experiment / name).write_text(text)
     assert main([str(experiment)]) == 0
@@ -205,8 +177,7 @@ def test_report_html_is_self_contained_with_every_figure_and_the_baselines_panel
         question_experiment, tmp_path):
     from html.parser import HTMLParser
 
-    experiment = tmp_path / "q"
-    shutil.copytree(question_experiment, experiment)
+    experiment = copy_experiment(question_experiment, tmp_path)
     assert main([str(experiment)]) == 0
     page = (experiment / "report.html").read_text()
 
@@ -253,7 +224,7 @@ def test_importance_counts_searched_trials_and_says_when_it_cannot_tell(monkeypa
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from tune.summary import param_importance
+    from tune.quality import param_importance
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()

@@ -6,15 +6,12 @@ from helpers import trials
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 
-from tune.space import load_study
-
-SMOKE = load_study("smoke.yaml")
 GROUPS = {"metrics", "losses", "curriculum", "diagnostics", "perf"}
 
 
-def test_each_trial_is_one_run_named_by_its_label(smoke_experiment):
+def test_each_trial_is_one_run_named_by_its_label(smoke_experiment, smoke_spec):
     found = trials(smoke_experiment)
-    assert len(found) == SMOKE.num_samples
+    assert len(found) == smoke_spec.num_samples
     for trial in found:
         assert not list(trial["folder"].glob("events.out.tfevents.*"))  # none from Ray's logger
         runs = {p.parent for p in trial["folder"].rglob("events.out.tfevents.*")}
@@ -22,7 +19,7 @@ def test_each_trial_is_one_run_named_by_its_label(smoke_experiment):
         assert runs == {trial["folder"] / (trial["params"].get("baseline") or trial_id)}
 
 
-def test_runs_hold_grouped_scalars_the_panel_and_one_hparams_session(smoke_experiment):
+def test_runs_hold_grouped_scalars_the_panel_and_one_hparams_session(smoke_experiment, smoke_spec):
     sessions = {}
     for trial in trials(smoke_experiment):
         (run,) = {p.parent for p in trial["folder"].rglob("events.out.tfevents.*")}
@@ -36,13 +33,13 @@ def test_runs_hold_grouped_scalars_the_panel_and_one_hparams_session(smoke_exper
         assert epochs == [row["training_iteration"] for row in trial["rows"]]
         assert events.Tags()["images"] == ["decomposition/truth|final|base|residual"]
         sessions[run.name] = events.PluginTagToContent("hparams")
-    assert set(SMOKE.baselines) <= set(sessions)
+    assert set(smoke_spec.baselines) <= set(sessions)
     for name, content in sessions.items():
         start = metadata.parse_session_start_info_plugin_data(
             content[metadata.SESSION_START_INFO_TAG])
-        baseline = name if name in SMOKE.baselines else "sampled"
+        baseline = name if name in smoke_spec.baselines else "sampled"
         assert start.hparams["baseline"].string_value == baseline
-        assert start.hparams["model"].string_value == SMOKE.baselines.get(name, {}).get(
+        assert start.hparams["model"].string_value == smoke_spec.baselines.get(name, {}).get(
             "model", "base_residual")
     # The U-Net sets no searched value, so it leaves the column list to the others.
     assert metadata.EXPERIMENT_TAG not in sessions["unet"]
@@ -50,4 +47,4 @@ def test_runs_hold_grouped_scalars_the_panel_and_one_hparams_session(smoke_exper
         sessions["seed_after"][metadata.EXPERIMENT_TAG])
     # the best epoch's value leads, as the summary and the journal rank trials
     assert experiment.metric_infos[0].name.tag == "metrics/best_val_rmse"
-    assert {"baseline", "model", *SMOKE.space} <= {h.name for h in experiment.hparam_infos}
+    assert {"baseline", "model", *smoke_spec.space} <= {h.name for h in experiment.hparam_infos}

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -51,6 +52,7 @@ CSV_COLUMNS = (
     "depth time", "depth path", "depth file name",
 )
 MANIFEST = "manifest.json"
+logger = logging.getLogger(__name__)
 # Written at the start of a generation; a resumed run refuses a folder begun with other params.
 _IN_PROGRESS = ".synth-in-progress.json"
 # Placeholder clock for the CSV time columns (the fixture uses the same epoch).
@@ -206,9 +208,9 @@ def _generate(
     if not marker.exists():
         _write_atomic(marker, json.dumps({"digest": digest}).encode())
     if progress:
-        print(f"baseres: generating {params.num_samples} synthetic samples (BatVision V2 "
-              f"layout, seed {params.seed}, generator {GENERATOR_VERSION}) into {announce}",
-              file=sys.stderr)
+        logger.info("baseres: generating %s synthetic samples (BatVision V2 layout, seed %s, "
+                    "generator %s) into %s", params.num_samples, params.seed, GENERATOR_VERSION,
+                    announce)
 
     todo = range(params.num_samples)
     bar = tqdm(total=len(todo), desc="synthetic data", unit="sample",

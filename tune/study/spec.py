@@ -1,5 +1,5 @@
 """A study, once validated: the StudySpec that tune.run hands to Ray Tune and Optuna, the
-names a study file may use, and the errors it raises. tune.space reads study files into it."""
+names a study file may use, and the errors it raises. tune.study.load reads study files into it."""
 
 from __future__ import annotations
 
@@ -108,6 +108,44 @@ class Relative(NamedTuple):
 Bound = float | Relative | None
 
 
+class Band(NamedTuple):
+    """A target's accepted range of one metric: None leaves that side open."""
+
+    low: Bound
+    high: Bound
+
+
+Targets = dict[str, dict[str, Band]]  # level ("minimum", "ideal") -> metric -> band
+
+
+class SamplerSpec(NamedTuple):
+    """The study's `sampler:`. TPE's keys keep Optuna's defaults for the other samplers,
+    which do not read them (the validator refuses them there)."""
+
+    type: str  # one of SAMPLERS
+    seed: int
+    n_startup_trials: int = TPE_KEYS["n_startup_trials"]
+    multivariate: bool = TPE_KEYS["multivariate"]
+    constant_liar: bool = TPE_KEYS["constant_liar"]
+    constraints: bool = TPE_KEYS["constraints"]  # the minimum targets as TPE's constraints
+
+    def to_dict(self) -> dict[str, Any]:
+        """The study file's form: TPE's keys only where the sampler is TPE."""
+        out = self._asdict()
+        return out if self.type == "tpe" else {"type": self.type, "seed": self.seed}
+
+
+class AshaSpec(NamedTuple):
+    """The study's `scheduler: {type: asha}`, max_t resolved (the trials' epochs by default)."""
+
+    grace_period: int
+    reduction_factor: float
+    max_t: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "asha", **self._asdict()}
+
+
 # ------------------------------------------------------------------------------------ spec
 QUESTION_KEYS = ("claim", "parameter", "values", "held", "control", "extra_arms", "folds",
                  "seeds")
@@ -159,16 +197,15 @@ class StudySpec:
     name: str
     path: Path  # the study file, absolute
     metric: str
-    mode: str  # always "min"
     num_samples: int
     max_concurrent_trials: int
     resources: dict[str, float]  # {"cpu": ..., "gpu": ...} per trial
     fixed: dict[str, Any]  # TrainConfig values shared by every trial, data keys included
     space: dict[str, BaseDistribution]  # searched TrainConfig field -> Optuna distribution
     baselines: dict[str, dict[str, Any]]  # name -> point (searched values + extra fields)
-    sampler: dict[str, Any]  # {"type": "tpe" | "random" | "qmc", "seed": int, TPE_KEYS...}
-    scheduler: dict[str, Any]  # {"type": "none"} or ASHA's keys with max_t resolved
-    targets: dict[str, dict[str, tuple[Bound, Bound]]]  # level -> metric -> (low, high)
+    sampler: SamplerSpec
+    scheduler: AshaSpec | None  # None: every trial runs its full budget
+    targets: Targets
     target_rules: dict[str, str]  # metric -> how its bounds were set for this data
     scientific: str | None  # the parameter the study isolates (its isolation table)
     question: QuestionSpec | None = None  # the claim the study answers with room folds
@@ -179,11 +216,19 @@ class StudySpec:
         return self.fixed.get("model", "base_residual")
 
     @property
-    def max_t(self) -> int:
-        """Epochs of a trial that runs its full budget."""
-        if "max_t" in self.scheduler:
-            return self.scheduler["max_t"]
+    def mode(self) -> str:
+        """Ray's and Optuna's direction: every metric a study may optimise is minimised."""
+        return "min"
+
+    @property
+    def epochs(self) -> int:
+        """The epochs every trial is configured for (train.epochs; a study cannot search it)."""
         return self.trial_config(self.low_corner()).epochs
+
+    @property
+    def max_t(self) -> int:
+        """Epochs of a trial that runs its full budget: ASHA's max_t, else every epoch."""
+        return self.scheduler.max_t if self.scheduler is not None else self.epochs
 
     def low_corner(self) -> dict[str, Any]:
         """Every searched parameter at the low end of its range (its first choice)."""
@@ -208,8 +253,8 @@ class StudySpec:
             "train": train,
             "search": {name: short_form(dist) for name, dist in self.space.items()},
             "baselines": {name: dict(point) for name, point in self.baselines.items()},
-            "sampler": dict(self.sampler),
-            "scheduler": dict(self.scheduler),
+            "sampler": self.sampler.to_dict(),
+            "scheduler": self.scheduler.to_dict() if self.scheduler else {"type": "none"},
             "targets": {**{level: {metric: [_bound_form(b) for b in bounds]
                                    for metric, bounds in metrics.items()}
                            for level, metrics in self.targets.items()},

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from baseres.config import ConfigError, TrainConfig, config_fields, one_line
-from tune.study import NOT_SETTABLE, StudyError
+from tune.study.spec import NOT_SETTABLE, StudyError
 
 
 def is_number(value: Any) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from tune import confirm, dashboard, evaluate, export, run, summary
 from tune.experiment import STUDY_FILE
-from tune.space import load_study
+from tune.study import load_study
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = {

@@ -1,7 +1,6 @@
 """Stopping a search at any point and resuming it: SIGTERM, Ctrl-C twice, SIGKILL, a moved
-folder, a second driver, a kill before Ray saved anything, lines cut by a kill."""
+folder, a second driver, a kill before Ray saved anything."""
 
-import json
 import os
 import shutil
 import signal
@@ -10,23 +9,14 @@ import sys
 import time
 
 import optuna
-import pytest
 import yaml
-from helpers import trials, wait_for
+from helpers import copy_experiment, journal, trials, wait_for
 
 from tune.confirm import main as confirm_main
 from tune.evaluate import main as evaluate_main
-from tune.experiment import (
-    JOURNAL_FILE,
-    STUDY_FILE,
-    cut_partial_line,
-    driving,
-    journal_storage,
-)
-from tune.run import main, new_folder
-from tune.space import load_study
+from tune.experiment import JOURNAL_FILE, STUDY_FILE, driving, read_rows
+from tune.run import main
 
-SMOKE = load_study("smoke.yaml")
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 EPOCHS = 4
 
@@ -59,11 +49,8 @@ def stop(process, signals, experiment, more: int) -> str:
     return output or ""
 
 
-def journal(folder):
-    return optuna.load_study(study_name=SMOKE.name, storage=journal_storage(folder)).trials
-
-
-def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_session, tmp_path):
+def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_session, tmp_path,
+                                                                       smoke_spec):
     experiment = tmp_path / "stopped"
     first = driver("--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "stopped",
                    "--max-concurrent", "1", "--set", f"train.epochs={EPOCHS}")
@@ -85,33 +72,31 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     original_journal = (experiment / JOURNAL_FILE).read_bytes()
     original_trials = sorted(p.name for p in experiment.glob("trial_*"))
 
-    moved = tmp_path / "elsewhere" / "stopped"
-    shutil.copytree(experiment, moved)
+    moved = copy_experiment(experiment, tmp_path / "elsewhere")
     assert main(["--resume", str(moved)]) == 0
     assert (experiment / JOURNAL_FILE).read_bytes() == original_journal  # the copy's own
     assert sorted(p.name for p in experiment.glob("trial_*")) == original_trials  # and trials
 
     done = trials(moved)
-    assert len(done) == SMOKE.num_samples
+    assert len(done) == smoke_spec.num_samples
     for t in done:
         iterations = [r["training_iteration"] for r in t["rows"]]
         assert iterations == list(range(1, len(iterations) + 1)), t["folder"]  # no row twice
-        metrics = [json.loads(line)["epoch"] for line in
-                   (t["folder"] / "metrics.jsonl").read_text().splitlines()]
+        metrics = [r["epoch"] for r in read_rows(t["folder"] / "metrics.jsonl")]
         assert metrics == iterations, t["folder"]  # the trainer's own file lost nothing
         earlier = before.get(t["folder"].name, [])
         if earlier and list((experiment / t["folder"].name).glob("checkpoint_*")):
             assert t["rows"][:len(earlier) - 1] == earlier[:len(earlier) - 1]  # continued
         name = t["params"].get("baseline")
         if name:  # a baseline's trial runs the baseline's values, nothing sampled
-            assert {k: t["config"][k] for k in SMOKE.baselines[name]} == \
-                SMOKE.baselines[name], t["folder"]
+            assert {k: t["config"][k] for k in smoke_spec.baselines[name]} == \
+                smoke_spec.baselines[name], t["folder"]
     assert sorted(t["params"].get("baseline") or "" for t in done) == sorted(
-        [*SMOKE.baselines, ""])
+        [*smoke_spec.baselines, ""])
 
     finished = [t for t in journal(moved) if t.state.is_finished() and not
                 t.user_attrs.get("lost")]
-    assert len(finished) == SMOKE.num_samples
+    assert len(finished) == smoke_spec.num_samples
     assert all(t.state == optuna.trial.TrialState.FAIL for t in journal(moved)
                if t.user_attrs.get("lost"))
     assert not [t for t in journal(moved) if not t.state.is_finished()]
@@ -119,10 +104,10 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     assert ray_ids == {t["rows"][0]["trial_id"] for t in done}
 
 
-def test_a_search_stopped_before_ray_saved_its_state_starts_over(ray_session, tmp_path):
+def test_a_search_stopped_before_ray_saved_its_state_starts_over(ray_session, tmp_path, smoke_spec):
     experiment = tmp_path / "early"
     experiment.mkdir()
-    study = {**yaml.safe_load(SMOKE.to_yaml()), "num_samples": 2, "baselines": {},
+    study = {**yaml.safe_load(smoke_spec.to_yaml()), "num_samples": 2, "baselines": {},
              "targets": {}, "scheduler": {"type": "none"}}
     study["train"]["epochs"] = 1
     (experiment / STUDY_FILE).write_text(yaml.safe_dump(study))
@@ -132,14 +117,14 @@ def test_a_search_stopped_before_ray_saved_its_state_starts_over(ray_session, tm
     assert sum(t.state.is_finished() for t in journal(experiment)) == 2
 
 
-def test_one_experiment_has_one_driver(tmp_path, capsys):
+def test_one_experiment_has_one_driver(tmp_path, capsys, smoke_spec):
     held = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from tune.experiment import driving\n"
          f"with driving('{tmp_path}'):\n    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True, env=ENV)
     try:
         assert held.stdout.readline().strip() == "held"
-        (tmp_path / STUDY_FILE).write_text(SMOKE.to_yaml())
+        (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
         (tmp_path / "tuner.pkl").write_bytes(b"")
         (tmp_path / "experiment_state-x.json").write_text("{}")
         assert main(["--resume", str(tmp_path)]) == 2
@@ -159,15 +144,8 @@ def test_one_experiment_has_one_driver(tmp_path, capsys):
         pass
 
 
-def test_two_searches_started_at_once_never_share_a_folder(tmp_path):
-    assert new_folder(str(tmp_path), "smoke", chosen=False) == "smoke"
-    assert new_folder(str(tmp_path), "smoke", chosen=False) == "smoke-2"
-    with pytest.raises(ValueError, match="smoke already exists"):
-        new_folder(str(tmp_path), "smoke", chosen=True)
-
-
 def test_an_interrupt_before_the_search_starts_leaves_nothing(tmp_path, capsys, monkeypatch):
-    def interrupted(spec):
+    def interrupted(spec, folds=()):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("tune.run.prepare_data", interrupted)
@@ -175,19 +153,6 @@ def test_an_interrupt_before_the_search_starts_leaves_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "interrupted; the search had not started: nothing was kept" in err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("text, kept", [
-    (b'{"a": 1}\n{"b": 2}\n{"c"', b'{"a": 1}\n{"b": 2}\n'),  # cut mid-record by a kill
-    (b'{"a": 1}\n', b'{"a": 1}\n'),
-    (b'{"a"', b""),
-    (b"", b""),
-])
-def test_a_line_cut_by_a_kill_is_dropped_before_anything_is_appended(tmp_path, text, kept):
-    path = tmp_path / "result.json"
-    path.write_bytes(text)
-    cut_partial_line(path)
-    assert path.read_bytes() == kept
 
 
 def test_a_disk_running_full_stops_the_search_cleanly_and_it_resumes(ray_session, tmp_path,
@@ -222,8 +187,7 @@ def test_a_disk_running_full_stops_the_search_cleanly_and_it_resumes(ray_session
 
 
 def test_a_copy_without_rays_state_is_refused_and_kept_whole(smoke_experiment, tmp_path, capsys):
-    copy = tmp_path / "copy"
-    shutil.copytree(smoke_experiment, copy)
+    copy = copy_experiment(smoke_experiment, tmp_path, "copy")
     for state in copy.glob("experiment_state-*.json"):
         state.unlink()
     journal_before = (copy / JOURNAL_FILE).read_bytes()
@@ -236,15 +200,14 @@ def test_a_copy_without_rays_state_is_refused_and_kept_whole(smoke_experiment, t
     assert sorted(p.name for p in copy.glob("trial_*")) == folders_before
 
 
-def test_an_edited_study_file_is_refused_on_resume(smoke_experiment, tmp_path, capsys):
-    copy = tmp_path / "copy"
-    shutil.copytree(smoke_experiment, copy)
+def test_an_edited_study_file_is_refused_on_resume(smoke_experiment, tmp_path, capsys, smoke_spec):
+    copy = copy_experiment(smoke_experiment, tmp_path, "copy")
     study = copy / STUDY_FILE
-    study.write_text(study.read_text().replace(f"num_samples: {SMOKE.num_samples}",
-                                               f"num_samples: {SMOKE.num_samples + 2}"))
+    study.write_text(study.read_text().replace(f"num_samples: {smoke_spec.num_samples}",
+                                               f"num_samples: {smoke_spec.num_samples + 2}"))
     before = sorted(p.name for p in copy.iterdir())
     assert main(["--resume", str(copy)]) == 2
     err = capsys.readouterr().err
-    assert f"edited since the search began (num_samples: {SMOKE.num_samples} -> " \
-           f"{SMOKE.num_samples + 2})" in err and "\n" not in err.strip()
+    assert f"edited since the search began (num_samples: {smoke_spec.num_samples} -> " \
+           f"{smoke_spec.num_samples + 2})" in err and "\n" not in err.strip()
     assert sorted(p.name for p in copy.iterdir()) == before

@@ -6,12 +6,11 @@ import math
 import optuna
 import pytest
 import yaml
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from helpers import journal
 
-from tune.experiment import JOURNAL_FILE
+from tune.experiment import read_rows
 from tune.run import main
-from tune.summary import build_summary
+from tune.summary_data import build_summary
 
 DIVERGING_STUDY = {
     "name": "diverging",
@@ -34,23 +33,21 @@ def test_a_diverging_trial_stops_fails_in_optuna_and_is_never_best(ray_session, 
     rows = {}
     for folder in experiment.glob("trial_*"):
         baseline = json.loads((folder / "params.json").read_text())["baseline"]
-        rows[baseline] = [json.loads(line) for line in (folder / "result.json").open()]
+        rows[baseline] = read_rows(folder / "result.json")
     exploding = rows["exploding"]
     assert len(exploding) == 1  # stopped at once, in its first epoch
     assert exploding[0]["diverged"] == 1 and math.isnan(exploding[0]["val_rmse"])
     assert exploding[0]["stop_reason"].startswith("diverged: loss became")
     assert len(rows["sane"]) == 2  # the search went on
 
-    storage = JournalStorage(JournalFileBackend(str(experiment / JOURNAL_FILE)))
-    trials = optuna.load_study(study_name="diverging", storage=storage).trials
-    states = {t.params["learning_rate"]: t.state for t in trials}
+    states = {t.params["learning_rate"]: t.state for t in journal(experiment, "diverging")}
     assert states == {0.001: optuna.trial.TrialState.COMPLETE,
                       1.0e30: optuna.trial.TrialState.FAIL}
 
     summary = build_summary(experiment)
-    assert summary["verdict"][0].startswith("Best overall: ") and "(sane)" in summary["verdict"][0]
-    assert summary["problems"]["diverged"] == 1
-    assert any(reason.startswith("diverged") for reason in summary["problems"]["reasons"].values())
+    assert summary.verdict[0].startswith("Best overall: ") and "(sane)" in summary.verdict[0]
+    assert summary.problems.diverged == 1
+    assert any(reason.startswith("diverged") for reason in summary.problems.reasons.values())
 
 
 @pytest.mark.slow

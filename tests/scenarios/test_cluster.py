@@ -5,11 +5,9 @@ ray_current_cluster file names (dead or alive); with --address a real two-node c
 Every Ray here runs in a process of its own with a temp dir and HOME of its own, so nothing
 reaches the test session's Ray, another test's, or the user's ~/.ray (Ray's auth token)."""
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,26 +15,20 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
+from tune.experiment import read_rows
 from tune.run import prepare_data
-from tune.space import load_study
 
 pytestmark = pytest.mark.slow  # each test starts Rays of its own
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
-SMOKE = load_study("smoke.yaml")
 # start_ray(None, ...) as tune.run calls it without --address; prints how long it took and
 # the GCS address of the Ray it got
 OWN_RAY = ("import time\nfrom tune.cluster import start_ray\nstarted = time.monotonic()\n"
            "start_ray(None, '.', {'cpu': 1})\nimport ray\n"
            "print(time.monotonic() - started, ray.get_runtime_context().gcs_address)\n")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:
@@ -59,16 +51,6 @@ def kill_tree(process: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     process.wait(timeout=30)
-
-
-def result_rows(trial: Path) -> list[dict]:
-    """Ray's result.json rows, the last one only once it is complete."""
-    try:
-        text = (trial / "result.json").read_text()
-    except OSError:
-        return []
-    return [json.loads(line) for line in text.splitlines(keepends=True)
-            if line.endswith("\n") and line.strip()]
 
 
 @pytest.fixture
@@ -128,7 +110,7 @@ def raylet(node: subprocess.Popen) -> int:
     return pid
 
 
-def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path):
+def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path, smoke_spec):
     port = free_port()
     address = f"127.0.0.1:{port}"
     # Ray 2.60: token authentication, the token in ~/.ray/auth_token on every node, and
@@ -136,7 +118,7 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
     subprocess.run([RAY, "get-auth-token", "--generate"], env=ray_env, check=True,
                    capture_output=True, timeout=60)
     env = {**ray_env, "RAY_AUTH_MODE": "token"}
-    prepare_data(SMOKE)  # the data root every node reads: here one machine's, shared
+    prepare_data(smoke_spec)  # the data root every node reads: here one machine's, shared
     nodes = {}
     search = None
     try:
@@ -174,9 +156,9 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
             for name, node in nodes.items():
                 workers[name] |= descendants(node.pid)
             for trial in [] if killed else experiment.glob("trial_*"):
-                rows = result_rows(trial)
+                rows = read_rows(trial / "result.json")
                 if (rows and rows[-1]["pid"] in workers["second"]
-                        and rows[-1]["training_iteration"] < SMOKE.scheduler["max_t"]
+                        and rows[-1]["training_iteration"] < smoke_spec.scheduler.max_t
                         and list(trial.glob("checkpoint_*"))):
                     os.kill(raylet(nodes["second"]), signal.SIGKILL)
                     killed = (trial, rows[-1]["training_iteration"], rows[-1]["pid"])
@@ -191,9 +173,9 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
 
     output = (tmp_path / "search.log").read_text()
     statuses = [line for line in output.splitlines() if line.startswith("Trial status:")]
-    assert statuses[-1].strip() == f"Trial status: {SMOKE.num_samples} TERMINATED"
-    trials = {t: result_rows(t) for t in experiment.glob("trial_*")}
-    assert len(trials) == SMOKE.num_samples
+    assert statuses[-1].strip() == f"Trial status: {smoke_spec.num_samples} TERMINATED"
+    trials = {t: read_rows(t / "result.json") for t in experiment.glob("trial_*")}
+    assert len(trials) == smoke_spec.num_samples
     ran_on = {name for rows in trials.values() for row in rows
               for name, pids in workers.items() if row["pid"] in pids}
     assert ran_on == {"head", "second"}
@@ -202,12 +184,11 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
     trial, last_epoch, lost_pid = killed
     rows = trials[trial]
     iterations = [row["training_iteration"] for row in rows]
-    assert iterations == list(range(1, SMOKE.scheduler["max_t"] + 1))  # no epoch twice
+    assert iterations == list(range(1, smoke_spec.scheduler.max_t + 1))  # no epoch twice
     retried = [row for row in rows if row["pid"] != lost_pid]
     assert retried and all(row["pid"] in workers["head"] for row in retried)
     assert retried[0]["training_iteration"] > last_epoch  # from its checkpoint, not epoch 1
-    epochs = [json.loads(line)["epoch"] for line in
-              (trial / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    epochs = [r["epoch"] for r in read_rows(trial / "metrics.jsonl")]
     assert epochs == iterations
 
 

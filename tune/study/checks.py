@@ -1,5 +1,5 @@
 """The study-file validator: every key, range and trial corner checked before Ray starts,
-each failure one line naming the file, the key path, the rule and the value (tune.rules).
+each failure one line naming the file, the key path, the rule and the value (tune.study.rules).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from optuna.distributions import (
 )
 
 from baseres.config import DATASETS
-from tune.question_checks import check_question
-from tune.rules import Rules, is_int, is_number
-from tune.study import (
+from tune.private_api import in_distribution
+from tune.study.question_checks import check_question
+from tune.study.rules import Rules, is_int, is_number
+from tune.study.spec import (
     DATA_FIELDS,
     DEFAULT_NUM_SAMPLES,
     EPOCHS_FIXED,
@@ -35,9 +36,13 @@ from tune.study import (
     TARGET_LEVELS,
     TOP_KEYS,
     TPE_KEYS,
+    AshaSpec,
+    Band,
     Bound,
     Relative,
+    SamplerSpec,
     StudySpec,
+    Targets,
     experiment_name_rule,
     low_end,
     short_form,
@@ -69,7 +74,7 @@ class Checker(Rules):
         if name_rule is not None:
             self.fail("name", f"{name_rule}, but got {short_repr(study_name)}", value=study_name)
         metric = self.choice(raw.get("metric", METRICS[0]), "metric", METRICS)
-        mode = self.choice(raw.get("mode", "min"), "mode", ("min",))
+        self.choice(raw.get("mode", "min"), "mode", ("min",))  # StudySpec.mode says why
         num_samples = self.integer(raw.get("num_samples", DEFAULT_NUM_SAMPLES), "num_samples",
                                    1, MAX_SAMPLES)
         max_concurrent = self.integer(raw.get("max_concurrent_trials", 1),
@@ -95,7 +100,6 @@ class Checker(Rules):
             name=study_name,
             path=self.path,
             metric=metric,
-            mode=mode,
             num_samples=num_samples,
             max_concurrent_trials=max_concurrent,
             resources=resources,
@@ -309,12 +313,11 @@ class Checker(Rules):
             return
         if not is_number(value):
             self.fail(key, f"must be a number, but got {value!r}")
-        # _contains is how Optuna itself checks a value against a distribution (bounds, step).
-        if not dist._contains(dist.to_internal_repr(value)):
+        if not in_distribution(dist, value):  # as Optuna itself checks (bounds, step)
             self.fail(key, f"must lie in the search space {short_form(dist)}, but got {value!r}")
 
     # ---------------------------------------------------------------- search algorithm
-    def sampler(self, raw: Any, targets: dict[str, Any]) -> dict[str, Any]:
+    def sampler(self, raw: Any, targets: Targets) -> SamplerSpec:
         raw = self.mapping(raw, "sampler")
         self.known_keys(raw, ("type", "seed", *TPE_KEYS), "sampler")
         kind = self.choice(raw.get("type", "tpe"), "sampler.type", SAMPLERS)
@@ -325,7 +328,7 @@ class Checker(Rules):
                 if key in raw:
                     self.fail(f"sampler.{key}", f"is a key of TPE's, but sampler.type is {kind!r}",
                               value=raw[key])
-            return {"type": kind, "seed": seed}
+            return SamplerSpec(kind, seed)
         startup = self.integer(raw.get("n_startup_trials", TPE_KEYS["n_startup_trials"]),
                                "sampler.n_startup_trials", 0)
         flags = {key: self.boolean(raw.get(key, TPE_KEYS[key]), f"sampler.{key}")
@@ -333,16 +336,16 @@ class Checker(Rules):
         if flags["constraints"] and not targets.get("minimum"):
             self.fail("sampler.constraints", "needs targets.minimum (the constraints are its "
                       "bounds), but the study has none", also=("targets",), value=True)
-        return {"type": kind, "seed": seed, "n_startup_trials": startup, **flags}
+        return SamplerSpec(kind, seed, startup, **flags)
 
-    def scheduler(self, raw: Any, epochs: int) -> dict[str, Any]:
+    def scheduler(self, raw: Any, epochs: int) -> AshaSpec | None:
         raw = self.mapping(raw, "scheduler")
         # ASHA's keys are allowed (and dropped) under `type: none`, so that
         # `--set scheduler.type=none` works on an ASHA study.
         self.known_keys(raw, ("type", "grace_period", "reduction_factor", "max_t"), "scheduler")
         kind = self.choice(raw.get("type", "asha"), "scheduler.type", SCHEDULERS)
         if kind == "none":
-            return {"type": "none"}
+            return None
         # Ray's ASHAScheduler defaults, except max_t: the trial length.
         grace = self.integer(raw.get("grace_period", 1), "scheduler.grace_period", 1)
         factor = self.number(raw.get("reduction_factor", 4), "scheduler.reduction_factor")
@@ -369,10 +372,10 @@ class Checker(Rules):
                       f"grace_period={grace}, max_t={max_t})",
                       also=("scheduler.grace_period", "scheduler.max_t", "train.epochs"),
                       value=factor)
-        return {"type": "asha", "grace_period": grace, "reduction_factor": factor, "max_t": max_t}
+        return AshaSpec(grace, factor, max_t)
 
     def targets(self, raw: Any, baselines: dict[str, Any]
-                ) -> tuple[dict[str, dict[str, tuple[Bound, Bound]]], dict[str, str]]:
+                ) -> tuple[Targets, dict[str, str]]:
         raw = self.mapping(raw, "targets", empty_ok=True)
         self.known_keys(raw, (*TARGET_LEVELS, "rules"), "targets")
         rules = self.mapping(raw.get("rules", {}), "targets.rules", empty_ok=True)
@@ -396,7 +399,7 @@ class Checker(Rules):
                     self.fail(key, "needs at least one bound, but got [null, null]")
                 if is_number(lo) and is_number(hi) and lo > hi:
                     self.fail(key, f"`low <= high` must hold, but got (low={lo}, high={hi})")
-                targets[level][metric] = (lo, hi)
+                targets[level][metric] = Band(lo, hi)
         return targets, dict(rules)
 
     def bound(self, value: Any, key: str, baselines: dict[str, Any]) -> Bound:

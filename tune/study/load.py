@@ -24,13 +24,10 @@ from typing import Any
 import yaml
 
 from baseres.config import StrictSafeLoader, one_line
-from tune.checks import Checker
-from tune.study import BASELINE_KEY, Relative, StudyError, StudySpec
+from tune.study.checks import Checker
+from tune.study.spec import StudyError, StudySpec
 
-__all__ = ["BASELINE_KEY", "Relative", "StudyError", "StudySpec", "load_study",
-           "resolve_study_path", "SEARCH_SPACES"]
-
-SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SEARCH_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 # The shipped studies are 2-5 KiB; a file 100 times that is a mistake, and YAML parses a
 # 50 MB one for minutes (its lists are then bounded by this too).
 MAX_STUDY_BYTES = 512 * 1024

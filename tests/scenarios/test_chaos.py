@@ -10,10 +10,11 @@ import random
 import optuna
 import pytest
 import yaml
+from helpers import journal
 
 from bench.chaos import chaos_search, chaos_study
-from tune.experiment import journal_storage, read_rows
-from tune.space import load_study
+from tune.experiment import read_rows
+from tune.study import load_study
 
 pytestmark = pytest.mark.slow
 EPOCHS = 6
@@ -27,13 +28,13 @@ def test_a_search_survives_a_seeded_schedule_of_five_kills(tmp_path):
     study = load_study(tmp_path / "chaos.yaml")
     experiment = run.experiment
 
-    journal = optuna.load_study(study_name="chaos", storage=journal_storage(experiment)).trials
-    finished = [t for t in journal if t.state.is_finished() and not t.user_attrs.get("lost")]
+    trials = journal(experiment, "chaos")
+    finished = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lost")]
     assert len(finished) == study.num_samples, (seed, run.kills)
-    assert not [t for t in journal if not t.state.is_finished()], (seed, run.kills)
+    assert not [t for t in trials if not t.state.is_finished()], (seed, run.kills)
 
     asha = study.scheduler
-    rungs = {asha["grace_period"] * asha["reduction_factor"] ** k for k in range(8)}
+    rungs = {asha.grace_period * asha.reduction_factor ** k for k in range(8)}
     folders = {t.user_attrs["ray_trial_id"]: experiment / f"trial_{t.user_attrs['ray_trial_id']}"
                for t in finished}
     for trial in finished:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tune.space import load_study
+from tune.experiment import read_rows
+from tune.study import load_study
 
 pytest.importorskip("wandb")
 pytestmark = pytest.mark.slow  # a training run and a search, each in its own process
@@ -53,7 +54,7 @@ def offline_env(home: Path) -> dict[str, str]:
 
 
 def assert_logged(run_folder: Path, metrics_file: Path, step_key: str) -> None:
-    epochs = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
+    epochs = read_rows(metrics_file)
     logged = offline_history(run_folder)
     assert [row[step_key] for row in logged] == [e["epoch"] for e in epochs] == [1, 2]
     for row, epoch in zip(logged, epochs):  # the whole record, not only the search's keys

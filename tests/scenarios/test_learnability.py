@@ -1,7 +1,6 @@
 """The embedded default must carry signal: a briefly trained default model beats the
 mean-depth predictor (the per-pixel mean of the valid training depth maps) by >= 30 %."""
 
-import json
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import torch
 from baseres.config import TrainConfig
 from baseres.data.cache import load_split
 from baseres.metrics import depth_metrics
+from tune.experiment import read_rows
 
 EPOCHS = 8
 
@@ -32,7 +32,7 @@ def test_default_model_beats_the_mean_depth_map_by_30_percent(tmp_path):
                            "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=3600)  # 60x its quiet time
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    rows = read_rows(tmp_path / "run" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
     best = min(r["val_rmse"] for r in rows)
     baseline = mean_map_rmse(TrainConfig())

@@ -13,7 +13,7 @@ from helpers import ctrl_c_when
 
 from tune.experiment import read_rows
 from tune.folds import QUESTION_DIR, PlaceScores, read_runs
-from tune.space import load_study
+from tune.study import load_study
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +44,7 @@ def test_the_summary_opens_with_the_answer_and_summary_json_recomputes(question_
     summary = json.loads((question_experiment / "summary.json").read_text())
     question = summary["question"]
     assert question["verdict"] in ("supported", "contradicted", "inconclusive")
+    assert "lines" not in question  # the data only: summary.md says it in words
     assert question["n_places"] == 16 and question["seeds"] == [1]
     assert question["budget_epochs"] == 3 and question["runs_finished"] == 6
     assert set(question["pose_gap_m"]) == {"1", "4", "control"}
@@ -95,7 +96,7 @@ def control_place_gaps(folds, tmp_path: Path) -> float:
         out.mkdir()
         cfg = TrainConfig(model="unet", image_size=32, base_channels=8, epochs=6, batch_size=16,
                           locations=list(fold), seed=1, num_threads=1, progress=False)
-        Trainer(cfg, out, hooks=[PlaceScores(out, places)]).fit(progress=False)
+        Trainer(cfg, hooks=[PlaceScores(out, places)]).fit(progress=False)
         point = {"arm": "control", "fold": number, "folds": len(folds), "seed": 1,
                  "places": places, "values": {"locations": list(fold)}}
         runs.append(FoldRun(point, out, json.loads((out / "places.json").read_text())

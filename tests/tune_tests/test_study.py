@@ -9,8 +9,14 @@ import pytest
 from helpers import HEAD, VALID, refused, write
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from tune.space import SEARCH_SPACES, Relative, StudyError, load_study, resolve_study_path
-from tune.study import check_experiment_name
+from tune.study import (
+    SEARCH_SPACES,
+    Relative,
+    StudyError,
+    check_experiment_name,
+    load_study,
+    resolve_study_path,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("generalization", "smoke", "batvision_v2")
@@ -24,7 +30,7 @@ def test_shipped_studies_load(name):
     assert spec.name == name and spec.metric == "val_rmse" and spec.mode == "min"
     assert set(spec.baselines) == {"seed_before", "seed_after", "unet"}
     assert spec.num_samples >= len(spec.baselines)
-    assert spec.scheduler["max_t"] == spec.trial_config({**spec.baselines["seed_after"]}).epochs
+    assert spec.scheduler.max_t == spec.trial_config({**spec.baselines["seed_after"]}).epochs
     assert spec.space["base_channel_divisor"] == CategoricalDistribution([1, 2, 4, 8])
     assert spec.space["lambda_base_init"] == FloatDistribution(0.5, 4.0, log=True)
     assert spec.targets["minimum"]["val_rmse"] == (None, Relative(0.85, "seed_before"))
@@ -69,8 +75,9 @@ def test_shipped_sizes():
     assert gen.trial_config(arms[4]).image_size == 32
     assert gen.trial_config(arms["wide_unfrozen"]).use_adaptive_loss is False
     # the policy benchmark's choices (bench/replay.py)
-    assert gen.scheduler == {"type": "asha", "grace_period": 1, "reduction_factor": 3, "max_t": 16}
-    assert gen.sampler["n_startup_trials"] == 10
+    assert gen.scheduler.to_dict() == {"type": "asha", "grace_period": 1, "reduction_factor": 3,
+                                       "max_t": 16}
+    assert gen.sampler.n_startup_trials == 10
     assert smoke.num_samples == len(smoke.baselines) + 1
     assert smoke.space == gen.space and smoke.baselines == gen.baselines
     assert smoke.trial_config({"model": "unet"}).image_size == 32
@@ -113,7 +120,7 @@ def test_to_yaml_keeps_strings_that_look_like_other_values(tmp_path, text):
 def test_a_slow_reduction_factor_is_fine_while_rungs_fit_the_epochs(tmp_path):
     spec = load_study(write(tmp_path, VALID + "train: {epochs: 3}\n"
                                               "scheduler: {reduction_factor: 1.5}\n"))
-    assert spec.scheduler["reduction_factor"] == 1.5  # rungs at epochs 1, 1.5 and 2.25: three
+    assert spec.scheduler.reduction_factor == 1.5  # rungs at epochs 1, 1.5 and 2.25: three
 
 
 NAMES = [
@@ -145,26 +152,27 @@ def test_check_experiment_name_accepts_folder_names(name):
 
 
 def test_importing_the_spec_does_not_start_or_import_ray():
-    code = "import sys, tune.space; sys.exit('ray' in sys.modules)"
+    code = "import sys, tune.study; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
 # ------------------------------------------------------------------------ malformed studies
 def test_the_valid_base_loads_with_the_defaults(tmp_path):
     spec = load_study(write(tmp_path, VALID))
-    assert spec.num_samples == 10 and spec.scheduler["max_t"] == 40  # TrainConfig's epochs
+    assert spec.num_samples == 10 and spec.scheduler.max_t == 40  # TrainConfig's epochs
     # Optuna's TPE defaults, and the study's targets not used as constraints
-    assert spec.sampler == {"type": "tpe", "seed": 0, "n_startup_trials": 10,
-                            "multivariate": False, "constant_liar": False,
-                            "constraints": False}
+    assert spec.sampler.to_dict() == {"type": "tpe", "seed": 0, "n_startup_trials": 10,
+                                      "multivariate": False, "constant_liar": False,
+                                      "constraints": False}
 
 
 def test_tpe_keys_are_read_and_written_back(tmp_path):
     text = VALID + ("sampler: {n_startup_trials: 3, multivariate: true, constant_liar: true,"
                     " constraints: true}\n") + "targets:\n  minimum: {val_rmse: [null, 2.0]}\n"
     spec = load_study(write(tmp_path, text))
-    assert spec.sampler == {"type": "tpe", "seed": 0, "n_startup_trials": 3,
-                            "multivariate": True, "constant_liar": True, "constraints": True}
+    assert spec.sampler.to_dict() == {"type": "tpe", "seed": 0, "n_startup_trials": 3,
+                                      "multivariate": True, "constant_liar": True,
+                                      "constraints": True}
     assert load_study(write(tmp_path, spec.to_yaml(), "resolved.yaml")).sampler == spec.sampler
     from tune.searcher import make_sampler
 
@@ -198,9 +206,9 @@ def test_overrides_apply_before_validation():
                                          "search.residual_range.high=0.4", "scheduler.type=none"])
     assert spec.fixed["epochs"] == 3 and spec.num_samples == 4
     assert spec.space["residual_range"] == FloatDistribution(0.1, 0.4)
-    assert spec.scheduler == {"type": "none"}
-    assert load_study("generalization", ["train.epochs=6"]).scheduler["max_t"] == 6
-    assert load_study("smoke", ["scheduler={type: none}"]).scheduler == {"type": "none"}
+    assert spec.scheduler is None
+    assert load_study("generalization", ["train.epochs=6"]).scheduler.max_t == 6
+    assert load_study("smoke", ["scheduler={type: none}"]).scheduler is None
     moved = load_study("smoke", ["data.root=/d", "data.dataset=batvisionv2"])
     assert moved.fixed["data_root"] == "/d"
 

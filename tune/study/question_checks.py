@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tune.rules import Rules, is_int
-from tune.study import (
+from tune.study.rules import Rules, is_int
+from tune.study.spec import (
     DATA_FIELDS,
     LOCATION_FIELDS,
     QUESTION_KEYS,
@@ -59,7 +59,7 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
         if name == "control" or name in [str(v) for v in values]:
             checker.fail(f"question.extra_arms.{name}", "must not reuse the name of another "
                          f"arm (control, {values[0]}, {values[1]})")
-        extra_arms[name] = _changes(checker, changes, f"question.extra_arms.{name}", parameter)
+        extra_arms[name] = _changes(checker, changes, f"question.extra_arms.{name}", None)
     folds = _folds(checker, raw["folds"], fixed)
     seeds = raw.get("seeds", [1, 2])
     if not isinstance(seeds, list) or not seeds or len(seeds) > MAX_SEEDS:
@@ -83,13 +83,13 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
 
 
 def _changes(checker: Rules, raw: Any, key: str, parameter: str | None) -> dict[str, Any]:
-    """A mapping of TrainConfig values an arm sets."""
+    """A mapping of TrainConfig values an arm sets; `parameter`: the key it may not set."""
     raw = checker.mapping(raw, key, empty_ok=True)
     for name in raw:
         if name in SET_BY_DESIGN:
             checker.fail(f"{key}.{name}", SET_BY_DESIGN[name])
         checker.train_key(name, f"{key}.{name}")
-        if name == parameter and key.endswith(".held"):
+        if name == parameter:
             checker.fail(f"{key}.{name}", "is the question's parameter: its two values are "
                          "question.values")
     return dict(raw)

@@ -1,0 +1,91 @@
+"""tune.experiment: why a trial stopped, read from its rows, Ray's status and the journal; and
+a last line a kill cut short, dropped before anything is appended."""
+
+import math
+from pathlib import Path
+
+import pytest
+from helpers import fake_trial
+
+from tune.experiment import Location, Stop, cut_partial_line, stopped
+
+
+@pytest.mark.parametrize("trial, reason", [
+    (fake_trial(rows=[{"val_rmse": 2.0}] * 3), "completed"),
+    (fake_trial(rows=[{"val_rmse": 2.0}]), "ASHA stop"),
+    (fake_trial(status="RUNNING", rows=[{"val_rmse": 2.0}]), "running"),
+    (fake_trial(status="ERROR", error="OSError: disk full", rows=[{"val_rmse": 2.0}]),
+     "error: OSError: disk full"),
+    (fake_trial(rows=[{"val_rmse": 2.0}, {"val_rmse": math.nan, "diverged": 1.0,
+                                          "stop_reason": "diverged: loss became nan"}]),
+     "diverged: loss became nan"),
+])
+def test_stop_reasons(trial, reason):
+    assert stopped(trial, max_t=3, asha=True).text == reason
+
+
+@pytest.mark.parametrize("told, reason", [
+    ("completed", "completed"),  # its later rows cut from result.json by a kill
+    ("early stop", "ASHA stop"),
+    ("error", "error: see error.txt"),
+    ("", "unknown"),  # no journal record, no Ray state: not guessed
+])
+def test_the_journal_says_why_a_trial_ended(told, reason):
+    trial = fake_trial(status="unknown", rows=[{"val_rmse": 2.0}])
+    assert stopped(trial, max_t=3, asha=True, told=Stop(told) if told else None).text == reason
+
+
+@pytest.mark.parametrize("text, kept", [
+    (b'{"a": 1}\n{"b": 2}\n{"c"', b'{"a": 1}\n{"b": 2}\n'),  # cut mid-record by a kill
+    (b'{"a": 1}\n', b'{"a": 1}\n'),
+    (b'{"a"', b""),
+    (b"", b""),
+])
+def test_a_line_cut_by_a_kill_is_dropped_before_anything_is_appended(tmp_path, text, kept):
+    path = tmp_path / "result.json"
+    path.write_bytes(text)
+    cut_partial_line(path)
+    assert path.read_bytes() == kept
+
+
+@pytest.mark.parametrize("trial, kind", [
+    (fake_trial(rows=[{"val_rmse": 2.0}] * 3), Stop.COMPLETED),
+    (fake_trial(rows=[{"val_rmse": 2.0}]), Stop.EARLY),
+    (fake_trial(status="PENDING", rows=[]), Stop.PENDING),
+    (fake_trial(status="ERROR", rows=[{"val_rmse": 2.0}]), Stop.ERROR),
+    (fake_trial(rows=[{"val_rmse": math.nan, "diverged": 1.0}]), Stop.DIVERGED),
+])
+def test_the_stop_is_a_kind_reports_count_without_reading_its_words(trial, kind):
+    found = stopped(trial, max_t=3, asha=False)
+    assert found.kind is kind
+    assert found.kind.problem == (kind in (Stop.ERROR, Stop.DIVERGED))
+    if kind is Stop.EARLY:
+        assert found.text == "stopped early"  # no scheduler called ASHA without one
+
+
+@pytest.mark.parametrize("experiment, storage, name, local, state", [
+    ("/runs/smoke/", "/runs", "smoke", "/runs/smoke", "/runs/smoke"),
+    ("file:///mnt/nfs/runs/smoke", "file:///mnt/nfs/runs", "smoke", "/mnt/nfs/runs/smoke",
+     "/mnt/nfs/runs/smoke"),
+    # remote storage: the study and the journal stay on this machine, under results/<name>
+    ("s3://bucket/runs/smoke", "s3://bucket/runs", "smoke", None, "results/smoke"),
+])
+def test_a_location_knows_its_storage_name_and_local_folders(tmp_path, monkeypatch, experiment,
+                                                             storage, name, local, state):
+    monkeypatch.chdir(tmp_path)
+    location = Location.of(experiment)
+    assert (location.storage, location.name) == (storage, name)
+    assert location.uri == f"{storage}/{name}" == str(location)
+    assert location.local == (None if local is None else Path(local))
+    assert location.state_folder == (tmp_path / state if state.startswith("results") else
+                                     Path(state))
+    assert location.child("question").uri == f"{storage}/{name}/question"
+
+
+def test_a_relative_experiment_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Location.of("results/smoke") == Location(str(tmp_path / "results"), "smoke")
+
+
+def test_the_root_folder_is_a_location_without_a_name():
+    assert Location.of("/") == Location("/", "") and Location.of("/").uri == "/"

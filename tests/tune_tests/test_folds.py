@@ -1,0 +1,51 @@
+"""tune.folds: the question's fold runs (each arm x fold x seed), read back into per-place
+records, seen by their own fold and unseen by the others."""
+
+from pathlib import Path
+
+import pytest
+
+from tune.folds import FoldRun, fold_points, place_records
+
+
+def run(arm, fold, seed, seen, scores, folds=2):
+    """A finished fold run: `scores` maps place -> val RMSE; `seen` its own fold's places."""
+    point = {"arm": arm, "fold": fold, "folds": folds, "seed": seed, "places": list(scores),
+             "values": {"locations": list(seen)}}
+    places = {p: {"seen": p in seen, "val_rmse": v, **({"train_rmse": v - 0.1}
+                                                       if p in seen else {})}
+              for p, v in scores.items()}
+    return FoldRun(point, Path("x"), places)
+
+
+def test_fold_runs_become_records_seen_by_their_own_fold_unseen_by_the_others():
+    scores = {"A": 1.0, "B": 2.0, "C": 3.0}
+    runs = [run(1, 0, 1, ["A"], {"A": 1.0, "B": 2.5, "C": 3.5}, folds=3),
+            run(1, 1, 1, ["B"], {"A": 1.4, "B": 2.0, "C": 3.3}, folds=3),
+            run(1, 2, 1, ["C"], {"A": 1.6, "B": 2.3, "C": 3.0}, folds=3)]
+    found = {r.place: r for r in place_records(runs)}
+    assert set(found) == set(scores)
+    # A: seen 1.0 by fold 0; unseen by folds 1 and 2: (1.4 + 1.6) / 2 = 1.5
+    assert (found["A"].seen_rmse, found["A"].unseen_rmse) == (1.0, pytest.approx(1.5))
+    assert found["A"].train_rmse == pytest.approx(0.9)
+    assert found["C"].unseen_rmse == pytest.approx(3.4)  # (3.5 + 3.3) / 2
+    # a design whose third fold has not finished gives no record for that arm and seed
+    assert place_records(runs[:2]) == []
+
+
+def test_fold_points_cover_every_arm_fold_and_seed():
+    from tune.study import load_study
+
+    spec = load_study("generalization.yaml")
+    question = spec.question
+    points = fold_points(question, question.folds, question.seeds)
+    assert len(points) == len(question.arms()) * 2 * len(question.seeds)
+    wide = [p for p in points if p["arm"] == 1]
+    narrow = [p for p in points if p["arm"] == 4]
+    # the two arms differ in the question's parameter only
+    for a, b in zip(wide, narrow):
+        apart = {k for k in {**a["values"], **b["values"]} if a["values"].get(k) !=
+                 b["values"].get(k)}
+        assert apart == {"base_channel_divisor"}
+    places = {p for fold in question.folds for p in fold}
+    assert len(places) == 16 and all(set(p["places"]) == places for p in points)

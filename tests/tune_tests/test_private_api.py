@@ -1,0 +1,231 @@
+"""tune.private_api on the real Ray and Optuna objects: an upgrade that moves or changes one
+of the private attributes tune relies on fails here, naming it, before a search misbehaves."""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+
+from tune import private_api
+
+
+@contextmanager
+def relied_on(attribute: str):
+    """Turn any failure inside into one message naming the private attribute."""
+    try:
+        yield
+    except Exception as err:  # whatever the upgrade broke: AttributeError, TypeError, ...
+        pytest.fail(f"{attribute} no longer works as tune/private_api.py expects (written "
+                    f"against Ray 2.60.0 and Optuna 5.0.0; installed: Ray {ray.__version__}, "
+                    f"Optuna {optuna.__version__}): {type(err).__name__}: {err}",
+                    pytrace=False)
+
+
+def check(holds: bool, attribute: str, what: str) -> None:
+    if not holds:
+        pytest.fail(f"{attribute} changed meaning (Ray {ray.__version__}, Optuna "
+                    f"{optuna.__version__}; tune/private_api.py was written against Ray 2.60.0 "
+                    f"and Optuna 5.0.0): {what}", pytrace=False)
+
+
+# ---------------------------------------------------------------------------------- Optuna
+
+
+def test_storage_id_reaches_the_trial_for_writing():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.ask()
+    (frozen,) = study.get_trials(deepcopy=False)
+    with relied_on("optuna FrozenTrial._trial_id"):
+        optuna.trial.Trial(study, private_api.storage_id(frozen)).set_user_attr("seen", 1)
+    check(study.get_trials()[0].user_attrs == {"seen": 1}, "optuna FrozenTrial._trial_id",
+          "a Trial built from it did not write to that trial")
+
+
+@pytest.mark.parametrize("dist, value, inside", [
+    (optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25), 0.5, True),
+    (optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25), 0.3, False),
+    (optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True), 1e-1, False),
+    (optuna.distributions.IntDistribution(1, 8, log=True), 4, True),
+    (optuna.distributions.IntDistribution(2, 8, step=2), 5, False),
+])
+def test_in_distribution_is_optunas_own_check(dist, value, inside):
+    with relied_on(f"optuna {type(dist).__name__}._contains"):
+        found = private_api.in_distribution(dist, value)
+    check(found is inside, f"optuna {type(dist).__name__}._contains",
+          f"{value!r} in {dist}: {found}, expected {inside}")
+
+
+# ------------------------------------------------------------------------------- Ray Tune
+
+
+def asha():
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", metric="val_rmse", mode="min",
+                         max_t=4, grace_period=1, reduction_factor=2)
+
+
+class Trial:
+    def __init__(self, trial_id: str):
+        self.trial_id, self.config = trial_id, {}
+
+
+def test_asha_record_fills_the_rungs_asha_decides_on():
+    attribute = "ray AsyncHyperBandScheduler._trial_info / _brackets / _metric_op"
+    scheduler = asha()
+    scheduler.on_trial_add(None, Trial("a"))  # "a" is in a bracket, "b" is not yet
+    with relied_on(attribute):
+        private_api.asha_record(scheduler, "a", 1, 1.0)
+        private_api.asha_record(scheduler, "b", 1, 2.0)
+    scheduler.on_trial_add(None, Trial("c"))
+    result = {"val_rmse": 3.0, "training_iteration": 1}  # worse than both recorded
+    check(scheduler.on_trial_result(None, Trial("c"), result) == "STOP", attribute,
+          "a trial worse than every recorded result of its rung was not stopped (mode min)")
+    fresh = asha()
+    fresh.on_trial_add(None, Trial("c"))
+    check(fresh.on_trial_result(None, Trial("c"), result) == "CONTINUE", attribute,
+          "with nothing recorded, ASHA stopped the first trial of a rung")
+
+
+def test_asha_time_attr_and_max_t_are_the_constructors():
+    scheduler = asha()
+    with relied_on("ray AsyncHyperBandScheduler._time_attr"):
+        time_attr = private_api.asha_time_attr(scheduler)
+    with relied_on("ray AsyncHyperBandScheduler._max_t"):
+        max_t = private_api.asha_max_t(scheduler)
+    check(time_attr == "training_iteration", "ray AsyncHyperBandScheduler._time_attr",
+          f"got {time_attr!r}")
+    check(max_t == 4, "ray AsyncHyperBandScheduler._max_t", f"got {max_t!r}")
+
+
+def test_generator_experiment_is_saved_with_the_state_and_gives_new_trials_storage(tmp_path):
+    from ray.tune.experiment import Experiment
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+    from ray.tune.search.searcher import Searcher
+
+    class Fixed(Searcher):
+        def suggest(self, trial_id):
+            return {}
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            pass
+
+    attribute = "ray SearchGenerator._experiment"
+    generator = SearchGenerator(ConcurrencyLimiter(Fixed(), max_concurrent=1))
+    generator.add_configurations([Experiment("x", run=lambda config: None,
+                                             storage_path=str(tmp_path / "runs"))])
+    restored = SearchGenerator(ConcurrencyLimiter(Fixed(), max_concurrent=1))
+    with relied_on(attribute):
+        restored.set_state(generator.get_state())
+        storage = private_api.generator_experiment(restored).spec["storage"]
+        storage.storage_fs_path = str(tmp_path / "elsewhere")  # as StudySearchGenerator moves it
+    check(restored.next_trial().storage.experiment_fs_path == str(tmp_path / "elsewhere" / "x"),
+          attribute, "a new trial did not get the experiment's storage")
+
+
+def test_keep_checkpoint_results_drops_entries_from_rays_list(tmp_path):
+    from ray.train import CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=3))
+    for index in range(2):
+        (tmp_path / str(index)).mkdir()
+        manager.register_checkpoint(_TrainingResult(
+            Checkpoint.from_directory(str(tmp_path / str(index))), {"epoch": index}))
+    with relied_on("ray _CheckpointManager._checkpoint_results"):
+        private_api.keep_checkpoint_results(manager, lambda r: r.metrics["epoch"] == 1)
+    kept = [r.metrics["epoch"] for r in manager.best_checkpoint_results]
+    check(kept == [1], "ray _CheckpointManager._checkpoint_results",
+          f"the manager still keeps epochs {kept}")
+
+
+def test_checkpoint_logger_is_the_one_ray_logs_checkpoints_with():
+    import ray.train._internal.storage as storage
+
+    with relied_on("ray.train._internal.storage.logger"):
+        check(storage.logger is private_api.checkpoint_logger(), "ray.train._internal.storage",
+              "its module logger is another one now")
+        check("Checkpoint successfully created" in inspect.getsource(storage),
+              "ray.train._internal.storage", "no longer logs the line for every checkpoint")
+
+
+def test_wandb_of_is_the_module_the_logging_actor_uses(tmp_path, monkeypatch):
+    import wandb
+    from ray.air.integrations.wandb import _WandbLoggingActor
+
+    monkeypatch.chdir(tmp_path)  # the actor changes into its log folder; undone after
+    with relied_on("ray _WandbLoggingActor._wandb"):
+        actor = _WandbLoggingActor(str(tmp_path), None, [], [])
+        check(private_api.wandb_of(actor) is wandb, "ray _WandbLoggingActor._wandb",
+              "it is no longer the wandb module")
+
+
+# ------------------------------------------------ Ray hooks overridden under private names
+
+
+class FakeTrial:
+    """What Ray's JSON and CSV loggers read of a trial at its start."""
+
+    def __init__(self, folder: Path):
+        self.config, self.local_path, self.checkpoint = {}, str(folder), None
+        self.init_local_path()  # as Ray's Trial has it, before any logger writes there
+
+    def init_local_path(self) -> None:
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.mark.parametrize("logger, start, file_name", [
+    ("JsonLoggerCallback", "log_trial_start", "result.json"),
+    ("CSVLoggerCallback", "log_trial_result", "progress.csv"),
+])
+def test_rays_result_loggers_restore_through_the_hook_keeps_driver_copy_overrides(
+        tmp_path, logger, start, file_name):
+    import ray.tune.logger as loggers
+
+    calls = []
+
+    class Recording(getattr(loggers, logger)):
+        def _restore_from_remote(self, name, trial):
+            calls.append(name)
+
+    trial = FakeTrial(tmp_path / "trial")
+    with relied_on(f"ray {logger}._restore_from_remote"):
+        callback = Recording()
+        args = (trial,) if start == "log_trial_start" else (1, trial, {"epoch": 1})
+        getattr(callback, start)(*args)
+        callback.log_trial_end(trial)
+    check(calls == [file_name], f"ray {logger}._restore_from_remote",
+          f"Ray restored {calls} through it, expected [{file_name!r}] (tune.trainable)")
+
+
+def test_rays_wandb_callback_starts_its_actor_through_the_hooks_tune_overrides(tmp_path):
+    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+
+    from tune.integrations import _LoggingActor, _Wandb
+
+    attribute = "ray WandbLoggerCallback._start_logging_actor / _logger_actor_cls"
+    calls = []
+
+    class Recording(WandbLoggerCallback):
+        def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
+            calls.append((trial, wandb_init_kwargs.get("project")))
+
+    trial = FakeTrial(tmp_path)
+    trial.trial_id, trial.experiment_dir_name = "t1", "x"
+    with relied_on(attribute):
+        Recording(project="p").log_trial_start(trial)
+    check(calls == [(trial, "p")], attribute, f"log_trial_start called it with {calls}")
+    check(issubclass(_LoggingActor, _WandbLoggingActor)
+          and WandbLoggerCallback._logger_actor_cls is _WandbLoggingActor
+          and "self._logger_actor_cls" in inspect.getsource(
+              WandbLoggerCallback._start_logging_actor)
+          and _Wandb._logger_actor_cls is _LoggingActor, attribute,
+          "Ray no longer builds its logging actor from _logger_actor_cls")

@@ -1,0 +1,204 @@
+"""The words of the reports, in markdown: summary.md from the typed Summary, the table of
+tune.evaluate's scores, and the confirmation's lines. Rendering only: every figure comes from
+tune.summary_data and tune.records."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from tune.compare import TargetCheck, band_text
+from tune.experiment import finite
+from tune.quality import BOUNDARY_SHARE, SamplerFacts
+from tune.question import answer_lines
+from tune.records import Confirmation, Evaluation, read_evaluation
+from tune.summary_data import Summary
+
+EVALUATION_TITLES = {"seen": "training places' test poses",
+                     "unseen": "held-out places (other rooms)"}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else ("" if math.isnan(value) else str(value))
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def targets_table(targets: dict[str, list[TargetCheck]]) -> list[str]:
+    """Trials as rows, targets as columns (level, metric and the resolved band in the
+    header), each cell the trial's value and pass / fail, or "not judged"."""
+    if not targets:
+        return []
+    header = ["trial"]
+    for c in next(iter(targets.values())):
+        band = f" {band_text(tuple(c.band))}" if any(finite(b) for b in c.band) else ""
+        scale = f" ({c.scale})" if c.scale != "absolute" else ""
+        header.append(f"{c.level} {c.metric}{band}{scale}")
+    rows = [[label, *(f"not judged ({c.note})" if c.passed is None else
+                      f"{_fmt(c.value)} {'pass' if c.passed else 'FAIL'}" for c in checks)]
+            for label, checks in targets.items()]
+    return [_table(header, rows)]
+
+
+def confirmation_lines(confirmation: Confirmation | None, problem: str, folder: str,
+                       has_question: bool) -> list[str]:
+    """What tune.confirm found, in words, one line per comparison."""
+    if problem:
+        return [f"Confirmation: {problem}."]
+    if confirmation is None:
+        return ["Not yet confirmed with fresh seeds: python -m tune.confirm "
+                f"{folder} --seeds 2 repeats the question's folds with two new seeds."
+                ] if has_question else []
+    lines = [f"Confirmed with fresh seeds {confirmation.seeds} ({confirmation.test}):", ""]
+    for c in confirmation.comparisons:
+        lo, hi = c.ci95_m
+        lines.append(f"  - {c.comparison}: {c.effect_m:+.3f} m [{lo:+.3f}, {hi:+.3f}] "
+                     f"over {c.n_places} places, Holm p = {c.p_holm:.3g}: {c.outcome}.")
+    return lines
+
+
+def _confirmation(summary: Summary) -> list[str]:
+    return confirmation_lines(summary.confirmation, summary.confirmation_problem,
+                              summary.experiment, summary.question is not None)
+
+
+def _question(summary: Summary) -> list[str]:
+    question = summary.question
+    if question is None:
+        return []
+    if question.answer is None:
+        return ["## The question", "", question.claim, "",
+                f"Not answered yet: {question.runs_finished} of {question.runs_planned} "
+                f"fold runs finished; resume with: python -m tune.run --resume "
+                f"{summary.experiment}", ""]
+    lines = answer_lines(question.answer, question.claim)
+    if question.runs_finished < question.runs_planned:
+        lines.append(f"From {question.runs_finished} of {question.runs_planned} fold "
+                     "runs (the rest have not finished).")
+    return lines + ["", *_confirmation(summary), ""]
+
+
+def sampler_lines(facts: SamplerFacts) -> list[str]:
+    if facts.problem:
+        return [f"- sampler: {facts.problem}"]
+    if facts.proposed is None:
+        return [f"- sampler: {facts.type}, {facts.searched} searched trial(s)"]
+    lines = [f"- sampler: TPE proposed {facts.proposed} of {facts.searched} searched trial(s); "
+             "the rest were drawn at random (TPE waits for n_startup_trials = "
+             f"{facts.n_startup_trials} finished trials, baselines included)"]
+    if facts.feasible is not None:
+        lines.append(f"- minimum targets as TPE's constraints: {len(facts.feasible)} of "
+                     f"{facts.judged} finished trial(s) met them: "
+                     + (", ".join(facts.feasible) or "none"))
+    return lines
+
+
+def _search_quality(summary: Summary) -> list[str]:
+    share = f"{BOUNDARY_SHARE * 100:.0f} %"
+    out = [f"- {f.param} = {_fmt(f.value)} is within {share} of the {f.side} end of "
+           f"[{_fmt(f.low)}, {_fmt(f.high)}]: widen the range" for f in summary.boundary_flags
+           ] or ["- no best searched value sits near a boundary of its range"]
+    problems = summary.problems
+    out.append(f"- errored trials: {problems.errored}; diverged trials: {problems.diverged}")
+    out += [f"  - {label}: {reason}" for label, reason in problems.reasons.items()]
+    out += sampler_lines(summary.sampler)
+    importance = summary.importance
+    if isinstance(importance, dict):
+        out.append("- parameter importance (Optuna, PED-ANOVA): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in importance.items()))
+    else:
+        out.append(f"- parameter importance: {importance}")
+    return out
+
+
+def render_markdown(summary: Summary) -> str:
+    out = [f"# Summary of {summary.study} ({summary.experiment})", ""]
+    out += _question(summary)
+    if summary.question is not None:
+        out += ["## The search", ""]
+    elif summary.confirmation or summary.confirmation_problem:  # where no question made one
+        out += [*_confirmation(summary), ""]
+    for line in summary.verdict:  # a paragraph each; a blank line before a list
+        bullet = line.lstrip().startswith("- ")
+        if out[-1] and not (bullet and out[-1].lstrip().startswith("- ")):
+            out.append("")
+        out.append(line)
+    apart = summary.seed_baselines_apart
+    if apart:
+        out += ["", f"seed_before and seed_after differ in {len(apart)} knobs "
+                    f"({', '.join(apart)}): rows of the search, not a controlled contrast."]
+    out += ["", f"Learned-nothing reference: the mean training depth map scores val RMSE "
+                f"{_fmt(summary.mean_map_rmse)} m. Full budget: {summary.max_t} epochs.", ""]
+    cut = (f"Top {summary.shown} of {summary.trials} trials"
+           if summary.shown < summary.trials else f"All {summary.trials} trials")
+    out += [f"{cut} ({summary.num_samples} planned), best first; metrics at each trial's "
+            "best epoch (train_sparse: the training loss term, as the seed logs it).", ""]
+    rows = [row.json_form() for row in summary.table]
+    out.append(_table(list(rows[0]), [list(row.values()) for row in rows]))
+    out += ["", "## Targets", ""]
+    out += [f"- {metric}: {rule}" for metric, rule in summary.target_rules.items()]
+    shown = {row.trial for row in summary.table}  # summary.json keeps every trial's
+    out += ["", *targets_table({k: v for k, v in summary.targets.items() if k in shown})]
+    out += ["", "## Search quality", "", *_search_quality(summary)]
+    if summary.isolation:
+        param = summary.scientific
+        out += ["", f"## Isolation: {param} (best base + residual trial per value)", "",
+                f"Only trials that ran the full budget ({summary.max_t} epochs) are "
+                "compared; the trials ASHA stopped earlier are counted apart. One search's "
+                "trials differ in every other knob too: the question above is the controlled "
+                "comparison.", ""]
+        out.append(_table([param, "trial", "best val RMSE", "val delta1",
+                           "full-budget trials", "stopped earlier (not compared)"],
+                          [list(r) for r in summary.isolation]))
+    out += ["", "## Pareto front: val RMSE against base-decoder parameters", "",
+            f"Base + residual trials that ran all {summary.max_t} epochs (equal budgets) "
+            "that no other beats on both: a smaller base for the same error is the seed's "
+            "claim.", ""]
+    out.append(_table(["trial", "base-decoder parameters", "best val RMSE",
+                       summary.scientific or "scientific"], [list(p) for p in summary.pareto])
+               if summary.pareto else "No base + residual trial ran the full budget yet.")
+    return "\n".join(out) + "\n"
+
+
+def evaluation_table(report: Evaluation, scientific: str | None) -> str:
+    """tune.evaluate's scores as a table: per trial, each column's RMSE, its ratio to the mean
+    training depth map's RMSE on the same samples, and delta1. With held-out test places the
+    two columns score different rooms, so neither their difference nor that of their ratios
+    measures memorisation (the question's place gap does, on the same poses)."""
+    cols = report.columns
+    measures = (("rmse", "RMSE"), ("rmse_ratio", "RMSE / its mean map"), ("delta1", "delta1"))
+    header = ["trial", "model", *([scientific] if scientific else []), "checkpoint epoch",
+              "val RMSE", *(f"{EVALUATION_TITLES.get(c, c)} {title}" for c in cols
+                            for _, title in measures)]
+    rows = [[row.label, row.model, *([row.params.get(scientific)] if scientific else []),
+             row.checkpoint_epoch, row.val_rmse,
+             *(row.scores[c].get(key, math.nan) for c in cols for key, _ in measures)]
+            for row in report.trials]
+    references = "; ".join(f"{EVALUATION_TITLES.get(c, c)}: "
+                           f"{_fmt(report.trials[0].scores[c].get('mean_map_rmse'))} m"
+                           for c in cols)
+    return (f"Mean training depth map on the same samples: {references}.\n\n"
+            + _table(header, rows))
+
+
+def evaluations_markdown(folder: Path, scientific: str | None) -> list[str]:
+    """The sections of every evaluation written so far (test, then val)."""
+    out = []
+    for split in ("test", "val"):
+        report, problem = read_evaluation(folder, split)
+        if problem:
+            out += ["", f"## Evaluation on {split}: {problem}"]
+        elif report is not None:
+            out += ["", f"## Evaluation on the {split} split (tune.evaluate, "
+                        f"{report.evaluated_at}, read once after the search)", "",
+                    evaluation_table(report, scientific)]
+    return out

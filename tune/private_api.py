@@ -1,0 +1,87 @@
+"""Every private attribute of a Ray or Optuna object that tune reads or writes, one function
+each, so that an upgrade that moves one breaks here, where
+tests/tune_tests/test_private_api.py builds the real objects and names what moved.
+
+Written against Ray 2.60.0 and Optuna 5.0.0 (the versions constraints.txt pins). Each
+function says what the public API lacks.
+
+Ray hooks that tune overrides under their private names, checked by the same tests:
+``LoggerCallback._restore_from_remote`` (tune.trainable.KeepsDriverCopy) and
+``WandbLoggerCallback._logger_actor_cls`` / ``_start_logging_actor`` with the class
+``_WandbLoggingActor`` (tune.integrations).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+# ---------------------------------------------------------------------------------- Optuna
+
+
+def storage_id(frozen) -> int:
+    """The storage id of an Optuna FrozenTrial (``FrozenTrial._trial_id``), which
+    ``optuna.trial.Trial(study, id)`` takes: the handle to write to a trial this process did
+    not ask for (one Ray resumed, one lost). Optuna offers no public way to it."""
+    return frozen._trial_id
+
+
+def in_distribution(dist, value: Any) -> bool:
+    """Whether Optuna's distribution `dist` holds `value` (bounds, step), as Optuna itself
+    checks (``BaseDistribution._contains`` of the internal representation); no public call
+    says it. For tune.study.checks."""
+    return dist._contains(dist.to_internal_repr(value))
+
+
+# ------------------------------------------------------------------------------- Ray Tune
+
+
+def asha_record(scheduler, trial_id: str, step: int, value: float) -> None:
+    """Enter a trial's metric `value` at `step` into the rungs of its ASHA bracket (the first
+    one for a trial the scheduler has not been given), as ASHA's on_trial_result does, the
+    decision left out: Ray has no call to fill rungs from a record. Reads
+    ``AsyncHyperBandScheduler._trial_info``, ``_brackets`` and ``_metric_op`` (the mode's
+    sign) and calls ``_Bracket.on_result``, which reads a trial's ``trial_id`` alone."""
+    bracket = scheduler._trial_info.get(trial_id, scheduler._brackets[0])
+    bracket.on_result(SimpleNamespace(trial_id=trial_id), step, scheduler._metric_op * value)
+
+
+def asha_time_attr(scheduler) -> str:
+    """The result key ASHA counts time in (``AsyncHyperBandScheduler._time_attr``, its
+    constructor's ``time_attr``)."""
+    return scheduler._time_attr
+
+
+def asha_max_t(scheduler) -> int:
+    """The time ASHA lets a trial run to (``AsyncHyperBandScheduler._max_t``, its
+    constructor's ``max_t``)."""
+    return scheduler._max_t
+
+
+def generator_experiment(generator):
+    """The ``ray.tune.Experiment`` a SearchGenerator creates trials for, saved and restored
+    with its state (``SearchGenerator._experiment``); its ``spec["storage"]`` is the
+    StorageContext each new trial gets."""
+    return generator._experiment
+
+
+def keep_checkpoint_results(manager, keep: Callable[[Any], bool]) -> None:
+    """Leave a trial's checkpoint manager the checkpoint results `keep` accepts
+    (``_CheckpointManager._checkpoint_results``, Ray's list of the checkpoints it keeps,
+    which has no call to drop an entry)."""
+    manager._checkpoint_results = [result for result in manager._checkpoint_results
+                                   if keep(result)]
+
+
+def checkpoint_logger() -> logging.Logger:
+    """The logger of Ray's line for every checkpoint a trial persists ("Checkpoint
+    successfully created at: ..."), which is its private module's,
+    ``ray.train._internal.storage``."""
+    return logging.getLogger("ray.train._internal.storage")
+
+
+def wandb_of(actor):
+    """The wandb module a W&B logging actor logs with (``_WandbLoggingActor._wandb``)."""
+    return actor._wandb

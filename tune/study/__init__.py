@@ -1,0 +1,24 @@
+"""Study files: what a study may say (spec), how a mistake in one is said (rules), the
+validator (checks, question_checks) and the loader (load), behind one flat face: everything
+else imports from ``tune.study`` only."""
+
+from tune.study.load import SEARCH_SPACES, load_study, resolve_study_path
+from tune.study.spec import (
+    BASELINE_KEY,
+    LOCATION_FIELDS,
+    RUN_KEY,
+    TPE_KEYS,
+    AshaSpec,
+    Band,
+    QuestionSpec,
+    Relative,
+    SamplerSpec,
+    StudyError,
+    StudySpec,
+    Targets,
+    check_experiment_name,
+)
+
+__all__ = ["BASELINE_KEY", "LOCATION_FIELDS", "RUN_KEY", "SEARCH_SPACES", "TPE_KEYS", "AshaSpec",
+           "Band", "QuestionSpec", "Relative", "SamplerSpec", "StudyError", "StudySpec", "Targets",
+           "check_experiment_name", "load_study", "resolve_study_path"]

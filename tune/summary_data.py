@@ -1,0 +1,214 @@
+"""The summary as one typed object: what the question answered, what the search found, judged
+against the study's targets and compared at equal budgets, and the checks of the search itself.
+summary.md (tune.markdown), report.html (tune.report) and summary.json (``jsonable``) are
+all read from it; the plots' data rides along, out of summary.json."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tune.compare import (
+    IsolationRow,
+    ParetoPoint,
+    TargetCheck,
+    compare,
+    full_budget_points,
+    isolation_table,
+    judge_targets,
+    pareto_front,
+    verdict,
+)
+from tune.errors import UsageError
+from tune.experiment import Experiment, Stop, TrialSummary, finite, keys_apart
+from tune.folds import question_result
+from tune.plots import PlotData, curve_data, param_plot_data, reference_lines
+from tune.quality import (
+    BoundaryFlag,
+    SamplerFacts,
+    boundary_flags,
+    param_importance,
+    sampler_facts,
+)
+from tune.question import Answer, answer_json
+from tune.records import Confirmation, read_confirmation
+
+TOP_ROWS = 10  # trials in the summary's table, unless --top says otherwise
+CURVES = 5  # best trials drawn on the curves plot, besides every baseline
+# Per trial, at its best epoch: the error, the train/val gap, the seed's sparse figure (its
+# training loss term) beside the validation one and the scale-free ratio, the base alone.
+REPORTED = ("val_rmse", "val_delta1", "train_rmse", "train_sparse", "sparse", "sparse_ratio",
+            "base_rmse")
+
+
+class QuestionStatus(NamedTuple):
+    """The question's answer so far; `answer` is None until both values' arms have places."""
+
+    claim: str
+    runs_finished: int
+    runs_planned: int
+    answer: Answer | None
+
+    def json_form(self) -> dict[str, Any]:
+        found = answer_json(self.answer) if self.answer is not None else {"verdict": None}
+        return {**found, "claim": self.claim, "runs_finished": self.runs_finished,
+                "runs_planned": self.runs_planned}
+
+
+class TableRow(NamedTuple):
+    """One trial of the table, at its best epoch."""
+
+    trial: str  # its label
+    model: str
+    params: dict[str, Any]  # every searched parameter (None where the trial has none)
+    metrics: dict[str, float]  # REPORTED at the best epoch
+    best_epoch: int | None
+    epochs: int
+    stopped: str
+
+    def json_form(self) -> dict[str, Any]:
+        return {"trial": self.trial, "model": self.model, **self.params, **self.metrics,
+                "best epoch": self.best_epoch, "epochs": self.epochs, "stopped": self.stopped}
+
+
+class BaselineRow(NamedTuple):
+    """A baseline beside the best searched trial, at the highest epoch both reached."""
+
+    trial: str
+    model: str
+    epochs: int
+    val_rmse: float
+    common_epoch: int | None
+    searched_at_common: float
+    baseline_at_common: float
+    ratio_at_common: float
+
+
+class Problems(NamedTuple):
+    errored: int
+    diverged: int
+    reasons: dict[str, str]  # trial label -> its stop in words
+
+
+class Summary(NamedTuple):
+    question: QuestionStatus | None  # None: the study poses no question
+    experiment: str
+    study: str
+    trials: int
+    shown: int  # rows of the table
+    num_samples: int
+    max_t: int
+    space: list[str]
+    verdict: list[str]  # tune.compare.verdict's sentences
+    confirmation: Confirmation | None
+    confirmation_problem: str  # why confirm.json cannot be read ("" when it can, or is none)
+    mean_map_rmse: float  # the learned-nothing reference
+    table: list[TableRow]
+    targets: dict[str, list[TargetCheck]]  # trial label -> its checks, every ranked trial
+    target_rules: dict[str, str]
+    baselines: dict[str, BaselineRow]
+    best_searched: str | None
+    boundary_flags: list[BoundaryFlag]
+    problems: Problems
+    importance: dict[str, float] | str  # a reason where it cannot be computed
+    sampler: SamplerFacts
+    scientific: str | None
+    seed_baselines_apart: list[str]  # the knobs seed_before and seed_after differ in
+    isolation: list[IsolationRow]
+    pareto: list[ParetoPoint]
+    plots: PlotData
+
+    def json_form(self) -> dict[str, Any]:
+        out = self._asdict()
+        del out["plots"]
+        return out
+
+
+def _reference_rmse(trials: list[TrialSummary]) -> float:
+    """The val RMSE of the mean training depth map, as every trial records it."""
+    return next((r["mean_map_rmse"] for t in trials for r in t.rows
+                 if finite(r.get("mean_map_rmse"))), math.nan)
+
+
+def table_row(trial: TrialSummary, space: list[str]) -> TableRow:
+    best = trial.best or {}
+    return TableRow(trial.label, trial.model, {k: trial.params.get(k) for k in space},
+                    {k: best.get(k, math.nan) for k in REPORTED},
+                    best.get("training_iteration"), trial.epochs_run, trial.stop_reason)
+
+
+def baseline_row(baseline: TrialSummary, best_searched: TrialSummary | None) -> BaselineRow:
+    result = compare(best_searched, baseline) if best_searched and baseline.best else None
+    return BaselineRow(baseline.trial_id, baseline.model, baseline.epochs_run,
+                       baseline.best_val_rmse, result.epoch if result else None,
+                       result.a_rmse if result else math.nan,
+                       result.b_rmse if result else math.nan,
+                       result.ratio if result else math.nan)
+
+
+def question_status(experiment: Experiment) -> QuestionStatus | None:
+    spec = experiment.spec
+    if spec.question is None:
+        return None
+    result, finished, planned = question_result(experiment.folder, spec)
+    return QuestionStatus(spec.question.claim, finished, planned, result)
+
+
+def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | None = None,
+                  top: int = TOP_ROWS) -> Summary:
+    """Everything the reports show, read from the experiment folder (`trials`: its
+    trials, where the caller has read them already)."""
+    if not isinstance(experiment, Experiment):
+        experiment = Experiment(experiment)
+    spec = experiment.spec
+    trials = experiment.trials() if trials is None else trials
+    ranked = [t for t in trials if t.best]
+    if not ranked:
+        raise UsageError(f"{experiment.folder}: no trial has finished an epoch with a finite "
+                         f"val_rmse yet ({len(trials)} trial folder(s)); nothing to summarise")
+    found = {t.baseline: t for t in trials if t.baseline}
+    baselines = {name: found[name] for name in spec.baselines if name in found}  # study order
+    checks = {t.label: judge_targets(t, spec, baselines) for t in ranked}
+    searched = [t for t in ranked if not t.baseline]
+    isolation = isolation_table(trials, spec)
+    full_budget = full_budget_points(trials, spec)
+    front = pareto_front(full_budget)
+    reference = _reference_rmse(trials)
+    confirmation, problem = read_confirmation(experiment.folder)
+    shown = trials[:top]
+    return Summary(
+        question=question_status(experiment),
+        experiment=str(experiment.folder),
+        study=spec.name,
+        trials=len(trials),
+        shown=len(shown),
+        num_samples=spec.num_samples,
+        max_t=spec.max_t,
+        space=list(spec.space),
+        verdict=verdict(ranked, baselines, checks, spec.num_samples),
+        confirmation=confirmation,
+        confirmation_problem=problem,
+        mean_map_rmse=reference,
+        table=[table_row(t, list(spec.space)) for t in shown],
+        targets=checks,
+        target_rules=dict(spec.target_rules),
+        baselines={name: baseline_row(t, searched[0] if searched else None)
+                   for name, t in baselines.items()},
+        best_searched=searched[0].label if searched else None,
+        boundary_flags=boundary_flags(searched[0], spec) if searched else [],
+        problems=Problems(sum(t.stop is Stop.ERROR for t in trials),
+                          sum(t.stop is Stop.DIVERGED for t in trials),
+                          {t.label: t.stop_reason for t in trials if t.stop.problem}),
+        importance=param_importance(experiment),
+        sampler=sampler_facts(experiment),
+        scientific=spec.scientific,
+        seed_baselines_apart=keys_apart(spec.baselines["seed_before"],
+                                        spec.baselines["seed_after"])
+        if {"seed_before", "seed_after"} <= set(spec.baselines) else [],
+        isolation=isolation,
+        pareto=front,
+        plots=PlotData(param_plot_data(trials, spec), isolation,
+                       reference_lines(trials, reference), curve_data(trials, CURVES),
+                       (full_budget, front)),
+    )
