@@ -9,20 +9,17 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from bench.curves import Curve, Table, bench_study
-from bench.replay import (
+from bench.policies import (
     SERVICE,
     Setting,
     _asha,
     _halving,
     _random,
-    mean_ranks,
-    normalised_regret,
     optuna_policy,
-    paired,
     policies,
-    replay,
     service_policy,
 )
+from bench.replay import GRID, mean_ranks, normalised_regret, paired, replay
 from bench.simulate import Lookup, OptunaDriver, RayDriver, simulate
 from tune.experiment import driving, journal_storage
 from tune.searcher import BaselinesRunFull, StudySearcher, create_study
@@ -99,12 +96,13 @@ def test_without_a_scheduler_every_trial_runs_max_t_epochs(tmp_path):
 
 
 @pytest.mark.parametrize("name", [SERVICE, "random + ASHA", "BOHB-style (TPE + Optuna "
-                                  "HyperbandPruner)", "TPE + Optuna MedianPruner"])
+                                  "HyperbandPruner)", "TPE + Optuna MedianPruner", "TPE + PASHA",
+                                  "TPE + learning-curve stopper", "GP + ASHA"])
 def test_the_replay_is_deterministic_per_seed(name):
-    builders = {name: policies(SETTING, quick=True)[name]}
+    builders = {name: policies(SETTING, quick=False)[name]}
     first = replay(TABLE, SETTING, builders, range(3), budget=24)[name]
     again = replay(TABLE, SETTING, builders, range(3), budget=24)[name]
-    assert first.shape == (3, 4)
+    assert first.shape == (3, len(GRID))
     assert np.array_equal(first, again)
 
 

@@ -1,0 +1,185 @@
+"""The search policies the replay compares, each a builder(setting, seed, lookup) -> driver
+(bench.simulate): the service's own code path (tune.searcher.StudySearcher on a journal with
+the study's space and sampler, and tune.searcher.BaselinesRunFull, the service's ASHA) with
+random, TPE or GP samplers and ASHA, PASHA or a learning-curve stopper (bench.schedulers),
+and Optuna's own loop with its pruners (successive halving, Hyperband with a random sampler =
+Hyperband, with TPE = BOHB-style, median). Variants of the service's knobs (the study's
+``sampler:`` keys, tune.study.TPE_KEYS; ASHA's grace period and reduction factor) let the
+study's defaults be read off a table, each against the service's policy by paired seeds."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.simulate import METRIC, TIME_ATTR, Lookup, OptunaDriver, RayDriver
+from tune.study import StudySpec
+
+SERVICE = "TPE + ASHA (service)"
+REFERENCE = "random + ASHA"  # what a policy must beat to become the default
+VARIANT = "TPE + ASHA, "  # names of the service's variants (its knobs), left off the plots
+# The journal fsyncs every write: in memory (tmpfs) that costs nothing, on disk it was 60 %
+# of a replay's time.
+SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a policy is built from: the bench study (its space, max_t, workers) and the
+    study's ASHA knobs."""
+
+    spec: StudySpec
+    grace_period: int
+    reduction_factor: int
+
+    @property
+    def space(self) -> dict:
+        return dict(self.spec.space)
+
+    @property
+    def max_t(self) -> int:
+        return self.spec.max_t
+
+    @property
+    def workers(self) -> int:
+        return self.spec.max_concurrent_trials
+
+
+def _pasha(setting: Setting):
+    from bench.schedulers import Pasha
+
+    return Pasha(setting.grace_period, setting.reduction_factor, setting.max_t)
+
+
+def _curve_stopper(setting: Setting):
+    from bench.schedulers import CurveStopper
+
+    return CurveStopper(setting.grace_period, setting.max_t)
+
+
+def _asha(setting: Setting, grace: int | None = None, factor: int | None = None):
+    from tune.searcher import BaselinesRunFull
+
+    return BaselinesRunFull(setting.spec.name, time_attr=TIME_ATTR, metric=METRIC, mode="min",
+                            max_t=setting.max_t, grace_period=grace or setting.grace_period,
+                            reduction_factor=factor or setting.reduction_factor)
+
+
+def service_policy(kind: str, scheduler: Callable | None = None,
+                   unnamed_sampler: Callable | None = None, **keys):
+    """The service's searcher (tune.searcher.StudySearcher: Optuna ask and tell on an
+    experiment's journal, its sampler made by tune.searcher.make_sampler from the study's
+    ``sampler``) and scheduler (BaselinesRunFull, or none), on a throw-away experiment
+    folder without baselines. `keys`: the study's ``sampler:`` keys this variant sets;
+    `unnamed_sampler(seed)`: an Optuna sampler the study file cannot name yet, in
+    make_sampler's place."""
+
+    @contextmanager
+    def build(setting: Setting, seed: int, lookup: Lookup):
+        from tune.experiment import driving
+        from tune.searcher import StudySearcher, create_study
+
+        spec = replace(setting.spec, baselines={},
+                       sampler=setting.spec.sampler._replace(**keys, type=kind, seed=seed))
+        with tempfile.TemporaryDirectory(dir=SCRATCH) as folder, driving(Path(folder)):
+            create_study(spec)
+            searcher = StudySearcher(spec)
+            if unnamed_sampler is not None:
+                searcher.study.sampler = unnamed_sampler(seed)
+            yield RayDriver(searcher, scheduler(setting) if scheduler else None, lookup)
+    return build
+
+
+def optuna_policy(sampler: Callable, pruner: Callable):
+    """Optuna's own loop (ask, report, should_prune, tell) with one of its pruners."""
+
+    @contextmanager
+    def build(setting: Setting, seed: int, lookup: Lookup):
+        import optuna
+
+        # Named: Optuna's HyperbandPruner draws a trial's bracket from the study's name.
+        study = optuna.create_study(study_name=f"replay-{seed}", direction="minimize",
+                                    sampler=sampler(seed), pruner=pruner(setting))
+        yield OptunaDriver(study, setting.space, lookup)
+    return build
+
+
+def _tpe(seed: int):
+    """Optuna 5's TPE as it comes: multivariate, with the constant liar (the service's
+    sampler sets both off, as Optuna 4's defaults were)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _gp(seed: int):
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # experimental
+        warnings.simplefilter("ignore")
+        return optuna.samplers.GPSampler(seed=seed)
+
+
+def _random(seed: int):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _hyperband(s: Setting):
+    import optuna
+
+    return optuna.pruners.HyperbandPruner(min_resource=s.grace_period, max_resource=s.max_t,
+                                          reduction_factor=s.reduction_factor)
+
+
+def _halving(s: Setting):
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=s.grace_period,
+                                                  reduction_factor=s.reduction_factor)
+
+
+def _median(s: Setting):
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_warmup_steps=s.grace_period)
+
+
+def policies(setting: Setting, quick: bool) -> dict[str, Callable]:
+    """Name -> builder(setting, seed, lookup). The study's grace period and reduction factor
+    unless the name says otherwise."""
+    g, f = setting.grace_period, setting.reduction_factor
+    table = {
+        "random": service_policy("random"),
+        REFERENCE: service_policy("random", _asha),
+        "TPE": service_policy("tpe"),
+        SERVICE: service_policy("tpe", _asha),
+        "TPE as Optuna 5 ships it (multivariate, constant liar) + ASHA":
+            service_policy("tpe", _asha, multivariate=True, constant_liar=True),
+        "TPE + PASHA": service_policy("tpe", _pasha),
+        "TPE + learning-curve stopper": service_policy("tpe", _curve_stopper),
+        "Hyperband (random + Optuna HyperbandPruner)": optuna_policy(_random, _hyperband),
+        "BOHB-style (TPE + Optuna HyperbandPruner)": optuna_policy(_tpe, _hyperband),
+        "TPE + Optuna SuccessiveHalvingPruner": optuna_policy(_tpe, _halving),
+        "TPE + Optuna MedianPruner": optuna_policy(_tpe, _median),
+    }
+    if quick:
+        return table
+    table["GP + ASHA"] = service_policy("tpe", _asha, unnamed_sampler=_gp)
+    variants = {f"{VARIANT}n_startup_trials {n}": service_policy("tpe", _asha,
+                                                                    n_startup_trials=n)
+                for n in (4, 20)}
+    for keys in ({"constant_liar": True}, {"multivariate": True}, {"constraints": True}):
+        variants[f"{VARIANT}{' + '.join(keys)}"] = service_policy("tpe", _asha, **keys)
+    for grace, factor in ((1, 3), (3, 3), (g, 2), (g, 4)):
+        if (grace, factor) != (g, f):
+            variants[f"{VARIANT}grace {grace}, factor {factor}"] = service_policy(
+                "tpe", lambda s, grace=grace, factor=factor: _asha(s, grace, factor))
+    return {**table, **variants}
