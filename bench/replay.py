@@ -166,15 +166,18 @@ def draw(stats: dict[str, dict], names: list[str], title: str, path: Path) -> Pa
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     percent = np.array(GRID) * 100
-    for name in names:
-        band = stats[name]["iqm"]
-        ax.plot(percent, band.value, label=name, linewidth=2.2 if name == REFERENCE else 1.2)
-        ax.fill_between(percent, band.lo, band.hi, alpha=0.12)
+    colours = plt.get_cmap("tab20").colors
+    for number, name in enumerate(names):
+        band, colour = stats[name]["iqm"], colours[2 * number % 20 + number // 10]
+        ax.plot(percent, band.value, label=name, color=colour,
+                linewidth=2.4 if name == REFERENCE else 1.2,
+                linestyle=("-", "--", ":", "-.")[number % 4] if name != REFERENCE else "-")
+        ax.fill_between(percent, band.lo, band.hi, color=colour, alpha=0.08)
     ax.set_xlabel("% of the budget (random search's 30 full trials)")
-    ax.set_ylabel("normalised regret, IQM over seeds")
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("normalised regret, IQM over seeds\n(band: bootstrap 95 %)")
+    ax.set_title(title, fontsize=9, wrap=True)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -212,14 +215,18 @@ def _rows(regime: str, path: Path, quick: bool) -> list[dict]:
              f"workers, ASHA grace {setting.grace_period} factor {setting.reduction_factor} "
              f"unless named, {seeds} seeds")
     plot = draw(stats, [n for n in stats if not n.startswith(VARIANT)],
-                f"{regime} table: {setup}", PLOTS / f"replay-{regime}.png")
+                f"The {regime} table ({len(table.curves)} configs of {table.epochs} epochs), "
+                f"{seeds} seeds, budget {budget} epochs", PLOTS / f"replay-{regime}.png")
     rows = []
     for name, s in stats.items():
         cells = ", ".join(_cell(s, i) for i in range(len(FRACTIONS)))
+        reference = name == REFERENCE
         rows.append(row(
             f"replay ({regime}): {name}", round(float(s["iqm"].value[GRID.index(HEADLINE)]), 3),
             f"IQM regret@{HEADLINE:.0%}",
-            "beats random + ASHA (Holm p < 0.05, >= 2x faster)", beats_reference(s),
+            "the reference a new default must beat" if reference else
+            "beats random + ASHA (Holm p < 0.05, >= 2x faster)",
+            reference or beats_reference(s),
             f"IQM [95 % bootstrap] at {HEADLINE:.0%}: {_iqm_cell(s)}; vs {REFERENCE} "
             f"better/tie/worse {_versus(s)}; median [IQR] at 10/25/50/100 %: {cells}; "
             f"mean rank {'/'.join(f'{r:.1f}' for r in s['rank'])}; vs {SERVICE} "
