@@ -137,19 +137,43 @@ def train_curve(spec, params: dict[str, Any], baseline: str | None = None) -> Cu
                  trainer.model.param_counts().get("base_decoder", 0), baseline)
 
 
-def record(regime: str, count: int, seed: int, out: Path, resume: bool = False) -> Table:
-    """Train the regime's baselines (if it records them), then `count` sampled configs; the
-    table is rewritten after each. `resume`: go on after the configs `out` holds, which must
-    come from the same command."""
+def regime_study(chosen: Regime):
+    """The regime's study, its data generated (before the first config's timing)."""
     from baseres.data.cache import resolve_data_root
     from baseres.data.synth import SynthParams, ensure_synthetic
 
-    chosen = REGIMES[regime]
     root = (ensure_synthetic(SynthParams(**chosen.data), progress=False)
             if chosen.data is not None else None)
     spec = bench_study(chosen.epochs, root, chosen.setting)
-    if root is None:  # the study's own set, generated before the first config's timing
+    if root is None:
         resolve_data_root(spec.trial_config(spec.low_corner()))
+    return spec
+
+
+_worker_spec = None  # a worker process's study (regime_study, once per process)
+
+
+def _start_worker(chosen: Regime) -> None:
+    global _worker_spec
+    _worker_spec = regime_study(chosen)
+
+
+def _timed_curve(item: tuple[dict[str, Any], str | None]) -> tuple[Curve, float]:
+    start = time.perf_counter()
+    curve = train_curve(_worker_spec, *item)
+    return curve, round(time.perf_counter() - start, 1)
+
+
+def record(regime: str, count: int, seed: int, out: Path, resume: bool = False,
+           workers: int = 1) -> Table:
+    """Train the regime's baselines (if it records them), then `count` sampled configs, on
+    `workers` processes of one thread each (a config's curve does not depend on which); the
+    table is rewritten after each config, in order. `resume`: go on after the configs `out`
+    holds, which must come from the same command."""
+    import multiprocessing
+
+    chosen = REGIMES[regime]
+    spec = regime_study(chosen)
     epochs = spec.epochs
     command = f"python -m bench.curves --record --regime {regime} --configs {count} --seed {seed}"
     meta = {"command": command,
@@ -168,15 +192,21 @@ def record(regime: str, count: int, seed: int, out: Path, resume: bool = False) 
     baselines = list(spec.baselines.items()) if chosen.baselines else []
     plan = ([(point, name) for name, point in baselines]
             + [(params, None) for params in sample_configs(spec.space, count, seed)])
-    for number, (params, baseline) in enumerate(plan, start=1):
-        if number <= len(curves):
-            continue
-        start = time.perf_counter()
-        curves.append(train_curve(spec, params, baseline))
-        meta["seconds"].append(round(time.perf_counter() - start, 1))
+    todo = plan[len(curves):]
+    if workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (chosen,))
+        results = pool.imap(_timed_curve, todo)
+    else:
+        _start_worker(chosen)
+        results = map(_timed_curve, todo)
+    for (curve, seconds), (_, baseline) in zip(results, todo):
+        curves.append(curve)
+        meta["seconds"].append(seconds)
         save_table(Table(STUDY, epochs, tuple(curves), meta), out)
-        print(f"[{number}/{len(plan)}] {baseline or 'sampled'}: best val RMSE "
-              f"{curves[-1].best:.4f} m in {meta['seconds'][-1]} s", file=sys.stderr, flush=True)
+        print(f"[{len(curves)}/{len(plan)}] {baseline or 'sampled'}: best val RMSE "
+              f"{curve.best:.4f} m in {seconds} s", file=sys.stderr, flush=True)
+    if workers > 1:
+        pool.close()
     return Table(STUDY, epochs, tuple(curves), meta)
 
 
@@ -192,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the RandomSampler's seed")
     parser.add_argument("--resume", action="store_true",
                         help="go on after the configs the table holds (same command)")
+    parser.add_argument("--workers", type=bounded_int("workers", 1), default=1,
+                        help="configs trained at once, one thread each (not in the command "
+                        "--resume matches: the curves do not depend on it)")
     parser.add_argument("--out", type=Path, help="the table (default: the regime's)")
     return parser
 
@@ -202,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     out = args.out or REGIMES[args.regime].out
-    table = (record(args.regime, args.configs, args.seed, out, args.resume) if args.record
-             else load_table(out))
+    table = (record(args.regime, args.configs, args.seed, out, args.resume, args.workers)
+             if args.record else load_table(out))
     best = sorted(c.best for c in table.curves)
     print(f"{out}: {len(table.curves)} configs of {table.epochs} epochs; best val RMSE "
           f"{best[0]:.4f}, median {best[len(best) // 2]:.4f}, worst {best[-1]:.4f} m; "

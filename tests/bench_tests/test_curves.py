@@ -48,3 +48,12 @@ def test_a_table_of_another_command_is_not_resumed(trained, tmp_path):
     record("tiny", 1, seed=0, out=out)
     with pytest.raises(UserError, match="--resume goes on with the same command only"):
         record("tiny", 2, seed=0, out=out, resume=True)
+
+
+def test_two_workers_record_the_very_curves_one_records(monkeypatch, tmp_path):
+    monkeypatch.setitem(curves.REGIMES, "tiny", Regime(
+        {"train.base_channels": 8}, {"num_train": 32, "num_val": 16, "num_test": 16}, 2, False,
+        tmp_path / "t.json.gz"))
+    alone = record("tiny", 3, seed=0, out=tmp_path / "alone.json.gz")
+    pair = record("tiny", 3, seed=0, out=tmp_path / "pair.json.gz", workers=2)
+    assert pair.curves == alone.curves and len(pair.meta["seconds"]) == 3

@@ -1,6 +1,7 @@
 """The policy replay on a tiny hand-made curve table: deterministic per seed, ASHA stopping at
 the rungs worked out by hand, nearest-config lookup, regret and rank arithmetic."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -195,3 +196,12 @@ def test_a_table_reads_back_as_written(tmp_path):
 
     save_table(TABLE, tmp_path / "curves.json.gz")
     assert load_table(tmp_path / "curves.json.gz") == TABLE
+
+
+def test_a_table_is_replayed_without_its_baselines_curves(tmp_path):
+    from bench.curves import save_table
+    from bench.replay import sampled
+
+    unet = Curve({"model": "unet"}, (3.0, 2.0, 1.0, 0.5), (math.nan,) * 4, 0, "unet")
+    save_table(replace(TABLE, curves=(unet, *TABLE.curves)), tmp_path / "t.json.gz")
+    assert sampled(tmp_path / "t.json.gz").curves == TABLE.curves
