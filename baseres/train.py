@@ -12,7 +12,7 @@ from pathlib import Path
 
 from baseres.cli import DefaultsHelpFormatter, Interrupted, OneLineParser, run_command
 from baseres.config import ConfigError, TrainConfig, config_fields
-from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, default_hooks
+from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, default_hooks, import_wandb
 from baseres.trainer import Trainer, TrainingDiverged
 
 # The seed's own flag spellings, mapped onto TrainConfig keys.
@@ -182,6 +182,8 @@ def _main(args: argparse.Namespace) -> int:
             # Continue the run as it was configured; flags given now still override.
             args.config = str(saved)
             cfg = config_from_args(args)
+        if cfg.use_wandb:
+            import_wandb()  # refused before --overwrite deletes the earlier run's files
         if seeds is None:
             trainer = train_run(cfg, out_dir, prepare_out_dir(out_dir, resume, overwrite))
         else:

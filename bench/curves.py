@@ -158,9 +158,10 @@ def _start_worker(chosen: Regime) -> None:
     _worker_spec = regime_study(chosen)
 
 
-def _timed_curve(item: tuple[dict[str, Any], str | None]) -> tuple[Curve, float]:
+def _timed_curve(item: tuple[dict[str, Any], str | None], spec=None) -> tuple[Curve, float]:
+    """One config's curve and its seconds, on `spec` or the worker process's study."""
     start = time.perf_counter()
-    curve = train_curve(_worker_spec, *item)
+    curve = train_curve(spec or _worker_spec, *item)
     return curve, round(time.perf_counter() - start, 1)
 
 
@@ -197,8 +198,7 @@ def record(regime: str, count: int, seed: int, out: Path, resume: bool = False,
         pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (chosen,))
         results = pool.imap(_timed_curve, todo)
     else:
-        _start_worker(chosen)
-        results = map(_timed_curve, todo)
+        results = (_timed_curve(item, spec) for item in todo)
     for (curve, seconds), (_, baseline) in zip(results, todo):
         curves.append(curve)
         meta["seconds"].append(seconds)

@@ -56,6 +56,19 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, monkeypatch, a
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
+
+def test_a_refused_wandb_leaves_the_run_it_would_overwrite(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
+    out = tmp_path / "run"
+    out.mkdir()
+    kept = {name: f"{name} of the earlier run\n" for name in ("config.yaml", "metrics.jsonl",
+                                                               "checkpoint.pt")}
+    for name, text in kept.items():
+        (out / name).write_text(text)
+    assert main(["--use_wandb", "--overwrite", "--out", str(out)]) == 2
+    assert "use_wandb needs the wandb package" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in out.iterdir()} == kept
+
 def help_entries(capsys) -> tuple[str, list[str]]:
     """--help as its usage block and one entry per option (flags and help, joined)."""
     with pytest.raises(SystemExit):

@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from bench.curves import Curve, Table, bench_study
 from bench.policies import (
-    SERVICE,
+    TPE_ASHA,
     Setting,
     _asha,
     _halving,
@@ -20,8 +20,9 @@ from bench.policies import (
     policies,
     service_policy,
 )
-from bench.replay import GRID, mean_ranks, normalised_regret, paired, replay
+from bench.replay import GRID, HEADLINE, mean_ranks, normalised_regret, paired, replay, within_best
 from bench.simulate import Lookup, OptunaDriver, RayDriver, simulate
+from bench.stats import Band
 from tune.experiment import driving, journal_storage
 from tune.searcher import BaselinesRunFull, StudySearcher, create_study
 from tune.study import AshaSpec
@@ -96,7 +97,7 @@ def test_without_a_scheduler_every_trial_runs_max_t_epochs(tmp_path):
     assert trace == [4.0, 3.0, 3.0, 2.0, 2.0, 1.5, 1.5, 1.0]
 
 
-@pytest.mark.parametrize("name", [SERVICE, "random + ASHA", "BOHB-style (TPE + Optuna "
+@pytest.mark.parametrize("name", [TPE_ASHA, "random + ASHA", "BOHB-style (TPE + Optuna "
                                   "HyperbandPruner)", "TPE + Optuna MedianPruner", "TPE + PASHA",
                                   "TPE + learning-curve stopper", "GP + ASHA"])
 def test_the_replay_is_deterministic_per_seed(name):
@@ -105,6 +106,39 @@ def test_the_replay_is_deterministic_per_seed(name):
     again = replay(TABLE, SETTING, builders, range(3), budget=24)[name]
     assert first.shape == (3, len(GRID))
     assert np.array_equal(first, again)
+
+
+@pytest.mark.parametrize(("name", "sampler", "grace"), [
+    ("random + ASHA", optuna.samplers.RandomSampler, 1),  # the study's grace period
+    ("random + ASHA, grace 2, factor 3", optuna.samplers.RandomSampler, 2),
+    ("random + ASHA, grace 3, factor 3", optuna.samplers.RandomSampler, 3),
+    ("TPE + ASHA, grace 3, factor 3", optuna.samplers.TPESampler, 3),
+])
+def test_a_variant_samples_with_its_sampler_and_stops_no_trial_before_its_grace(
+        name, sampler, grace):
+    build = policies(SETTING, quick=False)[name]
+    with build(SETTING, 0, Lookup(TABLE.curves, SPACE)) as driver:
+        simulate(driver, TABLE.curves, workers=2, budget=24, max_t=4)
+        assert type(driver.searcher.study.sampler) is sampler
+        trials = driver.searcher.study.trials
+    ended = [len(t.intermediate_values) for t in trials if t.state.is_finished()]
+    # the shortest finished trial is one ASHA stopped at the grace period
+    assert min(ended) == grace and max(ended) == 4
+
+
+def band_at_headline(value, lo, hi):
+    """A Band whose only point that matters is the headline's."""
+    points = np.full(len(GRID), np.nan)
+    at = GRID.index(HEADLINE)
+    return Band(*(np.where(np.arange(len(GRID)) == at, x, points) for x in (value, lo, hi)))
+
+
+def test_within_best_keeps_the_policies_inside_the_best_ones_interval():
+    stats = {"best": {"iqm": band_at_headline(0.20, 0.15, 0.30)},
+             "inside": {"iqm": band_at_headline(0.29, 0.25, 0.40)},
+             "on the bound": {"iqm": band_at_headline(0.30, 0.10, 0.50)},
+             "outside": {"iqm": band_at_headline(0.31, 0.16, 0.32)}}
+    assert within_best(stats) == {"best", "inside", "on the bound"}
 
 
 def test_an_optuna_policy_tells_pruned_trials_as_pruned():

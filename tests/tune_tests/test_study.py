@@ -77,7 +77,7 @@ def test_shipped_sizes():
     # the policy benchmark's choices (bench/replay.py)
     assert gen.scheduler.to_dict() == {"type": "asha", "grace_period": 1, "reduction_factor": 3,
                                        "max_t": 16}
-    assert gen.sampler.n_startup_trials == 10
+    assert gen.sampler.to_dict() == v2.sampler.to_dict() == {"type": "random", "seed": 0}
     assert smoke.num_samples == len(smoke.baselines) + 1
     assert smoke.space == gen.space and smoke.baselines == gen.baselines
     assert smoke.trial_config({"model": "unet"}).image_size == 32
