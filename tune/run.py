@@ -1,4 +1,4 @@
-"""``python -m tune.run``: an Optuna (TPE) search on Ray Tune with ASHA early stopping.
+"""``python -m tune.run``: an Optuna search (random or TPE) on Ray Tune with ASHA early stopping.
 
 The study file is validated completely before Ray starts; the experiment folder holds Ray's
 state, every trial (metrics, checkpoints, TensorBoard events), the resolved study
@@ -47,9 +47,10 @@ from tune.study import StudySpec, check_experiment_name, load_study
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m tune.run",
-        description="Search base + residual hyperparameters: Optuna (TPE) on Ray Tune with ASHA "
-        "early stopping on val RMSE. Results, TensorBoard logs and the Optuna journal go to "
-        "<storage>/<name>; --resume finishes an interrupted search.",
+        description="Search base + residual hyperparameters: Optuna's samplers (random by "
+        "default, TPE on request) on Ray Tune with ASHA early stopping on val RMSE. Results, "
+        "TensorBoard logs and the Optuna journal go to <storage>/<name>; --resume finishes an "
+        "interrupted search.",
         formatter_class=DefaultsHelpFormatter,
     )
     what = parser.add_mutually_exclusive_group(required=True)

@@ -160,15 +160,17 @@ def test_importing_the_spec_does_not_start_or_import_ray():
 def test_the_valid_base_loads_with_the_defaults(tmp_path):
     spec = load_study(write(tmp_path, VALID))
     assert spec.num_samples == 10 and spec.scheduler.max_t == 40  # TrainConfig's epochs
-    # Optuna's TPE defaults, and the study's targets not used as constraints
-    assert spec.sampler.to_dict() == {"type": "tpe", "seed": 0, "n_startup_trials": 10,
-                                      "multivariate": False, "constant_liar": False,
-                                      "constraints": False}
+    assert spec.sampler.to_dict() == {"type": "random", "seed": 0}  # the policy replay's
+    # Under TPE: Optuna's startup count, and the study's targets not used as constraints
+    tpe = load_study(write(tmp_path, VALID + "sampler: {type: tpe}\n", "tpe.yaml")).sampler
+    assert tpe.to_dict() == {"type": "tpe", "seed": 0, "n_startup_trials": 10,
+                             "multivariate": False, "constant_liar": False, "constraints": False}
 
 
 def test_tpe_keys_are_read_and_written_back(tmp_path):
-    text = VALID + ("sampler: {n_startup_trials: 3, multivariate: true, constant_liar: true,"
-                    " constraints: true}\n") + "targets:\n  minimum: {val_rmse: [null, 2.0]}\n"
+    text = VALID + ("sampler: {type: tpe, n_startup_trials: 3, multivariate: true,"
+                    " constant_liar: true, constraints: true}\n"
+                    "targets:\n  minimum: {val_rmse: [null, 2.0]}\n")
     spec = load_study(write(tmp_path, text))
     assert spec.sampler.to_dict() == {"type": "tpe", "seed": 0, "n_startup_trials": 3,
                                       "multivariate": True, "constant_liar": True,

@@ -26,6 +26,7 @@ from tune.study.rules import Rules, is_int, is_number
 from tune.study.spec import (
     DATA_FIELDS,
     DEFAULT_NUM_SAMPLES,
+    DEFAULT_SAMPLER,
     EPOCHS_FIXED,
     MAX_SAMPLES,
     METRICS,
@@ -320,14 +321,15 @@ class Checker(Rules):
     def sampler(self, raw: Any, targets: Targets) -> SamplerSpec:
         raw = self.mapping(raw, "sampler")
         self.known_keys(raw, ("type", "seed", *TPE_KEYS), "sampler")
-        kind = self.choice(raw.get("type", "tpe"), "sampler.type", SAMPLERS)
+        kind = self.choice(raw.get("type", DEFAULT_SAMPLER), "sampler.type", SAMPLERS)
         # numpy's RandomState, under every Optuna sampler, takes seeds in [0, 2**32 - 1].
         seed = self.integer(raw.get("seed", 0), "sampler.seed", 0, 2**32 - 1)
         if kind != "tpe":
             for key in TPE_KEYS:
                 if key in raw:
-                    self.fail(f"sampler.{key}", f"is a key of TPE's, but sampler.type is {kind!r}",
-                              value=raw[key])
+                    said = "" if "type" in raw else " (the default)"
+                    self.fail(f"sampler.{key}", f"is a key of TPE's, but sampler.type is "
+                              f"{kind!r}{said}", value=raw[key])
             return SamplerSpec(kind, seed)
         startup = self.integer(raw.get("n_startup_trials", TPE_KEYS["n_startup_trials"]),
                                "sampler.n_startup_trials", 0)

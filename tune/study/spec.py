@@ -19,6 +19,9 @@ MAX_SAMPLES = 100_000  # more trials than this is a typo, not a study
 # Ray's and Optuna's own defaults (one trial, or no end) make no sense for a study file.
 DEFAULT_NUM_SAMPLES = 10
 SAMPLERS = ("tpe", "random", "qmc")
+# A study without `sampler.type` samples at random: on both recorded curve tables no policy
+# beat random search with ASHA (bench/replay.py, docs/performance.md).
+DEFAULT_SAMPLER = "random"
 # TPE's keys a study may set, and their defaults: Optuna's n_startup_trials; multivariate and
 # constant_liar off, as Optuna 4 had them (Optuna 5's TPESampler turns both on; the policy
 # replay, docs/performance.md, measured them off as no worse). `constraints` makes the study's
