@@ -28,6 +28,7 @@ import json
 import math
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,19 +195,19 @@ def record(regime: str, count: int, seed: int, out: Path, resume: bool = False,
     plan = ([(point, name) for name, point in baselines]
             + [(params, None) for params in sample_configs(spec.space, count, seed)])
     todo = plan[len(curves):]
-    if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (chosen,))
-        results = pool.imap(_timed_curve, todo)
-    else:
-        results = (_timed_curve(item, spec) for item in todo)
-    for (curve, seconds), (_, baseline) in zip(results, todo):
-        curves.append(curve)
-        meta["seconds"].append(seconds)
-        save_table(Table(STUDY, epochs, tuple(curves), meta), out)
-        print(f"[{len(curves)}/{len(plan)}] {baseline or 'sampled'}: best val RMSE "
-              f"{curve.best:.4f} m in {seconds} s", file=sys.stderr, flush=True)
-    if workers > 1:
-        pool.close()
+    with ExitStack() as stack:  # the pool's processes end with the recording, or its error
+        if workers > 1:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(
+                workers, _start_worker, (chosen,)))
+            results = pool.imap(_timed_curve, todo)
+        else:
+            results = (_timed_curve(item, spec) for item in todo)
+        for (curve, seconds), (_, baseline) in zip(results, todo):
+            curves.append(curve)
+            meta["seconds"].append(seconds)
+            save_table(Table(STUDY, epochs, tuple(curves), meta), out)
+            print(f"[{len(curves)}/{len(plan)}] {baseline or 'sampled'}: best val RMSE "
+                  f"{curve.best:.4f} m in {seconds} s", file=sys.stderr, flush=True)
     return Table(STUDY, epochs, tuple(curves), meta)
 
 

@@ -50,6 +50,8 @@ SEEDS = 30
 # configs a table holds before it is replayed (the question's is recorded over days)
 MIN_CONFIGS = {"search-efficiency": 100, "question": 300}
 PLOTS = Path(__file__).parent  # bench/replay-<regime>.png
+
+
 def normalised_regret(found: float, best: float, reference: float) -> float:
     """0 at the table's best config, 1 at the reference (its median config)."""
     return (found - best) / (reference - best)
@@ -126,8 +128,8 @@ def summarise(table: Table, found: dict[str, np.ndarray]) -> dict[str, dict]:
                    "mean": regret[k][:, shown].mean(axis=0),
                    "sd": regret[k][:, shown].std(axis=0, ddof=1),
                    "rank": ranks[k],
-                   "vs TPE + ASHA": paired(regret[k][:, shown],
-                                           regret[names.index(TPE_ASHA)][:, shown]),
+                   "paired": paired(regret[k][:, shown],
+                                    regret[names.index(TPE_ASHA)][:, shown]),
                    "iqm": bands[name],
                    "speed-up": speed_up(bands[name].value, bands[REFERENCE].value, budgets),
                    "vs reference": tests.get(name), "p holm": adjusted.get(name)}
@@ -195,6 +197,7 @@ def sampled(path: Path) -> Table:
 
 
 class Replayed(NamedTuple):
+    path: Path
     table: Table
     setting: Setting
     policies: dict[str, dict]  # summarise's
@@ -208,7 +211,7 @@ def run(quick: bool, path=TABLE) -> Replayed:
     seeds = range(5 if quick else SEEDS)
     budget = BUDGET_TRIALS * setting.max_t
     found = replay(table, setting, policies(setting, quick), seeds, budget)
-    return Replayed(table, setting, summarise(table, found), len(seeds), budget)
+    return Replayed(path, table, setting, summarise(table, found), len(seeds), budget)
 
 
 def within_best(stats: dict[str, dict]) -> set[str]:
@@ -244,8 +247,7 @@ def measure(quick: bool) -> list[dict]:
 
 
 def _rows(regime: str, replayed: Replayed) -> list[dict]:
-    table, setting, stats, seeds, budget = replayed
-    path = REGIMES[regime].out
+    path, table, setting, stats, seeds, budget = replayed
     head = FRACTIONS.index(HEADLINE)
     setup = (f"{len(table.curves)} recorded configs of {table.epochs} epochs ({path.name}), "
              f"budget {budget} epochs = {BUDGET_TRIALS} random trials, {setting.workers} "
@@ -267,7 +269,7 @@ def _rows(regime: str, replayed: Replayed) -> list[dict]:
             f"IQM [95 % bootstrap] at {HEADLINE:.0%}: {_iqm_cell(s)}; vs {REFERENCE} "
             f"better/tie/worse {_versus(s)}; median [IQR] at 10/25/50/100 %: {cells}; "
             f"mean rank {'/'.join(f'{r:.1f}' for r in s['rank'])}; vs {TPE_ASHA} "
-            f"{'/'.join(str(n) for n in s['vs TPE + ASHA'][head])}"
+            f"{'/'.join(str(n) for n in s['paired'][head])}"
             + (f"; {setup}; curves: bench/{plot.name}" if name == REFERENCE else "")))
     return rows
 
@@ -286,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    path = REGIMES[args.regime].out
-    table, setting, stats, seeds, budget = run(args.quick, path)
+    path, table, setting, stats, seeds, budget = run(args.quick, REGIMES[args.regime].out)
     print(f"normalised regret over {seeds} seeds, budget {budget} epochs, "
           f"{len(table.curves)} recorded configs ({path.name})\n")
     print(f"| policy | IQM [95 %] at {HEADLINE:.0%} | vs {REFERENCE}: better/tie/worse, Holm "
