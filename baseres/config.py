@@ -47,7 +47,7 @@ CHOICES = {
 # What only a base + residual model reads, and what only its curriculum reads.
 BASE_KEYS = ("base_channel_divisor", "residual_range", "lambda_base", "lambda_sparse")
 CURRICULUM_KEYS = ("warmup_epochs", "warmup_fraction", "lambda_recon_init", "lambda_recon_end",
-                   "lambda_base_init", "lambda_base_end")
+                   "lambda_base_init", "lambda_base_end", "freeze_base")
 
 MAX_YAML_DEPTH = 64  # nesting levels; Python's recursion limit is met near 1000 / 3
 # The features keep the echoes from within max_depth: the first 2 * max_depth / 340 m/s of
@@ -159,6 +159,8 @@ class TrainConfig:
     lambda_recon_end: float = knob(1.0, "curriculum: recon weight at the end of warmup and after")
     lambda_base_init: float = knob(2.0, "curriculum: base weight at epoch 0")
     lambda_base_end: float = knob(0.3, "curriculum: base weight at the end of warmup and after")
+    freeze_base: bool = knob(True, "curriculum: fix the base decoder after warmup (false: the "
+                                   "ramp alone, the base keeps learning)")
     # --- optimiser ---
     optimizer: str = knob("adamw", "adamw | adam | sgd (momentum 0.9)")
     learning_rate: float = knob(1e-3, "peak learning rate")

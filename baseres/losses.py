@@ -18,7 +18,8 @@ def curriculum(cfg: TrainConfig, epoch: int) -> dict[str, float]:
     Without ``use_adaptive_loss`` the weights are the constant ``lambda_recon`` /
     ``lambda_base`` / ``lambda_sparse``. With it, as in the seed: the recon and base weights
     move linearly from their ``_init`` to their ``_end`` values over ``warmup_epochs`` and stay
-    at the end values after it, and from epoch ``warmup_epochs`` on the base decoder is fixed.
+    at the end values after it, and from epoch ``warmup_epochs`` on the base decoder is fixed
+    (unless ``freeze_base`` is false: the ramp alone, which isolates the freeze).
     ``warmup_epochs: 0`` means no ramp and no freezing (a base that never trained would be
     useless). ``lambda_sparse`` never changes. The plain U-Net trains on the reconstruction
     loss alone, like the official BatVision U-Net: no base or sparse term, no curriculum.
@@ -34,7 +35,7 @@ def curriculum(cfg: TrainConfig, epoch: int) -> dict[str, float]:
     for name in ("lambda_recon", "lambda_base"):
         start, end = getattr(cfg, f"{name}_init"), getattr(cfg, f"{name}_end")
         weights[name] = start + progress * (end - start)
-    weights["base_frozen"] = float(epoch >= cfg.warmup_epochs)
+    weights["base_frozen"] = float(cfg.freeze_base and epoch >= cfg.warmup_epochs)
     return weights
 
 

@@ -104,9 +104,11 @@ def fake_trial(trial_id: str = "t", rows: list[dict] | None = None, status: str 
 
 def gap_records(arm, gaps_by_seed: dict[int, list[float]], seen: float = 1.0,
                 train: float = 0.9) -> list[PlaceRecord]:
-    """Per seed, the place gaps of places A..D: unseen RMSE = seen RMSE + gap."""
-    return [PlaceRecord(place, arm, seed, seen, seen + gap, train)
-            for seed, gaps in gaps_by_seed.items() for place, gap in zip("ABCD", gaps)]
+    """Per seed, the place gaps of places A..D (A and B in fold 0, C and D in fold 1):
+    unseen RMSE = seen RMSE + gap."""
+    return [PlaceRecord(place, arm, seed, fold, seen, seen + gap, train)
+            for seed, gaps in gaps_by_seed.items()
+            for place, fold, gap in zip("ABCD", (0, 0, 1, 1), gaps)]
 
 
 class CrashAfterEpoch2(Hook):

@@ -194,22 +194,28 @@ def _percent(ratio: float) -> str:
 
 
 def verdict(ranked: list[TrialSummary], baselines: dict[str, TrialSummary],
-            checks: dict[str, list[TargetCheck]], num_samples: int, unit: str = "m"
-            ) -> list[str]:
-    """The summary's opening sentences: best overall, best searched and how it compares with
+            checks: dict[str, list[TargetCheck]], max_t: int, unit: str = "m") -> list[str]:
+    """The summary's opening sentences: the best of the trials that ran the full budget, the
+    best searched one (selected from N: optimistic until re-trained) and how it compares with
     each baseline at an equal budget, and the targets no trial met."""
     lines = []
-    best = ranked[0]
-    lines.append(f"Best overall: {best.label}, val RMSE {best.best_val_rmse:.4g} {unit} "
-                 f"({_epochs(best.epochs_run)}).")
+    full = [t for t in ranked if t.epochs_run >= max_t]
+    if full:
+        lines.append(f"Best at the full budget ({_epochs(max_t)}): {full[0].label}, val RMSE "
+                     f"{full[0].best_val_rmse:.4g} {unit}.")
     searched = [t for t in ranked if not t.baseline]
+    searched_full = [t for t in searched if t.epochs_run >= max_t]
     if not searched:
-        lines.append(f"No searched trial has a result yet ({len(ranked)} of {num_samples} "
-                     "trials have one, all baselines).")
+        lines.append(f"No searched trial has a result yet ({len(ranked)} trials have one, "
+                     "all baselines).")
+    elif not searched_full:
+        lines.append(f"No searched trial ran the full budget ({len(searched)} searched, each "
+                     "stopped early): none is called best.")
     else:
-        top = searched[0]
+        top = searched_full[0]
         lines.append(f"Best searched trial: {top.label}, val RMSE {top.best_val_rmse:.4g} "
-                     f"{unit} ({_epochs(top.epochs_run)}).")
+                     f"{unit}, selected from {len(searched_full)} searched trial(s) that ran "
+                     "the full budget (optimistic: one seed each).")
         for name, base in baselines.items():
             result = compare(top, base) if base.best else None
             if result is None:

@@ -28,7 +28,7 @@ class ConsoleProgress(Callback):
     """One line per trial end (or resumption), and a periodic line of the running trials; the
     best val RMSE said is the best epoch's, as the summary and the journal rank trials."""
 
-    def __init__(self, budget: int, total: int, every_s: float = 60.0,
+    def __init__(self, budget: int, total: int | None, every_s: float = 60.0,
                  out: TextIO | None = None):
         self.budget, self.total, self.every_s = budget, total, every_s
         self.out = out
@@ -63,7 +63,8 @@ class ConsoleProgress(Callback):
                 value < self.best.get(trial.trial_id, (math.inf, 0))[0]):
             self.best[trial.trial_id] = (value, epoch)
         if time.monotonic() - self.last_line >= self.every_s:
-            self.say(f"  {self.done} of {self.total} done; running: " + "; ".join(
+            done = f"{self.done} of {self.total}" if self.total else f"{self.done}"
+            self.say(f"  {done} done; running: " + "; ".join(
                 f"{trial_name(t)} epoch {self.epoch.get(t.trial_id, 0)}/{self.budget}"
                 + (f" (best {self.best[t.trial_id][0]:.3f} m)" if t.trial_id in self.best
                    else "") for t in self.running.values()))

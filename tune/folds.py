@@ -11,15 +11,19 @@ folder holds it is complete.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.hooks import Hook
-from tune.experiment import Location
-from tune.question import PlaceRecord
+from tune.errors import UsageError
+from tune.experiment import Location, read_rows
+from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
 
 QUESTION_DIR = "question"
+CONFIRM_DIR = "confirm"  # then confirm-2, confirm-3 ...: each confirmation's own runs
+PLAN_FILE = "plan.json"  # a confirmation's plan (seeds, arms, folds), checked on resume
 PLACES_FILE = "places.json"
 
 
@@ -177,13 +181,16 @@ def place_records(runs: list[FoldRun]) -> list[PlaceRecord]:
         if len(by_fold) < first.point["folds"]:
             continue  # a fold of this arm and seed has not finished
         for place in first.point["places"]:
-            seen = [r.places[place] for r in by_fold.values() if r.places[place]["seen"]]
-            unseen = [r.places[place]["val_rmse"] for r in by_fold.values()
-                      if not r.places[place]["seen"]]
-            if len(seen) != 1 or not unseen:
+            scores = {fold: run.places.get(place) for fold, run in by_fold.items()}
+            if not all(isinstance(s, dict) and "val_rmse" in s for s in scores.values()):
                 continue
-            records.append(PlaceRecord(place, arm, seed, seen[0]["val_rmse"],
-                                       sum(unseen) / len(unseen), seen[0]["train_rmse"]))
+            seen = [(fold, s) for fold, s in scores.items() if s.get("seen")]
+            unseen = [s["val_rmse"] for s in scores.values() if not s.get("seen")]
+            if len(seen) != 1 or not unseen or "train_rmse" not in seen[0][1]:
+                continue
+            fold, scored = seen[0]
+            records.append(PlaceRecord(place, arm, seed, fold, scored["val_rmse"],
+                                       sum(unseen) / len(unseen), scored["train_rmse"]))
     return sorted(records, key=lambda r: (str(r.arm), r.seed, r.place))
 
 
@@ -198,18 +205,85 @@ def planned_runs(question: QuestionSpec, seeds: int) -> int:
     return len(question.arms()) * folds * seeds
 
 
-def question_result(folder: Path, spec: StudySpec, subdir: str = QUESTION_DIR):
-    """(the Answer or None, runs finished, runs planned) of a fold design folder."""
-    from tune.question import answer
+def design_folders(folder: Path) -> list[Path]:
+    """The experiment's fold-run folders: the question's, then each confirmation's
+    (confirm, confirm-2, ...), whose seeds are pooled into the one answer."""
+    folder = Path(folder)
+    numbered = {1 if f.name == CONFIRM_DIR else int(f.name.rpartition("-")[2]): f
+                for f in folder.glob(f"{CONFIRM_DIR}*") if f.is_dir() and (
+                    f.name == CONFIRM_DIR or f.name.removeprefix(f"{CONFIRM_DIR}-").isdigit())}
+    return [folder / QUESTION_DIR, *(numbered[n] for n in sorted(numbered))]
 
+
+def run_minutes(runs: list[FoldRun]) -> float | None:
+    """The mean wall time of a finished fold run, in minutes (None before one finished)."""
+    times = [rows[-1]["time_total_s"] for run in runs if run.places is not None
+             and (rows := read_rows(run.folder / "result.json")) and "time_total_s" in rows[-1]]
+    return sum(times) / len(times) / 60 if times else None
+
+
+def plan_seeds(answer: Answer, spec: StudySpec, folder: Path, runs: list[FoldRun],
+               folds: int) -> Plan | None:
+    """The confirmation that brings the primary contrast to its target half-width, with its
+    time at the runs' own pace (arms x folds runs per seed, max_concurrent_trials at once)."""
+    have = answer.primary.interval.seeds
+    if answer.seeds_needed is None or answer.seeds_needed <= have:
+        return None
+    add = answer.seeds_needed - have
+    minutes = run_minutes(runs)
+    per_seed = len(spec.question.arms()) * folds / max(spec.max_concurrent_trials, 1)
+    return Plan(add, None if minutes is None else minutes * per_seed * add,
+                f"python -m tune.confirm {shlex.quote(str(folder))} --seeds {add}")
+
+
+class QuestionResult(NamedTuple):
+    answer: Answer | None  # None until both values' arms (and the control) have places
+    finished: int
+    planned: int
+    plan: Plan | None
+
+
+def question_result(folder: Path, spec: StudySpec) -> QuestionResult:
+    """The question's answer from every seed of the question and its confirmations."""
     question = spec.question
-    runs = read_runs(Path(folder) / subdir)
+    runs, planned = [], 0
+    for design in design_folders(folder):
+        found = read_runs(design)
+        runs += found
+        if design.name == QUESTION_DIR:
+            planned += planned_runs(question, len(question.seeds))
+        else:
+            try:
+                planned += max(len(found), plan_runs(stored_plan(design)))
+            except UsageError:
+                planned += len(found)  # tune.confirm names the unreadable plan
     records = place_records(runs)
-    seeds = len({r.point["seed"] for r in runs}) or len(question.seeds)
-    planned = planned_runs(question, seeds)
     finished = sum(r.places is not None for r in runs)
     arms = {r.arm for r in records}
-    if not set(question.values) <= arms:
-        return None, finished, planned
-    return (answer(records, question.parameter, question.values, list(question.extra_arms),
-                   spec.epochs), finished, planned)
+    needed = set(question.values) | ({CONTROL} if question.control is not None else set())
+    if not needed <= arms:
+        return QuestionResult(None, finished, planned, None)
+    result = answer(records, question.parameter, question.values, list(question.extra_arms),
+                    spec.epochs, question.half_width)
+    folds = len({r.point["fold"] for r in runs}) or 1
+    return QuestionResult(result, finished, planned,
+                          plan_seeds(result, spec, Path(folder), runs, folds))
+
+
+def stored_plan(design: Path) -> dict[str, Any]:
+    """A confirmation's plan (seeds, arms, folds); {} before it was stored."""
+    try:
+        return json.loads((design / PLAN_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{design / PLAN_FILE}: unreadable ({err}); delete {design} to plan "
+                         "again") from None
+
+
+def plan_runs(plan: dict[str, Any]) -> int:
+    """A plan's runs: arms x folds x seeds."""
+    try:
+        return len(plan["arms"]) * int(plan["folds"]) * len(plan["seeds"])
+    except (KeyError, TypeError, ValueError):
+        return 0

@@ -13,7 +13,7 @@ from tune.experiment import finite
 from tune.quality import BOUNDARY_SHARE, SamplerFacts
 from tune.question import answer_lines
 from tune.records import Confirmation, Evaluation, read_evaluation
-from tune.summary_data import Summary
+from tune.summary_data import BudgetFacts, Summary
 
 EVALUATION_TITLES = {"seen": "training places' test poses",
                      "unseen": "held-out places (other rooms)"}
@@ -49,26 +49,24 @@ def targets_table(targets: dict[str, list[TargetCheck]]) -> list[str]:
     return [_table(header, rows)]
 
 
-def confirmation_lines(confirmation: Confirmation | None, problem: str, folder: str,
-                       has_question: bool) -> list[str]:
-    """What tune.confirm found, in words, one line per comparison."""
+def confirmation_lines(confirmation: Confirmation | None, problem: str) -> list[str]:
+    """What tune.confirm added, in words (the question's answer above pools its seeds)."""
     if problem:
         return [f"Confirmation: {problem}."]
     if confirmation is None:
-        return ["Not yet confirmed with fresh seeds: python -m tune.confirm "
-                f"{folder} --seeds 2 repeats the question's folds with two new seeds."
-                ] if has_question else []
-    lines = [f"Confirmed with fresh seeds {confirmation.seeds} ({confirmation.test}):", ""]
+        return []
+    lines = [f"tune.confirm added seeds {confirmation.seeds} ({confirmation.runs} runs); the "
+             f"comparisons pool seeds {confirmation.pooled_seeds} ({confirmation.test}):", ""]
     for c in confirmation.comparisons:
         lo, hi = c.ci95_m
         lines.append(f"  - {c.comparison}: {c.effect_m:+.3f} m [{lo:+.3f}, {hi:+.3f}] "
-                     f"over {c.n_places} places, Holm p = {c.p_holm:.3g}: {c.outcome}.")
+                     f"over {c.n_places} places x {c.n_seeds} seeds, Holm p = {c.p_holm:.3g}: "
+                     f"{c.outcome}.")
     return lines
 
 
 def _confirmation(summary: Summary) -> list[str]:
-    return confirmation_lines(summary.confirmation, summary.confirmation_problem,
-                              summary.experiment, summary.question is not None)
+    return confirmation_lines(summary.confirmation, summary.confirmation_problem)
 
 
 def _question(summary: Summary) -> list[str]:
@@ -80,11 +78,23 @@ def _question(summary: Summary) -> list[str]:
                 f"Not answered yet: {question.runs_finished} of {question.runs_planned} "
                 f"fold runs finished; resume with: python -m tune.run --resume "
                 f"{summary.experiment}", ""]
-    lines = answer_lines(question.answer, question.claim)
+    lines = answer_lines(question.answer, question.claim, question.plan, question.control_model)
     if question.runs_finished < question.runs_planned:
         lines.append(f"From {question.runs_finished} of {question.runs_planned} fold "
                      "runs (the rest have not finished).")
     return lines + ["", *_confirmation(summary), ""]
+
+
+def budget_lines(budget: BudgetFacts, max_t: int) -> list[str]:
+    """The budget, what the search spent, and the trials it bought."""
+    limits = [f"{budget.epochs} epochs" if budget.epochs is not None else "",
+              f"{budget.time_s:.0f} s" if budget.time_s is not None else "",
+              f"at most {budget.num_samples} trials" if budget.num_samples is not None else ""]
+    ended = f" ({budget.ended})" if budget.ended else " (not spent yet)"
+    return [f"Budget: {', '.join(x for x in limits if x)}; spent {budget.epochs_spent} epochs "
+            f"in {budget.seconds_spent / 60:.1f} min{ended}. It bought {budget.trials} trials: "
+            f"{budget.searched} searched, {budget.searched_full_budget} of them to the full "
+            f"budget ({max_t} epochs)."]
 
 
 def sampler_lines(facts: SamplerFacts) -> list[str]:
@@ -140,8 +150,9 @@ def render_markdown(summary: Summary) -> str:
                 f"{_fmt(summary.mean_map_rmse)} m. Full budget: {summary.max_t} epochs.", ""]
     cut = (f"Top {summary.shown} of {summary.trials} trials"
            if summary.shown < summary.trials else f"All {summary.trials} trials")
-    out += [f"{cut} ({summary.num_samples} planned), best first; metrics at each trial's "
-            "best epoch (train_sparse: the training loss term, as the seed logs it).", ""]
+    out += [*budget_lines(summary.budget, summary.max_t), ""]
+    out += [f"{cut}, best first; metrics at each trial's best epoch (train_sparse: the "
+            "training loss term, as the seed logs it).", ""]
     rows = [row.json_form() for row in summary.table]
     out.append(_table(list(rows[0]), [list(row.values()) for row in rows]))
     out += ["", "## Targets", ""]

@@ -1,26 +1,37 @@
 """The study's question, answered from room folds: place and pose gaps, the contrast between
-the two values of the scientific parameter, its interval over places, and the verdict.
+the two values of the scientific parameter, its interval, and the verdict.
 
 Each place's held-out poses (its val rows, which no model trains on) are scored by the model
 of the fold that trained on that place's other poses (seen) and by the models of the other
-folds, which never saw the place (unseen). Per place:
+folds, which never saw the place (unseen). Per place and seed:
 
 - place gap = unseen RMSE - seen RMSE, on the same poses;
 - pose gap = the seen model's RMSE on the place's held-out poses - on its training poses.
 
-Seeds are averaged within a place; intervals are Student-t intervals over places (the unit
-that generalises), paired: a contrast is the per-place difference of two arms' place gaps.
-Pure functions over ``PlaceRecord`` rows returning NamedTuples (tested on hand-made tables).
+Every place of a seed shares that seed's models, so the values are crossed places x seeds
+data: intervals come from tune.intervals (variance components of place, seed and residual),
+never from a t over places with the seeds averaged first. A contrast pairs two arms per place
+and seed. The primary contrast, the positive control and each secondary comparison are one
+Holm family; a verdict needs MIN_SEEDS seeds. Every finished seed is pooled, the question's
+and every confirmation's. Pure functions over ``PlaceRecord`` rows returning NamedTuples.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-ALPHA = 0.05  # two-sided: 95 % intervals
-POWER = 0.80  # the power at which the detectable effect is stated
+from tune.intervals import (
+    ALPHA,
+    MIN_SEEDS,
+    Interval,
+    crossed_interval,
+    detectable_effect,
+    holm,
+    seeds_needed,
+)
+
 CONTROL = "control"
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 
@@ -31,6 +42,7 @@ class PlaceRecord(NamedTuple):
     place: str
     arm: Any  # the scientific parameter's value, CONTROL, or an extra arm's name
     seed: int
+    fold: int  # the fold whose model trained on the place's other poses
     seen_rmse: float  # held-out poses, by the model that trained on the place's other poses
     unseen_rmse: float  # the same poses, by the models that never saw the place
     train_rmse: float  # the place's training poses, by the model that trained on them
@@ -44,117 +56,73 @@ class PlaceRecord(NamedTuple):
         return self.seen_rmse - self.train_rmse
 
 
-class Interval(NamedTuple):
-    """The mean of n per-place values with its two-sided 95 % Student-t interval."""
-
-    mean: float
-    lo: float
-    hi: float
-    n: int
-    se: float  # standard error of the mean
-    p_value: float  # two-sided, against a mean of 0
-
-    def text(self, unit: str = " m") -> str:
-        if self.n < 2:
-            return f"{self.mean:+.3f}{unit} (one place: no interval)"
-        return f"{self.mean:+.3f}{unit} [{self.lo:+.3f}, {self.hi:+.3f}]"
-
-
-def t_interval(values: Sequence[float]) -> Interval:
-    """Mean, 95 % t-interval and p-value (t-test of mean 0) over `values`; NaN bounds for
-    fewer than two values."""
-    from scipy import stats
-
-    values = [float(v) for v in values]
-    n = len(values)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, math.nan, math.nan)
-    mean = sum(values) / n
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, 1, math.nan, math.nan)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    se = sd / math.sqrt(n)
-    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
-    if se == 0:
-        p = 1.0 if mean == 0 else 0.0
-    else:
-        p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
-    return Interval(mean, mean - half, mean + half, n, se, p)
-
-
-def detectable_effect(interval: Interval) -> float:
-    """The smallest true effect this design finds with POWER at two-sided ALPHA:
-    (t_{1-alpha/2} + t_{power}) x SE, with the interval's n - 1 degrees of freedom."""
-    from scipy import stats
-
-    if interval.n < 2 or not math.isfinite(interval.se):
-        return math.nan
-    df = interval.n - 1
-    return float((stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df)) * interval.se)
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment: each p-value as it must be read after testing them all
-    (NaN stays NaN and is not counted)."""
-    order = sorted((p, i) for i, p in enumerate(p_values) if math.isfinite(p))
-    m = len(order)
-    adjusted = [math.nan] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p))
-        adjusted[i] = running
-    return adjusted
-
-
-# ------------------------------------------------------------------------ per place
-def _by_place(records: Iterable[PlaceRecord], arm: Any, value: str) -> dict[str, float]:
-    """place -> the mean over seeds of one arm's `value` (place_gap, pose_gap, ...)."""
-    sums: dict[str, list[float]] = {}
-    for record in records:
-        if record.arm == arm:
-            sums.setdefault(record.place, []).append(getattr(record, value))
-    return {place: sum(v) / len(v) for place, v in sorted(sums.items())}
+def _cells(records: Sequence[PlaceRecord], arm: Any, value: str
+           ) -> dict[tuple[str, int], float]:
+    """(place, seed) -> one arm's `value` (place_gap, pose_gap, seen_rmse, ...)."""
+    return {(r.place, r.seed): getattr(r, value) for r in records if r.arm == arm}
 
 
 def arm_measure(records: Sequence[PlaceRecord], arm: Any, value: str = "place_gap"
                 ) -> Interval:
-    """One arm's per-place `value` (seeds averaged within a place), over places."""
-    return t_interval(list(_by_place(records, arm, value).values()))
+    """One arm's `value` over places and seeds."""
+    return crossed_interval(_cells(records, arm, value))
 
 
 class Contrast(NamedTuple):
-    """a's place gap - b's, per place (each averaged over seeds), over the places both have."""
+    """a's place gap - b's, per place and seed, over the (place, seed) pairs both have."""
 
     a: Any
     b: Any
     effect: Interval
     detectable: float
-    places: int
+
+    @property
+    def places(self) -> int:
+        return self.effect.places
 
 
 def contrast(records: Sequence[PlaceRecord], a: Any, b: Any) -> Contrast:
-    gaps_a, gaps_b = _by_place(records, a, "place_gap"), _by_place(records, b, "place_gap")
-    places = [p for p in gaps_a if p in gaps_b]
-    effect = t_interval([gaps_a[p] - gaps_b[p] for p in places])
-    return Contrast(a, b, effect, detectable_effect(effect), len(places))
+    gaps_a, gaps_b = _cells(records, a, "place_gap"), _cells(records, b, "place_gap")
+    effect = crossed_interval({k: gaps_a[k] - gaps_b[k] for k in gaps_a if k in gaps_b})
+    return Contrast(a, b, effect, detectable_effect(effect))
 
 
-def decide(effect: Interval, control: Interval | None) -> tuple[str, str]:
+class Comparison(NamedTuple):
+    """One comparison of the Holm family: its name, interval (raw 95 %) and adjusted p."""
+
+    name: str
+    interval: Interval
+    p_holm: float
+    detectable: float
+
+    @property
+    def decided(self) -> bool:
+        return math.isfinite(self.p_holm) and self.p_holm < ALPHA
+
+
+def decide(primary: Comparison, control: Comparison | None, seeds: int) -> tuple[str, str]:
     """The verdict on the seed's direction (effect > 0) and why.
 
-    supported: the interval lies above 0; contradicted: below 0; otherwise inconclusive. A
-    positive control whose place gap does not exclude 0 means the design could not see
-    memorisation at all: inconclusive, whatever the effect.
+    Fewer than MIN_SEEDS seeds decide nothing. A positive control that does not find a place
+    gap above 0 (after Holm) means the design could not see memorisation: inconclusive. Then
+    supported or contradicted where the primary's Holm-adjusted p is below ALPHA (its raw
+    interval then excludes 0 as well), else inconclusive.
     """
-    if control is not None and not control.lo > 0:
-        return INCONCLUSIVE, ("the positive control's place gap does not exclude 0: this data "
-                              "and budget cannot pose the question")
-    if effect.n < 2 or not math.isfinite(effect.lo):
-        return INCONCLUSIVE, "fewer than two places: no interval"
-    if effect.lo > 0:
-        return SUPPORTED, "the interval lies above 0"
-    if effect.hi < 0:
-        return CONTRADICTED, "the interval lies below 0"
+    if seeds < MIN_SEEDS:
+        return INCONCLUSIVE, (f"{seeds} seed(s): fewer than {MIN_SEEDS} cannot tell the "
+                              "seed-to-seed variance, so no verdict is decisive")
+    if control is not None and not (control.decided and control.interval.mean > 0):
+        return INCONCLUSIVE, ("the positive control's place gap does not exclude 0 after "
+                              "Holm's correction: this data and budget cannot pose the question")
+    effect = primary.interval
+    if not effect.defined:
+        return INCONCLUSIVE, "no interval (fewer than two places or seeds)"
+    if primary.decided:
+        if effect.mean > 0:
+            return SUPPORTED, "the interval lies above 0, Holm-adjusted p < 0.05"
+        return CONTRADICTED, "the interval lies below 0, Holm-adjusted p < 0.05"
+    if effect.lo > 0 or effect.hi < 0:
+        return INCONCLUSIVE, "the raw interval excludes 0, but not after Holm's correction"
     return INCONCLUSIVE, "the interval includes 0"
 
 
@@ -162,123 +130,184 @@ class ArmRow(NamedTuple):
     arm: Any
     place_gap: Interval
     pose_gap: Interval
-    seen_rmse: float  # means over places of the seed-averaged values
+    seen_rmse: float  # means over places and seeds
     unseen_rmse: float
+    seeds: int
 
 
 class Answer(NamedTuple):
     """Everything summary.md and summary.json say about the question."""
 
     parameter: str
-    values: tuple[Any, Any]  # (wide, narrow): the seed predicts a larger place gap for [0]
-    primary: Contrast
+    values: tuple[Any, Any]  # the seed predicts a larger place gap for values[0]
+    primary: Comparison
     verdict: str
     reason: str
-    control: Interval | None
-    secondary: list[tuple[Contrast, float]]  # (contrast, Holm-adjusted p) per extra arm
+    control: Comparison | None
+    secondary: list[Comparison]  # per extra arm: that arm - values[0]
     arms: list[ArmRow]
-    seeds: list[int]
+    seeds: list[int]  # every seed of the primary contrast
     n_places: int
+    n_models: int  # the models behind the primary contrast: 2 arms x folds x seeds
     budget_epochs: int
+    half_width_target: float
+    seeds_needed: int | None  # for the target half-width (None: seeds alone cannot reach it)
     records: list[PlaceRecord]
 
 
+def _models(records: Sequence[PlaceRecord], arms: set[Any], seeds: int) -> int:
+    folds = len({r.fold for r in records if r.arm in arms})
+    return len(arms) * folds * seeds
+
+
 def answer(records: Sequence[PlaceRecord], parameter: str, values: Sequence[Any],
-           extra_arms: Sequence[str], budget_epochs: int) -> Answer:
+           extra_arms: Sequence[str], budget_epochs: int, half_width: float) -> Answer:
     """The question's answer from per-place records of every arm and seed."""
-    wide, narrow = values
-    primary = contrast(records, wide, narrow)
-    arms_present = list(dict.fromkeys(r.arm for r in records))
-    control = arm_measure(records, CONTROL) if CONTROL in arms_present else None
-    verdict, reason = decide(primary.effect, control)
-    # each extra arm against the arm of the first value, which it varies by its own knobs
-    secondary = [contrast(records, arm, wide) for arm in extra_arms if arm in arms_present]
-    adjusted = holm([c.effect.p_value for c in secondary])
+    first, second = values
+    present = list(dict.fromkeys(r.arm for r in records))
+    primary = contrast(records, first, second)
+    family = [(f"{parameter} {first} - {second} (place gap)", primary.effect)]
+    if CONTROL in present:
+        family.append(("positive control: place gap", arm_measure(records, CONTROL)))
+    secondary = [contrast(records, arm, first) for arm in extra_arms if arm in present]
+    family += [(f"{c.a} - {parameter} {first} (place gap)", c.effect) for c in secondary]
+    tests = [Comparison(name, effect, p, detectable_effect(effect))
+             for (name, effect), p in zip(family, holm([e.p_value for _, e in family]))]
+    primary_test = tests[0]
+    control_test = tests[1] if CONTROL in present else None
+    seeds = sorted({r.seed for r in records if r.arm in (first, second)})
+    verdict, reason = decide(primary_test, control_test, primary.effect.seeds)
     arms = []
-    for arm in [wide, narrow, *extra_arms, CONTROL]:
-        if arm not in arms_present:
-            continue
-        seen, unseen = _by_place(records, arm, "seen_rmse"), _by_place(records, arm, "unseen_rmse")
-        arms.append(ArmRow(arm, arm_measure(records, arm), arm_measure(records, arm, "pose_gap"),
-                           sum(seen.values()) / len(seen), sum(unseen.values()) / len(unseen)))
-    return Answer(parameter, (wide, narrow), primary, verdict, reason, control,
-                  list(zip(secondary, adjusted)), arms,
-                  sorted({r.seed for r in records}), len({r.place for r in records}),
-                  budget_epochs, list(records))
+    for arm in [first, second, *extra_arms, CONTROL]:
+        if arm in present:
+            seen = _cells(records, arm, "seen_rmse")
+            unseen = _cells(records, arm, "unseen_rmse")
+            arms.append(ArmRow(arm, arm_measure(records, arm),
+                               arm_measure(records, arm, "pose_gap"),
+                               sum(seen.values()) / len(seen),
+                               sum(unseen.values()) / len(unseen), len({s for _, s in seen})))
+    components = primary.effect.components
+    needed = (seeds_needed(components, primary.effect.places, half_width)
+              if components is not None else None)
+    return Answer(parameter, (first, second), primary_test, verdict, reason, control_test,
+                  tests[1 + (control_test is not None):], arms, seeds, primary.effect.places,
+                  _models(records, {first, second}, primary.effect.seeds), budget_epochs,
+                  half_width, needed, list(records))
 
 
 # ------------------------------------------------------------------------ reporting
-def _interval_json(interval: Interval) -> dict[str, Any]:
-    return {"effect_m": interval.mean, "ci95_m": [interval.lo, interval.hi], "n": interval.n,
-            "p_value": interval.p_value}
+class Plan(NamedTuple):
+    """More seeds for the target half-width: the command and its time at the runs' own pace."""
+
+    add_seeds: int
+    minutes: float | None  # None: no finished run's time to go by
+    command: str
 
 
-def answer_json(result: Answer) -> dict[str, Any]:
+def _test_json(test: Comparison) -> dict[str, Any]:
+    effect = test.interval
+    return {"effect_m": effect.mean, "ci95_m": [effect.lo, effect.hi], "se_m": effect.se,
+            "df": effect.df, "n_places": effect.places, "n_seeds": effect.seeds,
+            "method": effect.method, "p_value": effect.p_value, "p_holm": test.p_holm,
+            "detectable_m": test.detectable,
+            "variance_m": effect.components.sds() if effect.components else None}
+
+
+def _arm_json(interval: Interval) -> dict[str, Any]:
+    return {"effect_m": interval.mean, "ci95_m": [interval.lo, interval.hi],
+            "n_places": interval.places, "n_seeds": interval.seeds, "p_value": interval.p_value}
+
+
+def answer_json(result: Answer, plan: Plan | None = None) -> dict[str, Any]:
     """summary.json's ``question``: enough to recompute the effect from ``per_place``."""
-    wide, narrow = result.values
-    primary = result.primary
+    first, second = result.values
+    effect = result.primary.interval
     return {
-        "contrast": f"{result.parameter} {wide} - {narrow}",
+        "contrast": f"{result.parameter} {first} - {second}",
         "parameter": result.parameter, "values": list(result.values),
-        "measure": "place gap (unseen - seen RMSE on the same held-out poses), per place, "
-                   "seeds averaged within a place; 95 % Student-t interval over places",
-        "effect_m": primary.effect.mean, "ci95_m": [primary.effect.lo, primary.effect.hi],
-        "p_value": primary.effect.p_value, "n_places": primary.places, "seeds": result.seeds,
+        "measure": "place gap (unseen - seen RMSE on the same held-out poses), per place and "
+                   "seed, paired; ci95_m is the raw 95 % interval, the verdict reads p_holm",
+        "method": effect.method,
+        "effect_m": effect.mean, "ci95_m": [effect.lo, effect.hi], "se_m": effect.se,
+        "df": effect.df, "p_value": effect.p_value, "p_holm": result.primary.p_holm,
+        "variance_m": effect.components.sds() if effect.components else None,
+        "n_places": result.n_places, "seeds": result.seeds, "n_seeds": effect.seeds,
+        "n_models": result.n_models,
         "verdict": result.verdict, "reason": result.reason,
-        "detectable_m": primary.detectable,
-        "positive_control": _interval_json(result.control) if result.control else None,
+        "detectable_m": result.primary.detectable,
+        "half_width_target_m": result.half_width_target, "seeds_needed": result.seeds_needed,
+        "plan": plan._asdict() if plan else None,
+        "positive_control": _test_json(result.control) if result.control else None,
         "pose_gap_m": {str(row.arm): row.pose_gap.mean for row in result.arms},
-        "arms": {str(row.arm): {"place_gap": _interval_json(row.place_gap),
-                                "pose_gap": _interval_json(row.pose_gap),
+        "arms": {str(row.arm): {"place_gap": _arm_json(row.place_gap),
+                                "pose_gap": _arm_json(row.pose_gap), "seeds": row.seeds,
                                 "seen_rmse": row.seen_rmse, "unseen_rmse": row.unseen_rmse}
                  for row in result.arms},
-        "secondary": [{"contrast": f"{c.a} - {c.b}", **_interval_json(c.effect),
-                       "p_holm": p, "detectable_m": c.detectable}
-                      for c, p in result.secondary],
+        "secondary": [{"contrast": test.name, **_test_json(test)} for test in result.secondary],
+        "holm_family": 1 + (result.control is not None) + len(result.secondary),
         "budget_epochs": result.budget_epochs,
         "per_place": [r._asdict() for r in result.records],
     }
 
 
-def arm_name(arm: Any, parameter: str) -> str:
+def arm_name(arm: Any, parameter: str, control_model: str = "the plain U-Net") -> str:
     if arm == CONTROL:
-        return "positive control (U-Net)"
+        return f"positive control ({control_model})"
     return f"{parameter} {arm}" if not isinstance(arm, str) else arm
 
 
-def answer_lines(result: Answer, claim: str) -> list[str]:
+def _test_text(test: Comparison) -> str:
+    return (f"{test.interval.text()} (raw 95 % interval), Holm-adjusted p = {test.p_holm:.3g}")
+
+
+def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
+                 control_model: str = "the plain U-Net") -> list[str]:
     """summary.md's opening: the question in words, the answer, the control, the arms."""
-    wide, narrow = result.values
-    primary = result.primary
-    effect = primary.effect
+    first, second = result.values
+    effect = result.primary.interval
+    family = 1 + (result.control is not None) + len(result.secondary)
     lines = [
         "## The question",
         "",
         claim,
         "",
-        f"**Answer: {result.verdict}** ({result.reason}). Per place, {result.parameter} "
-        f"{wide}'s place gap minus {narrow}'s: {effect.text()} (95 % t-interval over "
-        f"{primary.places} places x {len(result.seeds)} seed(s) averaged within each place, "
-        f"p = {effect.p_value:.3g}; {result.budget_epochs} epochs per model).",
+        f"**Answer: {result.verdict}** ({result.reason}). Per place and seed, "
+        f"{result.parameter} {first}'s place gap minus {second}'s: {_test_text(result.primary)}"
+        f" over {family} comparison(s); {result.n_places} places x {effect.seeds} seeds "
+        f"({result.n_models} models of {result.budget_epochs} epochs), {effect.method}, "
+        f"df {effect.df:.1f}.",
     ]
+    if effect.components is not None:
+        sds = effect.components.sds()
+        lines += ["", f"Variance components (SD): place {sds['place']:.3f} m, seed "
+                      f"{sds['seed']:.3f} m, residual {sds['residual']:.3f} m."]
     # one paragraph each (a blank line between), so that Markdown keeps them apart
-    if result.verdict == INCONCLUSIVE:
+    if result.verdict == INCONCLUSIVE and math.isfinite(result.primary.detectable):
         lines += ["", f"The smallest effect this design could have detected: "
-                      f"{primary.detectable:.3f} m (80 % power, two-sided 5 %)."]
+                      f"{result.primary.detectable:.3f} m (80 % power, two-sided 5 %, seeds "
+                      "and places counted)."]
+    if plan is not None:
+        when = f", about {plan.minutes:.0f} min here" if plan.minutes is not None else ""
+        lines += ["", f"For a half-width of {result.half_width_target:.3f} m the components "
+                      f"call for {result.seeds_needed} seeds in all: {plan.command}{when}."]
+    elif result.seeds_needed is None and effect.components is not None:
+        lines += ["", f"No number of seeds up to 100 reaches a half-width of "
+                      f"{result.half_width_target:.3f} m at {result.n_places} places: the "
+                      "place term needs more places."]
     if result.control is not None:
-        seen = "it can see memorisation" if result.control.lo > 0 else "it cannot"
-        lines += ["", f"Positive control, the plain U-Net: place gap {result.control.text()} "
-                      f"over {result.control.n} places: {seen}."]
-    for c, p in result.secondary:
-        lines += ["", f"Secondary: {arm_name(c.a, result.parameter)} - "
-                      f"{arm_name(c.b, result.parameter)} in place gap: {c.effect.text()}, "
-                      f"Holm-adjusted p = {p:.3g} over {len(result.secondary)} comparison(s)."]
-    lines += ["", "| arm | place gap (m) | pose gap (m) | seen RMSE | unseen RMSE |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {arm_name(row.arm, result.parameter)} | {row.place_gap.text('')} | "
-              f"{row.pose_gap.text('')} | {row.seen_rmse:.3f} | {row.unseen_rmse:.3f} |"
-              for row in result.arms]
+        sees = result.control.decided and result.control.interval.mean > 0
+        lines += ["", f"Positive control, {arm_name(CONTROL, '', control_model)}: place gap "
+                      f"{_test_text(result.control)} over {result.control.interval.places} "
+                      f"places x {result.control.interval.seeds} seeds: "
+                      f"{'it can see memorisation' if sees else 'it cannot'}."]
+    for test in result.secondary:
+        lines += ["", f"Secondary: {test.name}: {_test_text(test)}."]
+    lines += ["", "| arm | seeds | place gap (m) | pose gap (m) | seen RMSE | unseen RMSE |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {arm_name(row.arm, result.parameter, control_model)} | {row.seeds} | "
+              f"{row.place_gap.text('')} | {row.pose_gap.text('')} | {row.seen_rmse:.3f} | "
+              f"{row.unseen_rmse:.3f} |" for row in result.arms]
     lines += ["", "Place gap: unseen - seen RMSE on the same held-out poses of a place; pose "
-              "gap: a seen place's held-out poses - its training poses. Both per place, "
-              "seeds averaged, intervals over places."]
+              "gap: a seen place's held-out poses - its training poses. Both per place and "
+              "seed; intervals count places and seeds (raw 95 %)."]
     return lines

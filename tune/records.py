@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-CONFIRM_VERSION = 2  # confirm.json's layout: the question's comparisons with fresh seeds
+CONFIRM_VERSION = 3  # confirm.json's layout: the pooled comparisons after fresh seeds
 
 
 def evaluation_file(folder: Path, split: str) -> Path:
@@ -110,13 +110,13 @@ def read_evaluation(folder: Path, split: str) -> tuple[Evaluation | None, str]:
 
 # ------------------------------------------------------------------------ tune.confirm
 class SeedComparison(NamedTuple):
-    """One comparison of the confirmation, paired by place, its p Holm-corrected with the
-    others'."""
+    """One comparison of a confirmation, its p Holm-corrected with the others'."""
 
     comparison: str
     effect_m: float
-    ci95_m: tuple[float, float]
+    ci95_m: tuple[float, float]  # raw 95 %: the outcome reads p_holm
     n_places: int
+    n_seeds: int
     p_value: float
     detectable_m: float  # the effect this design detects at 80 % power
     p_holm: float
@@ -127,12 +127,12 @@ class Confirmation(NamedTuple):
     version: int
     experiment: str
     test: str  # the test each comparison is, in words
-    seeds: list[int]
-    top: int
+    seeds: list[int]  # the seeds this confirmation added
+    pooled_seeds: list[int]  # every seed its comparisons pool (the question's too)
     runs: int
-    n_places: int
+    verdict: str | None  # the question's verdict after pooling
     comparisons: list[SeedComparison]
-    per_place: list[dict[str, Any]]  # tune.question.PlaceRecord's fields, one per place
+    per_place: list[dict[str, Any]]  # tune.question.PlaceRecord's fields, the added seeds'
 
 
 def _confirmation(data: dict[str, Any]) -> Confirmation:

@@ -22,6 +22,7 @@ from baseres.cli import (
     OneLineParser,
     run_command,
 )
+from tune.budget import budget_text, exhausted, spent
 from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
@@ -64,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", default="results",
                         help="where experiments go: a local folder (made absolute) or a URI "
                         "such as s3://bucket/runs")
-    parser.add_argument("--num-samples", type=int, help="trials to run (overrides the study)")
+    parser.add_argument("--budget-epochs", type=int, metavar="EPOCHS",
+                        help="the search's budget: trials keep coming until the epochs every "
+                        "trial reported (baselines and early-stopped ones too) reach it "
+                        "(overrides budget.epochs)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="a wall-clock guard: no new trial after this many seconds of "
+                        "search, counted across resumes (overrides budget.time_s)")
+    parser.add_argument("--num-samples", type=int,
+                        help="a cap on the trials (overrides the study's num_samples)")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (overrides the study)")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (overrides)")
     parser.add_argument("--gpus-per-trial", type=float,
@@ -85,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def study_overrides(args: argparse.Namespace) -> list[str]:
     """Command-line flags as study overrides, validated together with the file."""
-    flags = {"num_samples": args.num_samples, "max_concurrent_trials": args.max_concurrent,
+    flags = {"budget.epochs": args.budget_epochs, "budget.time_s": args.time_budget,
+             "num_samples": args.num_samples, "max_concurrent_trials": args.max_concurrent,
              "resources_per_trial.cpu": args.cpus_per_trial,
              "resources_per_trial.gpu": args.gpus_per_trial}
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
@@ -109,7 +119,7 @@ def search_run_config(spec: StudySpec, location: Location, wandb_project: str | 
     from tune.trainable import run_config
 
     callbacks = [DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory(),
-                 ConsoleProgress(spec.max_t, spec.num_samples)]
+                 ConsoleProgress(spec.max_t, spec.num_samples)]  # None: no count known
     if wandb_project:
         from tune.integrations import wandb_callback
 
@@ -121,18 +131,22 @@ def search_run_config(spec: StudySpec, location: Location, wandb_project: str | 
 
 
 def print_outcome(location: Location, spec: StudySpec) -> bool:
-    """What the journal says: trials finished of num_samples (Ray's counts call a trial it
-    stopped for an interrupt finished); a complete search's summary, once; an incomplete one's
-    resume command, last, where a summary would scroll it away. Whether the search is
-    complete."""
+    """What the journal says: the budget spent and every trial closed (Ray's counts call a
+    trial it stopped for an interrupt finished); a complete search's summary, once; an
+    incomplete one's resume command, last, where a summary would scroll it away. Whether the
+    search is complete."""
+    import optuna
+
     folder, experiment, local = location.state_folder, location.uri, location.local
-    trials = Experiment(folder).optuna_study().trials
-    finished = sum(t.state.is_finished() and not t.user_attrs.get(LOST) for t in trials)
-    if finished < spec.num_samples:
+    study = Experiment(folder).optuna_study()
+    used = spent(study, LOST)
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
+                                                       optuna.trial.TrialState.WAITING))
+    if running or exhausted(spec, used) is None:
         if local is not None:
             print(f"\nthe results so far: python -m tune.summary {experiment}")
-        print(f"search incomplete ({finished}/{spec.num_samples} trials finished); "
-              f"resume with: python -m tune.run --resume {experiment}")
+        print(f"search incomplete ({used.finished} trials finished, {used.epochs} epochs of "
+              f"{budget_text(spec)}); resume with: python -m tune.run --resume {experiment}")
         return False
     if local is None:
         print(f"\nto summarise, copy {experiment} to this machine with {STUDY_FILE} and "
@@ -248,7 +262,8 @@ def launch(spec: StudySpec, location: Location, address: str | None,
                 tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
                                        search_alg=StudySearchGenerator(spec),
                                        scheduler=build_scheduler(spec),
-                                       num_samples=spec.num_samples,
+                                       # -1: trials come until the budget is spent
+                                       num_samples=spec.num_samples or -1,
                                        trial_dirname_creator=trial_dirname,
                                        # the next trial in a worker that imported torch and
                                        # Ray already (bench.fixed_cost)
@@ -311,6 +326,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.resume:
         ignored = [flag for flag, value in (
             ("--set", args.overrides), ("--dry-run", args.dry_run), ("--name", args.name),
+            ("--budget-epochs", args.budget_epochs), ("--time-budget", args.time_budget),
             ("--num-samples", args.num_samples), ("--max-concurrent", args.max_concurrent),
             ("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial),
             ("--wandb", args.wandb), ("--storage", args.storage != "results")) if value]

@@ -19,6 +19,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
+from tune.budget import Clock, exhausted, spent
 from tune.experiment import (
     BASELINE,
     BEST,
@@ -118,6 +119,7 @@ class StudySearcher(Searcher):
         self.live: dict[str, int] = {}  # Ray trial id -> Optuna trial number, trials Ray knows
         self._study = None
         self._handles: dict[str, Any] = {}  # Ray trial id -> optuna.Trial, to report to
+        self.clock = Clock()
 
     @property
     def study(self):
@@ -135,6 +137,9 @@ class StudySearcher(Searcher):
 
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         name = waiting[0].user_attrs.get(BASELINE) if waiting else None
+        self.clock.start()
+        if name is None and exhausted(self.spec, spent(self.study, LOST)):
+            return Searcher.FINISHED  # the trials still running finish; no new one starts
         outside = name is not None and not any(k in self.spec.space
                                                for k in self.spec.baselines[name])
         trial = self.study.ask() if outside else self.study.ask(dict(self.spec.space))
@@ -149,6 +154,7 @@ class StudySearcher(Searcher):
         return {**trial.params, **self.spec.baselines[name], BASELINE_KEY: name}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.clock.record(self.study)
         value, step = result.get(self.metric), result.get("training_iteration")
         if trial_id not in self.live or not finite(value) or step is None:
             return

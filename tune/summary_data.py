@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tune.budget import Spent, exhausted, spent
 from tune.compare import (
     IsolationRow,
     ParetoPoint,
@@ -21,7 +22,7 @@ from tune.compare import (
     verdict,
 )
 from tune.errors import UsageError
-from tune.experiment import Experiment, Stop, TrialSummary, finite, keys_apart
+from tune.experiment import LOST, Experiment, Stop, TrialSummary, finite, keys_apart
 from tune.folds import question_result
 from tune.plots import PlotData, curve_data, param_plot_data, reference_lines
 from tune.quality import (
@@ -31,7 +32,7 @@ from tune.quality import (
     param_importance,
     sampler_facts,
 )
-from tune.question import Answer, answer_json
+from tune.question import Answer, Plan, answer_json
 from tune.records import Confirmation, read_confirmation
 
 TOP_ROWS = 10  # trials in the summary's table, unless --top says otherwise
@@ -49,9 +50,12 @@ class QuestionStatus(NamedTuple):
     runs_finished: int
     runs_planned: int
     answer: Answer | None
+    plan: Plan | None  # the confirmation that reaches the target half-width
+    control_model: str  # what the positive control trains (the plain U-Net in the studies)
 
     def json_form(self) -> dict[str, Any]:
-        found = answer_json(self.answer) if self.answer is not None else {"verdict": None}
+        found = (answer_json(self.answer, self.plan) if self.answer is not None
+                 else {"verdict": None})
         return {**found, "claim": self.claim, "runs_finished": self.runs_finished,
                 "runs_planned": self.runs_planned}
 
@@ -97,7 +101,7 @@ class Summary(NamedTuple):
     study: str
     trials: int
     shown: int  # rows of the table
-    num_samples: int
+    budget: BudgetFacts
     max_t: int
     space: list[str]
     verdict: list[str]  # tune.compare.verdict's sentences
@@ -123,6 +127,32 @@ class Summary(NamedTuple):
         out = self._asdict()
         del out["plots"]
         return out
+
+
+class BudgetFacts(NamedTuple):
+    """The search's budget, what it spent and what that bought."""
+
+    epochs: int | None  # the budget in epochs (None: none set)
+    time_s: float | None
+    num_samples: int | None  # the cap on trials
+    epochs_spent: int  # every epoch a trial reported, baselines and early stops included
+    seconds_spent: float
+    trials: int
+    searched: int
+    searched_full_budget: int  # searched trials that ran the full budget
+    ended: str | None  # which part of the budget ended the search (None: not yet)
+
+
+def budget_facts(experiment: Experiment, trials: list[TrialSummary]) -> BudgetFacts:
+    spec = experiment.spec
+    try:
+        used = spent(experiment.optuna_study(), LOST)
+    except UsageError:  # no journal: the search never started
+        used = Spent(0, 0.0, 0, 0)
+    searched = [t for t in trials if not t.baseline and t.best]
+    return BudgetFacts(spec.budget.epochs, spec.budget.time_s, spec.num_samples, used.epochs,
+                       used.seconds, len(trials), len(searched),
+                       sum(t.epochs_run >= spec.max_t for t in searched), exhausted(spec, used))
 
 
 def _reference_rmse(trials: list[TrialSummary]) -> float:
@@ -151,8 +181,12 @@ def question_status(experiment: Experiment) -> QuestionStatus | None:
     spec = experiment.spec
     if spec.question is None:
         return None
-    result, finished, planned = question_result(experiment.folder, spec)
-    return QuestionStatus(spec.question.claim, finished, planned, result)
+    result = question_result(experiment.folder, spec)
+    control = spec.question.control or {}
+    model = {"unet": "the plain U-Net"}.get(control.get("model", spec.model),
+                                           control.get("model", spec.model))
+    return QuestionStatus(spec.question.claim, result.finished, result.planned, result.answer,
+                          result.plan, model)
 
 
 def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | None = None,
@@ -183,10 +217,10 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
         study=spec.name,
         trials=len(trials),
         shown=len(shown),
-        num_samples=spec.num_samples,
+        budget=budget_facts(experiment, trials),
         max_t=spec.max_t,
         space=list(spec.space),
-        verdict=verdict(ranked, baselines, checks, spec.num_samples),
+        verdict=verdict(ranked, baselines, checks, spec.max_t),
         confirmation=confirmation,
         confirmation_problem=problem,
         mean_map_rmse=reference,

@@ -126,15 +126,16 @@ def test_saved_yaml_is_plain_safe_yaml():
     ({"model": "unet"}, {"base_channel_divisor", "residual_range", "lambda_base",
                          "lambda_sparse", "use_adaptive_loss", "warmup_epochs",
                          "warmup_fraction", "lambda_recon_init", "lambda_recon_end",
-                         "lambda_base_init", "lambda_base_end"}),
+                         "lambda_base_init", "lambda_base_end", "freeze_base"}),
     ({"use_adaptive_loss": True, "warmup_epochs": 3}, {"lambda_recon", "lambda_base"}),
     ({"use_adaptive_loss": False}, {"warmup_epochs", "warmup_fraction", "lambda_recon_init",
-                                    "lambda_recon_end", "lambda_base_init", "lambda_base_end"}),
+                                    "lambda_recon_end", "lambda_base_init", "lambda_base_end",
+                                    "freeze_base"}),
     # a curriculum of 0 epochs has no ramp: the constant weights apply (losses.curriculum),
     # and warmup_epochs 0 is what says so
     ({"use_adaptive_loss": True, "warmup_epochs": 0}, {"warmup_fraction", "lambda_recon_init",
                                                        "lambda_recon_end", "lambda_base_init",
-                                                       "lambda_base_end"}),
+                                                       "lambda_base_end", "freeze_base"}),
 ])
 def test_inert_keys_are_those_training_never_reads(values, inert):
     assert set(TrainConfig(**values).inert_keys()) == inert

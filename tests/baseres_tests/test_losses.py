@@ -83,6 +83,16 @@ def test_the_seeds_curricula_epoch_by_epoch(seed_config, sparse, row):
     assert weights["base_frozen"] == frozen
 
 
+@pytest.mark.parametrize("row", AFTER_TABLE)
+def test_freeze_base_false_keeps_the_ramp_and_never_fixes_the_base(row):
+    epoch, recon, base, _ = row
+    cfg = tiny_config(epochs=20, use_adaptive_loss=True, freeze_base=False, **SEED_AFTER)
+    weights = curriculum(cfg, epoch)
+    assert (weights["lambda_recon"], weights["lambda_base"]) == (pytest.approx(recon),
+                                                                 pytest.approx(base))
+    assert weights["base_frozen"] == 0.0
+
+
 @pytest.mark.parametrize("epochs, fraction, warmup", [
     (200, 0.10, 20), (200, 0.25, 50), (12, 0.10, 1), (12, 0.25, 3), (3, 0.10, 1),
     (3, 0.25, 1), (10, 0.25, 3), (10, 0.0, 0), (7, 1.0, 7),

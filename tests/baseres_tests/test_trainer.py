@@ -141,6 +141,18 @@ def test_base_decoder_unchanged_once_frozen(toy_data):
                for k, v in trainer.model.encoder.state_dict().items())
 
 
+def test_base_decoder_keeps_learning_after_warmup_without_the_freeze(toy_data):
+    trainer = Trainer(tiny_config(epochs=3, use_adaptive_loss=True, warmup_epochs=1,
+                                  freeze_base=False), data=toy_data)
+    trainer.run_epoch(0, progress=False)
+    trainer.run_epoch(1, progress=False)
+    before = {k: v.clone() for k, v in trainer.model.base_decoder.state_dict().items()}
+    trainer.run_epoch(2, progress=False)
+    assert not trainer.model.base_frozen
+    assert any(not torch.equal(before[k], v)
+               for k, v in trainer.model.base_decoder.state_dict().items())
+
+
 def batchnorm_buffers(module):
     return {k: v.clone() for k, v in module.state_dict().items() if "running" in k}
 

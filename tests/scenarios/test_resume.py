@@ -104,6 +104,27 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     assert ray_ids == {t["rows"][0]["trial_id"] for t in done}
 
 
+def test_a_budget_in_epochs_buys_trials_and_a_resume_spends_only_what_is_left(ray_session,
+                                                                            tmp_path):
+    experiment = tmp_path / "budget"
+    budget = 21  # the 3 baselines' 3 x 3 epochs, then 12 for searched trials
+    first = driver("--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "budget",
+                   "--set", "num_samples=null", "--budget-epochs", str(budget))
+    stop(first, [signal.SIGKILL], experiment, 4)  # the driver and its Ray, mid-search
+    assert main(["--resume", str(experiment)]) == 0
+    found = journal(experiment)
+    spent = sum(max(t.intermediate_values, default=0) for t in found)
+    # no new trial once the budget is spent; the ones running then finish (2 at a time, at
+    # most 3 epochs each), whatever the kill made the resume run again
+    assert budget <= spent <= budget + 2 * 3, spent
+    searched = [t for t in found if t.state.is_finished() and not t.user_attrs.get("baseline")
+                and not t.user_attrs.get("lost")]
+    assert len(searched) >= 4  # 12 epochs: 4 full trials, more where ASHA stopped some
+    summary = yaml.safe_load((experiment / "summary.json").read_text())
+    assert (summary["budget"]["epochs"], summary["budget"]["epochs_spent"]) == (budget, spent)
+    assert summary["budget"]["ended"].startswith("epoch budget spent")
+
+
 def test_a_search_stopped_before_ray_saved_its_state_starts_over(ray_session, tmp_path, smoke_spec):
     experiment = tmp_path / "early"
     experiment.mkdir()

@@ -53,6 +53,18 @@ BAD = [
     ("name-space", "name: my run\n" + SEARCH, r"name: must start with a letter or digit and use"),
     ("metric", VALID + "metric: val_mae\n", r"metric: must be one of \['val_rmse'\], but got"),
     ("mode", VALID + "mode: max\n", r"mode: must be one of \['min'\], but got 'max'"),
+    ("budget-not-a-mapping", VALID + "budget: 100\n", r"budget: must be a mapping"),
+    ("budget-empty", VALID + "budget: {}\n",
+     r"budget: must set epochs or time_s \(or leave budget out and set num_samples\)"),
+    ("budget-unknown-key", VALID + "budget: {epoch: 10}\n", r"budget\.epoch: unknown key"),
+    ("budget-epochs-zero", VALID + "budget: {epochs: 0}\n",
+     r"budget\.epochs: `epochs >= 1` must hold, but got epochs=0"),
+    ("budget-time-negative", VALID + "budget: {time_s: -5}\n",
+     r"budget\.time_s: `time_s > 0` must hold, but got time_s=-5"),
+    # the baselines run first, each to its full budget (40 epochs, TrainConfig's default)
+    ("budget-below-the-baselines", VALID + POINT % "residual_range: 0.3" + "budget: {epochs: 39}\n",
+     r"budget\.epochs: `epochs >= baselines x max_t` must hold .*\(epochs=39, baselines=1, "
+     r"max_t=40\)"),
     ("num-samples-zero", VALID + "num_samples: 0\n",
      r"num_samples: `num_samples >= 1` must hold, but got num_samples=0"),
     ("num-samples-huge", VALID + "num_samples: 1000000\n",

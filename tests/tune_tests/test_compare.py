@@ -95,23 +95,31 @@ def test_isolation_compares_only_trials_that_ran_the_full_budget(smoke_spec):
 def test_the_verdict_names_the_best_searched_trial_and_its_margin_to_each_baseline(smoke_spec):
     before = trial("b", [1.5, 1.0, 0.9], baseline="seed_before")
     unet = trial("u", [1.6, 1.2, 1.1], model="unet", baseline="unet")
-    searched = trial("s", [1.2, 0.95])
-    ranked = [before, searched, unet]
+    searched = trial("s", [1.2, 0.95, 0.92])
+    early = trial("e", [0.8])  # stopped early: never called best, however low its value
+    ranked = [early, before, searched, unet]
     checks = {t.label: judge_targets(t, smoke_spec, {"seed_before": before}) for t in ranked}
-    lines = verdict(ranked, {"seed_before": before, "unet": unet}, checks, 4)
-    assert lines[0] == "Best overall: b (seed_before), val RMSE 0.9 m (3 epochs)."
-    assert lines[1] == "Best searched trial: s, val RMSE 0.95 m (2 epochs)."
-    assert lines[2] == "  - against seed_before: 5.0 % better (0.95 vs 1 m at epoch 2)."
-    assert lines[3] == "  - against unet: 20.8 % better (0.95 vs 1.2 m at epoch 2)."
+    lines = verdict(ranked, {"seed_before": before, "unet": unet}, checks, 3)
+    assert lines[0] == "Best at the full budget (3 epochs): b (seed_before), val RMSE 0.9 m."
+    assert lines[1] == ("Best searched trial: s, val RMSE 0.92 m, selected from 1 searched "
+                        "trial(s) that ran the full budget (optimistic: one seed each).")
+    assert lines[2] == "  - against seed_before: 2.2 % worse (0.92 vs 0.9 m at epoch 3)."
+    assert lines[3] == "  - against unet: 16.4 % better (0.92 vs 1.1 m at epoch 3)."
     # no trial reaches 0.70 x 0.9 = 0.63 m; the unet is never judged on train_sparse
     assert "val_rmse ideal" in lines[-1] and lines[-1].startswith("Targets no trial met: ")
 
 
 def test_a_baseline_is_never_called_searched():
     before = trial("b", [1.0], baseline="seed_before")
-    lines = verdict([before], {"seed_before": before}, {}, 4)
-    assert lines[1] == ("No searched trial has a result yet (1 of 4 trials have one, "
-                        "all baselines).")
+    lines = verdict([before], {"seed_before": before}, {}, 1)
+    assert lines[1] == "No searched trial has a result yet (1 trials have one, all baselines)."
+
+
+def test_no_searched_trial_is_called_best_before_one_ran_the_full_budget():
+    before = trial("b", [1.0, 0.9], baseline="seed_before")
+    lines = verdict([trial("s", [0.8]), before], {"seed_before": before}, {}, 2)
+    assert lines[1] == ("No searched trial ran the full budget (1 searched, each stopped "
+                        "early): none is called best.")
 
 
 def test_the_pareto_front_keeps_full_budget_trials_no_other_beats_on_both(smoke_spec):

@@ -1,6 +1,7 @@
-"""tune.confirm: the question's folds again with fresh seeds, paired by place, Holm-corrected;
-an interrupt writes nothing final and says how to resume; another plan than the stored one is
-refused; the test split is never read."""
+"""tune.confirm: the question's folds again with fresh seeds, pooled with the question's into
+one answer; an interrupt writes nothing final and says how to resume; another plan than the
+unfinished one is refused; a second confirmation adds its own seeds; the test split is never
+read."""
 
 import json
 import math
@@ -9,10 +10,12 @@ import subprocess
 import sys
 
 import pytest
-from helpers import copy_experiment, ctrl_c_when, gap_records
+from helpers import copy_experiment, ctrl_c_when
 
-from tune.confirm import CONFIRM_DIR, comparisons
+from tune.confirm import CONFIRM_DIR, SEED_LIMIT, comparison, fresh_seeds
 from tune.confirm import main as confirm_main
+from tune.intervals import Interval
+from tune.question import Comparison
 from tune.experiment import read_rows
 
 pytestmark = pytest.mark.slow
@@ -31,47 +34,53 @@ def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment
         "a confirmation run's checkpoint")
     assert code == 130, out[-2000:]
     assert out.strip().splitlines()[-1].endswith(
-        f"resume with: python -m tune.confirm {experiment} --seeds 1 --top 0"), out[-2000:]
+        f"resume with: python -m tune.confirm {experiment} --seeds 1"), out[-2000:]
     assert not (experiment / "confirm.json").exists()
-    # another plan than the stored one: one line, nothing run
+    # another plan than the unfinished one: one line, nothing run
     assert confirm_main([str(experiment), "--seeds", "2"]) == 2
     err = capsys.readouterr().err
-    assert "a confirmation with --seeds 1 --top 0 is stored there, but this asks for " \
-           "--seeds 2 --top 0" in err and "\n" not in err.strip()
+    assert "an unfinished confirmation with --seeds 1 is stored there, but this asks for " \
+           "--seeds 2" in err and "\n" not in err.strip()
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((experiment / "confirm.json").read_text())
-    assert report["seeds"] == [2]  # fresh: the question ran seed 1
+    assert report["seeds"] == [2] and report["pooled_seeds"] == [1, 2]  # fresh, then pooled
     names = [c["comparison"] for c in report["comparisons"]]
-    assert names == ["base_channel_divisor 1 - 4 (place gap)",
-                     "positive control: U-Net place gap"]
+    assert names == ["base_channel_divisor 1 - 4 (place gap)", "positive control: place gap"]
     for c in report["comparisons"]:
-        assert c["n_places"] == 16 and c["p_holm"] >= c["p_value"]
+        assert (c["n_places"], c["n_seeds"]) == (16, 2) and c["p_holm"] >= c["p_value"]
         assert c["ci95_m"][0] < c["effect_m"] < c["ci95_m"][1]
         assert math.isfinite(c["detectable_m"])
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["question"]["seeds"] == [1, 2]  # the summary's answer pools them too
     # each of the 6 runs trained its 3 epochs once, resumed or not
     for folder in (experiment / CONFIRM_DIR).glob("trial_*"):
         rows = read_rows(folder / "result.json")
         assert [r["training_iteration"] for r in rows] == [1, 2, 3], folder
     assert len(list((experiment / CONFIRM_DIR).glob("trial_*/places.json"))) == 6
     assert not (experiment / "evaluation-test.json").exists()  # never reads the test split
-    assert "Confirmed with fresh seeds [2]" in (experiment / "summary.md").read_text()
+    assert "tune.confirm added seeds [2]" in (experiment / "summary.md").read_text()
+    # a second confirmation: a folder of its own, the next fresh seed, every seed pooled
+    again = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert len(list((experiment / f"{CONFIRM_DIR}-2").glob("trial_*/places.json"))) == 6
+    report = json.loads((experiment / "confirm.json").read_text())
+    assert report["seeds"] == [3] and report["pooled_seeds"] == [1, 2, 3]
 
 
-def test_comparisons_are_holm_corrected_and_say_inconclusive_at_this_power():
-    from tune.study import QuestionSpec
+@pytest.mark.parametrize("mean, p_holm, outcome", [
+    (0.1, 0.01, "above 0"), (-0.1, 0.049, "below 0"),
+    (0.1, 0.051, "inconclusive at this power (could detect 0.123 m)"),
+])
+def test_a_comparison_reads_its_holm_adjusted_p(mean, p_holm, outcome):
+    interval = Interval(mean, mean - 0.05, mean + 0.05, 0.02, 4.0, 0.01, 12, 3, "m", None)
+    assert comparison(Comparison("c", interval, p_holm, 0.123)).outcome == outcome
 
-    question = QuestionSpec("c", "base_channel_divisor", (1, 4), {}, {"model": "unet"}, {},
-                            (("A", "B"), ("C", "D")), (1,))
-    found = gap_records(1, {1: [0.2, 0.2, 0.3, 0.1]}) + gap_records(4, {1: [0.1, 0.1, 0.1, 0.1]}) \
-        + gap_records("control", {1: [0.2, 0.3, 0.25, 0.25]})
-    result = comparisons(found, question, [])
-    contrast, control = result
-    # effects .1 .1 .2 0 (t = 2.449, df 3: p = 0.0917); control .2 .3 .25 .25 (t = 12.25,
-    # p = 0.00117). Holm: 2 x 0.00117 = 0.00234; max(0.00234, 0.0917) = 0.0917
-    assert contrast.p_value == pytest.approx(0.0917, abs=5e-4)
-    assert control.p_holm == pytest.approx(2 * control.p_value)
-    assert control.p_value == pytest.approx(0.00117, abs=5e-5)
-    assert contrast.p_holm == pytest.approx(contrast.p_value)
-    assert control.outcome == "above 0"
-    assert contrast.outcome.startswith("inconclusive at this power (could detect 0.170 m")
+
+@pytest.mark.parametrize("used, count, expected", [
+    ({1, 2}, 2, [3, 4]),
+    ({SEED_LIMIT - 1}, 2, [0, 1]),  # past the limit: the lowest unused instead
+    ({0, SEED_LIMIT - 1}, 1, [1]),
+])
+def test_fresh_seeds_are_new_and_below_the_limit(used, count, expected):
+    assert fresh_seeds(used, count) == expected

@@ -1,6 +1,6 @@
 """The question's statistics on hand-made per-place tables, every figure worked out by hand:
-place and pose gaps, seeds averaged within a place, t-intervals over places, the verdict's
-branches, Holm's correction, the detectable effect."""
+place and pose gaps, contrasts paired per place and seed, the verdict's branches (the seed
+count, the positive control, Holm over the family), the JSON that lets anyone recompute."""
 
 import json
 import math
@@ -8,6 +8,7 @@ import math
 import pytest
 from helpers import gap_records
 
+from tune.intervals import CROSSED, PLACES_ONLY
 from tune.question import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -15,93 +16,126 @@ from tune.question import (
     PlaceRecord,
     answer,
     answer_json,
+    answer_lines,
     contrast,
-    detectable_effect,
-    holm,
-    t_interval,
 )
 
 T975_DF3 = 3.182446  # Student t quantiles, from a printed table
 T80_DF3 = 0.978472
-PLACES = ("A", "B", "C", "D")
-WIDE = gap_records(1, {1: [0.3, 0.2, 0.4, 0.1], 2: [0.1, 0.2, 0.2, 0.1]})  # A .2 B .2 C .3 D .1
-NARROW = gap_records(4, {1: [0.1] * 4, 2: [0.1] * 4})
-CONTROL_SEES = gap_records("control", {1: [0.2, 0.3, 0.25, 0.25]})
-CONTROL_BLIND = gap_records("control", {1: [0.1, -0.1, 0.05, -0.05]})
+PLACE_EFFECT = (0.01, -0.01, 0.01, -0.01)  # places A..D
+SEED_EFFECT = {1: 0.02, 2: 0.0, 3: -0.02}
+
+
+def table(centre: float, sign: float = 1.0) -> dict[int, list[float]]:
+    """Per seed, centre + sign x (place effect + seed effect), no residual."""
+    return {s: [centre + sign * (a + b) for a in PLACE_EFFECT] for s, b in SEED_EFFECT.items()}
+
+
+NARROW = gap_records(4, table(0.1))
+WIDE = gap_records(1, table(0.2, 2.0))  # wide - narrow = 0.1 + place effect + seed effect
+CONTROL_SEES = gap_records("control", table(0.25))
+CONTROL_BLIND = gap_records("control", table(0.0))
+# With no residual: MS_place = 3 x 4e-4 / 3 = 4e-4, MS_seed = 4 x 8e-4 / 2 = 1.6e-3, so
+# n_p n_s var(mean) = 2e-3, SE = sqrt(2e-3 / 12) = 0.0129099, and Satterthwaite's df =
+# (2e-3)^2 / ((4e-4)^2 / 3 + (1.6e-3)^2 / 2) = 3.
+SE = 0.0129099
 
 
 def test_place_and_pose_gaps_of_one_record():
-    record = PlaceRecord("A", 1, 1, seen_rmse=1.0, unseen_rmse=1.25, train_rmse=0.8)
+    record = PlaceRecord("A", 1, 1, 0, seen_rmse=1.0, unseen_rmse=1.25, train_rmse=0.8)
     assert record.place_gap == pytest.approx(0.25) and record.pose_gap == pytest.approx(0.2)
 
 
-def test_the_contrast_averages_seeds_within_a_place_then_takes_a_t_interval_over_places():
+def test_the_contrast_pairs_place_and_seed_and_counts_both_in_its_interval():
     result = contrast(WIDE + NARROW, 1, 4)
-    # per place: wide .2 .2 .3 .1 minus narrow .1 each = .1 .1 .2 0; mean .1
-    # sd = sqrt((0 + 0 + .01 + .01) / 3) = 0.0816497; se = sd / 2 = 0.0408248
-    assert result.places == 4 and result.effect.n == 4
-    assert result.effect.mean == pytest.approx(0.1)
-    assert result.effect.se == pytest.approx(0.0408248, rel=1e-5)
-    half = T975_DF3 * 0.0408248
-    assert (result.effect.lo, result.effect.hi) == (
-        pytest.approx(0.1 - half, rel=1e-5), pytest.approx(0.1 + half, rel=1e-5))
-    assert result.detectable == pytest.approx((T975_DF3 + T80_DF3) * 0.0408248, rel=1e-5)
+    effect = result.effect
+    assert (effect.places, effect.seeds, effect.method) == (4, 3, CROSSED)
+    assert effect.mean == pytest.approx(0.1)
+    assert effect.se == pytest.approx(SE, rel=1e-5) and effect.df == pytest.approx(3.0)
+    assert (effect.lo, effect.hi) == (pytest.approx(0.1 - T975_DF3 * SE, rel=1e-5),
+                                      pytest.approx(0.1 + T975_DF3 * SE, rel=1e-5))
+    assert result.detectable == pytest.approx((T975_DF3 + T80_DF3) * SE, rel=1e-5)
+    # the components: place var 4e-4 / 3 (SD 0.011547), seed var 1.6e-3 / 4 (SD 0.02)
+    assert effect.components.sds() == pytest.approx(
+        {"place": 0.0115470, "seed": 0.02, "residual": 0.0}, abs=1e-6)
 
 
-@pytest.mark.parametrize("narrow_gaps, control, verdict, reason", [
-    # effects .1 .12 .08 .1: mean .1, se 0.008165, half 0.02598: [0.074, 0.126] above 0
-    ([0.1, 0.08, 0.22, 0.0], CONTROL_SEES, SUPPORTED, "the interval lies above 0"),
-    # the mirror image: narrow's gaps exceed wide's by as much
-    ([0.3, 0.32, 0.38, 0.2], CONTROL_SEES, CONTRADICTED, "the interval lies below 0"),
-    ([0.1, 0.1, 0.1, 0.1], CONTROL_SEES, INCONCLUSIVE, "the interval includes 0"),
+def narrow_for(effect: dict[int, list[float]]) -> list[PlaceRecord]:
+    """The narrow arm whose gaps make wide - narrow = `effect` per seed and place."""
+    wide = table(0.2, 2.0)
+    return gap_records(4, {s: [w - e for w, e in zip(wide[s], effect[s])] for s in wide})
+
+
+@pytest.mark.parametrize("effect, control, verdict, reason", [
+    (table(0.1), CONTROL_SEES, SUPPORTED, "above 0"),
+    (table(-0.1, -1.0), CONTROL_SEES, CONTRADICTED, "below 0"),
+    (table(0.0), CONTROL_SEES, INCONCLUSIVE, "the interval includes 0"),
     # a control that sees nothing: whatever the effect, the question cannot be posed
-    ([0.1, 0.08, 0.22, 0.0], CONTROL_BLIND, INCONCLUSIVE, "cannot pose the question"),
+    (table(0.1), CONTROL_BLIND, INCONCLUSIVE, "cannot pose the question"),
 ])
-def test_each_verdict_branch(narrow_gaps, control, verdict, reason):
-    narrow = gap_records(4, {1: narrow_gaps, 2: narrow_gaps})
-    result = answer(WIDE + narrow + control, "base_channel_divisor", (1, 4), [], 12)
+def test_each_verdict_branch(effect, control, verdict, reason):
+    result = answer(WIDE + narrow_for(effect) + control, "base_channel_divisor", (1, 4), [],
+                    12, 0.02)
     assert result.verdict == verdict and reason in result.reason
-    if verdict == SUPPORTED:
-        assert result.primary.effect.mean == pytest.approx(0.1)
-        assert result.primary.effect.lo == pytest.approx(0.1 - T975_DF3 * 0.0081650, rel=1e-4)
-    if verdict == CONTRADICTED:
-        assert result.primary.effect.mean == pytest.approx(-0.1)
+    primary = result.primary
+    assert primary.interval.mean == pytest.approx(sum(sum(v) for v in effect.values()) / 12)
+    # primary and control, one Holm family of two: the smaller p doubled, the larger kept
+    # (but never below the smaller's adjusted value)
+    p, q = primary.interval.p_value, result.control.interval.p_value
+    expected = min(1.0, 2 * p) if p <= q else min(1.0, max(2 * q, p))
+    assert primary.p_holm == pytest.approx(expected, rel=1e-9)
 
 
-def test_the_positive_control_interval_and_the_pose_gap():
-    result = answer(WIDE + NARROW + CONTROL_SEES, "base_channel_divisor", (1, 4), [], 12)
-    # control gaps .2 .3 .25 .25: mean .25, sd sqrt(.005/3) = 0.0408248, se 0.0204124
-    assert result.control.mean == pytest.approx(0.25)
-    assert result.control.lo == pytest.approx(0.25 - T975_DF3 * 0.0204124, rel=1e-5)
-    rows = {row.arm: row for row in result.arms}
-    assert rows[1].pose_gap.mean == pytest.approx(0.1)  # seen 1.0 - train 0.9
-    assert rows[1].unseen_rmse == pytest.approx(1.2)  # 1.0 + mean gap (.2 .2 .3 .1)
+def test_fewer_than_three_seeds_decide_nothing_and_say_how_many_are_needed():
+    two = [r for r in WIDE + NARROW + CONTROL_SEES if r.seed != 3]
+    result = answer(two, "base_channel_divisor", (1, 4), [], 12, 0.02)
+    assert result.verdict == INCONCLUSIVE and "fewer than 3" in result.reason
+    assert result.primary.interval.lo > 0  # the interval alone would have said supported
+    assert result.seeds_needed is not None and result.seeds_needed >= 3
+
+
+def test_one_seed_falls_back_to_a_t_over_places_and_says_so():
+    one = [r for r in WIDE + NARROW if r.seed == 1]
+    effect = contrast(one, 1, 4).effect
+    assert effect.method == PLACES_ONLY and effect.components is None
+    # effects .13 .11 .13 .11: mean .12, sd 0.011547, se 0.0057735
+    assert effect.mean == pytest.approx(0.12)
+    assert effect.lo == pytest.approx(0.12 - T975_DF3 * 0.0057735, rel=1e-4)
+
+
+def test_the_positive_control_gates_after_holm_and_extra_arms_join_the_family():
+    freeze = gap_records("ramp_only", table(0.25, 2.0))  # its gap - wide's = 0.05 + 0
+    result = answer(WIDE + NARROW + CONTROL_SEES + freeze, "base_channel_divisor", (1, 4),
+                    ["ramp_only"], 12, 0.02)
+    assert result.control.interval.mean == pytest.approx(0.25)
+    (second,) = result.secondary
+    assert second.interval.mean == pytest.approx(0.05)
+    raw = sorted([result.primary.interval.p_value, result.control.interval.p_value,
+                  second.interval.p_value])
+    adjusted = sorted([result.primary.p_holm, result.control.p_holm, second.p_holm])
+    assert adjusted[0] == pytest.approx(3 * raw[0])  # the smallest p times the family's size
 
 
 def test_summary_json_lets_anyone_recompute_the_effect():
-    result = answer(WIDE + NARROW + CONTROL_SEES, "base_channel_divisor", (1, 4), [], 12)
+    result = answer(WIDE + NARROW + CONTROL_SEES, "base_channel_divisor", (1, 4), [], 12, 0.02)
     data = json.loads(json.dumps(answer_json(result)))
-    assert data["n_places"] == 4 and data["seeds"] == [1, 2] and data["verdict"] == INCONCLUSIVE
-    assert data["budget_epochs"] == 12 and set(data["pose_gap_m"]) == {"1", "4", "control"}
-    by = {}
-    for row in data["per_place"]:
-        by.setdefault((row["arm"], row["place"]), []).append(
-            row["unseen_rmse"] - row["seen_rmse"])
-    effects = [sum(by[1, p]) / len(by[1, p]) - sum(by[4, p]) / len(by[4, p]) for p in PLACES]
+    assert data["n_places"] == 4 and data["seeds"] == [1, 2, 3] and data["verdict"] == SUPPORTED
+    assert data["method"] == CROSSED and data["df"] == pytest.approx(3.0)
+    assert data["n_models"] == 2 * 2 * 3  # two arms x two folds x three seeds
+    assert set(data["variance_m"]) == {"place", "seed", "residual"}
+    assert {row["fold"] for row in data["per_place"]} == {0, 1}
+    gaps = {(row["arm"], row["place"], row["seed"]): row["unseen_rmse"] - row["seen_rmse"]
+            for row in data["per_place"]}
+    effects = [gaps[1, p, s] - gaps[4, p, s] for p in "ABCD" for s in (1, 2, 3)]
     assert sum(effects) / len(effects) == pytest.approx(data["effect_m"])
     assert data["positive_control"]["ci95_m"][0] > 0
 
 
-def test_holm_adjusts_step_down_and_keeps_the_order():
-    # sorted .01 .03 .04: x3 = .03, x2 = .06, x1 = .04 -> raised to .06
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
-    adjusted = holm([math.nan, 0.02])
-    assert math.isnan(adjusted[0]) and adjusted[1] == pytest.approx(0.02)
-
-
-def test_one_place_has_no_interval_and_no_detectable_effect():
-    single = t_interval([0.3])
-    assert single.mean == 0.3 and single.n == 1 and math.isnan(single.lo)
-    assert math.isnan(detectable_effect(single))
-    assert t_interval([0.5, 0.5, 0.5]).p_value == 0.0  # no spread, a nonzero mean
+def test_the_answer_in_words_names_the_method_the_components_and_the_raw_interval():
+    result = answer(WIDE + narrow_for(table(0.0)) + CONTROL_SEES, "base_channel_divisor",
+                    (1, 4), [], 12, 0.02)
+    text = "\n".join(answer_lines(result, "The claim."))
+    assert "**Answer: inconclusive**" in text and "raw 95 % interval" in text
+    assert "Holm-adjusted p" in text and "Variance components (SD)" in text
+    assert "The smallest effect this design could have detected" in text
+    assert not any(math.isnan(row.place_gap.mean) for row in result.arms)

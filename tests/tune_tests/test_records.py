@@ -22,10 +22,12 @@ EVALUATION = Evaluation("/runs/smoke", "test", 2, "2026-12-05 15:00:00", ["seen"
                    "/runs/smoke/trial_a1/checkpoint_000002", 1.25,
                    {"seen": SCORES, "unseen": {**SCORES, "rmse": 1.9}})])
 CONFIRMATION = Confirmation(
-    CONFIRM_VERSION, "/runs/smoke", "paired over places", [3, 4], 0, 8, 4,
-    [SeedComparison("base_channel_divisor 1 - 4 (place gap)", -0.013, (-0.030, 0.004), 4,
+    CONFIRM_VERSION, "/runs/smoke", "paired per place and seed", [3, 4], [1, 2, 3, 4], 8,
+    "inconclusive",
+    [SeedComparison("base_channel_divisor 1 - 4 (place gap)", -0.013, (-0.030, 0.004), 4, 4,
                     0.11, 0.024, 0.11, "inconclusive at this power (could detect 0.024 m)")],
-    [{"place": "room_1", "arm": 1, "seed": 3, "seen_rmse": 1.0, "unseen_rmse": 1.1}])
+    [{"place": "room_1", "arm": 1, "seed": 3, "fold": 0, "seen_rmse": 1.0,
+      "unseen_rmse": 1.1}])
 
 
 def test_an_evaluation_reads_back_equal_with_each_column_a_key_of_its_trial(tmp_path):

@@ -10,6 +10,7 @@ from tune.study.spec import (
     TPE_KEYS,
     AshaSpec,
     Band,
+    Budget,
     QuestionSpec,
     Relative,
     SamplerSpec,
@@ -20,5 +21,5 @@ from tune.study.spec import (
 )
 
 __all__ = ["BASELINE_KEY", "LOCATION_FIELDS", "RUN_KEY", "SEARCH_SPACES", "TPE_KEYS", "AshaSpec",
-           "Band", "QuestionSpec", "Relative", "SamplerSpec", "StudyError", "StudySpec", "Targets",
-           "check_experiment_name", "load_study", "resolve_study_path"]
+           "Band", "Budget", "QuestionSpec", "Relative", "SamplerSpec", "StudyError",
+           "StudySpec", "Targets", "check_experiment_name", "load_study", "resolve_study_path"]

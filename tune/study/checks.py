@@ -24,6 +24,7 @@ from tune.private_api import in_distribution
 from tune.study.question_checks import check_question
 from tune.study.rules import Rules, is_int, is_number
 from tune.study.spec import (
+    BUDGET_KEYS,
     DATA_FIELDS,
     DEFAULT_NUM_SAMPLES,
     DEFAULT_SAMPLER,
@@ -40,6 +41,7 @@ from tune.study.spec import (
     AshaSpec,
     Band,
     Bound,
+    Budget,
     Relative,
     SamplerSpec,
     StudySpec,
@@ -76,8 +78,11 @@ class Checker(Rules):
             self.fail("name", f"{name_rule}, but got {short_repr(study_name)}", value=study_name)
         metric = self.choice(raw.get("metric", METRICS[0]), "metric", METRICS)
         self.choice(raw.get("mode", "min"), "mode", ("min",))  # StudySpec.mode says why
-        num_samples = self.integer(raw.get("num_samples", DEFAULT_NUM_SAMPLES), "num_samples",
-                                   1, MAX_SAMPLES)
+        budget = self.budget(raw.get("budget"))
+        num_samples = raw.get("num_samples")
+        if num_samples is not None or budget == Budget(None, None):
+            num_samples = self.integer(DEFAULT_NUM_SAMPLES if num_samples is None
+                                       else num_samples, "num_samples", 1, MAX_SAMPLES)
         max_concurrent = self.integer(raw.get("max_concurrent_trials", 1),
                                       "max_concurrent_trials", 1)
         resources = self.resources(raw.get("resources_per_trial", {}))
@@ -92,15 +97,23 @@ class Checker(Rules):
         config = self.build({**fixed, **low}, "", owners)
         self.corners(fixed, low, space)
         baselines = self.baselines(raw.get("baselines"), fixed, space)
-        if num_samples < len(baselines):
+        if num_samples is not None and num_samples < len(baselines):
             self.fail("num_samples", "`num_samples >= len(baselines)` must hold (the baselines "
                       f"run first), but got (num_samples={num_samples}, "
                       f"baselines={len(baselines)})", also=("baselines",))
+        scheduler = self.scheduler(raw.get("scheduler", {}), config.epochs)
+        max_t = scheduler.max_t if scheduler is not None else config.epochs
+        if budget.epochs is not None and budget.epochs < len(baselines) * max_t:
+            self.fail("budget.epochs", f"`epochs >= baselines x max_t` must hold (the "
+                      f"baselines run first, each to its full budget), but got (epochs="
+                      f"{budget.epochs}, baselines={len(baselines)}, max_t={max_t})",
+                      also=("baselines",))
         targets, rules = self.targets(raw.get("targets"), baselines)
         return StudySpec(
             name=study_name,
             path=self.path,
             metric=metric,
+            budget=budget,
             num_samples=num_samples,
             max_concurrent_trials=max_concurrent,
             resources=resources,
@@ -108,12 +121,31 @@ class Checker(Rules):
             space=space,
             baselines=baselines,
             sampler=self.sampler(raw.get("sampler", {}), targets),
-            scheduler=self.scheduler(raw.get("scheduler", {}), config.epochs),
+            scheduler=scheduler,
             targets=targets,
             target_rules=rules,
             scientific=self.scientific(raw.get("scientific"), space),
             question=check_question(self, raw.get("question"), fixed),
         )
+
+    def budget(self, raw: Any) -> Budget:
+        """`budget:` epochs (>= 1) and time_s (> 0), each optional."""
+        if raw is None:
+            return Budget(None, None)
+        raw = self.mapping(raw, "budget")
+        self.known_keys(raw, BUDGET_KEYS, "budget")
+        epochs = raw.get("epochs")
+        if epochs is not None:
+            epochs = self.integer(epochs, "budget.epochs", 1)
+        time_s = raw.get("time_s")
+        if time_s is not None:
+            time_s = self.number(time_s, "budget.time_s")
+            if time_s <= 0:
+                self.fail("budget.time_s", f"`time_s > 0` must hold, but got time_s={time_s}")
+        if epochs is None and time_s is None:
+            self.fail("budget", "must set epochs or time_s (or leave budget out and set "
+                      "num_samples)")
+        return Budget(epochs, time_s)
 
     def resources(self, raw: Any) -> dict[str, float]:
         raw = self.mapping(raw, "resources_per_trial")

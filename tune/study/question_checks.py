@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tune.study.rules import Rules, is_int
+from tune.study.rules import Rules, is_int, is_number
 from tune.study.spec import (
     DATA_FIELDS,
     LOCATION_FIELDS,
@@ -69,11 +69,15 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
         if not is_int(seed) or not 0 <= seed < 2**32 or seed in seeds[:i]:
             checker.fail(f"question.seeds[{i}]", "must be a distinct integer in [0, 2**32), "
                          f"but got {seed!r}")
+    half_width = raw.get("half_width", QuestionSpec.half_width)
+    if not is_number(half_width) or not half_width > 0:
+        checker.fail("question.half_width", f"must be a positive number of metres (the "
+                     f"planner's target half-width), but got {half_width!r}")
     claim = raw.get("claim", default_claim(parameter, *values))
     if not isinstance(claim, str) or not claim.strip():
         checker.fail("question.claim", f"must be a sentence, but got {claim!r}")
     spec = QuestionSpec(" ".join(claim.split()), parameter, tuple(values), held, control,
-                        extra_arms, folds, tuple(seeds))
+                        extra_arms, folds, tuple(seeds), float(half_width))
     base = {k: v for k, v in fixed.items() if k not in LOCATION_FIELDS}
     for arm, changes in spec.arms().items():
         where = {values[0]: "question.values[0]", values[1]: "question.values[1]"}.get(

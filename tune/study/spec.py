@@ -32,7 +32,7 @@ SCHEDULERS = ("asha", "none")
 TARGET_LEVELS = ("minimum", "ideal")
 PARAM_TYPES = ("float", "int", "categorical")
 
-TOP_KEYS = ("name", "metric", "mode", "num_samples", "max_concurrent_trials",
+TOP_KEYS = ("name", "metric", "mode", "budget", "num_samples", "max_concurrent_trials",
             "resources_per_trial", "data", "train", "search", "scientific", "baselines",
             "sampler", "scheduler", "targets", "question")
 REQUIRED = ("name", "search")
@@ -51,6 +51,21 @@ NOT_SETTABLE = {
 EPOCHS_FIXED = "every trial trains for train.epochs (the scheduler's max_t); fix it in train"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the study name becomes a results folder
 MAX_NAME_LENGTH = 100  # file systems allow 255 bytes; Ray and tune.run add to the name
+
+
+BUDGET_KEYS = ("epochs", "time_s")
+
+
+class Budget(NamedTuple):
+    """What a search may spend: the epochs every trial reports, baselines and early-stopped
+    trials included, and a wall-clock guard; trials keep coming until one is spent (None: no
+    such limit)."""
+
+    epochs: int | None
+    time_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self._asdict().items() if v is not None}
 
 
 BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
@@ -153,7 +168,7 @@ class AshaSpec(NamedTuple):
 
 # ------------------------------------------------------------------------------------ spec
 QUESTION_KEYS = ("claim", "parameter", "values", "held", "control", "extra_arms", "folds",
-                 "seeds")
+                 "seeds", "half_width")
 LOCATION_FIELDS = ("locations", "val_locations", "test_locations")  # set per fold instead
 
 
@@ -170,6 +185,7 @@ class QuestionSpec:
     extra_arms: dict[str, dict[str, Any]]  # name -> changes to the values[0] arm
     folds: tuple[tuple[str, ...], ...] | int  # places per fold, or a count to deal them into
     seeds: tuple[int, ...]
+    half_width: float = 0.02  # metres: the planner's target half-width of the contrast
 
     def arms(self) -> dict[Any, dict[str, Any]]:
         """Arm -> its TrainConfig values (on top of the study's fixed ones): the two values,
@@ -189,7 +205,8 @@ class QuestionSpec:
                "held": dict(self.held), "extra_arms": {k: dict(v) for k, v in
                                                        self.extra_arms.items()},
                "folds": self.folds if isinstance(self.folds, int) else
-               [list(f) for f in self.folds], "seeds": list(self.seeds)}
+               [list(f) for f in self.folds], "seeds": list(self.seeds),
+               "half_width": self.half_width}
         if self.control is not None:
             out["control"] = dict(self.control)
         return out
@@ -202,7 +219,8 @@ class StudySpec:
     name: str
     path: Path  # the study file, absolute
     metric: str
-    num_samples: int
+    budget: Budget  # epochs or time; with neither, num_samples trials
+    num_samples: int | None  # a cap on the trials (None: the budget alone decides)
     max_concurrent_trials: int
     resources: dict[str, float]  # {"cpu": ..., "gpu": ...} per trial
     fixed: dict[str, Any]  # TrainConfig values shared by every trial, data keys included
@@ -251,7 +269,8 @@ class StudySpec:
             "name": self.name,
             "metric": self.metric,
             "mode": self.mode,
-            "num_samples": self.num_samples,
+            **({"budget": self.budget.to_dict()} if self.budget.to_dict() else {}),
+            **({"num_samples": self.num_samples} if self.num_samples is not None else {}),
             "max_concurrent_trials": self.max_concurrent_trials,
             "resources_per_trial": dict(self.resources),
             "data": data,
