@@ -61,6 +61,9 @@ def study(**parts):
     ({"values": "[[1], [4]]"}, r"question\.values\[0\]", "must be a single value"),
     ({"parameter": "recon_loss", "values": "[control, l1]"}, r"question\.values\[0\]",
      "must not be 'control'"),
+    # tune.confirm's fresh seeds follow the largest, and numpy refuses seeds from 2**32 on
+    ({"seeds": "[4294967295]"}, r"question\.seeds\[0\]", "distinct integer in [0, 2**31)"),
+    ({"seeds": "[1, 2147483648]"}, r"question\.seeds\[1\]", "must stay below 2**32"),
 ])
 def test_bad_questions_are_refused_in_one_line(tmp_path, parts, key, rule):
     message = refused(write(tmp_path, study(**parts)), key)
@@ -88,9 +91,10 @@ def test_a_good_question_resolves_its_arms_and_round_trips(tmp_path):
     assert load_study(write(tmp_path, study(folds="2"), "count.yaml")).question.folds == 2
 
 
-def test_plain_arm_names_and_string_values_are_accepted(tmp_path):
+def test_plain_arm_names_string_values_and_the_largest_seed_are_accepted(tmp_path):
     name = "wide-unfrozen_2." + "n" * 84  # 100 characters, the limit
-    text = study(parameter="recon_loss", values="[silog, l1]",
+    text = study(parameter="recon_loss", values="[silog, l1]", seeds="[2147483647]",
                  extra_arms=f"{{{name}: {{use_adaptive_loss: true}}}}")
     question = load_study(write(tmp_path, text)).question
     assert list(question.arms()) == ["silog", "l1", name]
+    assert question.seeds == (2**31 - 1,)

@@ -19,6 +19,8 @@ from tune.study.spec import (
 )
 
 MAX_SEEDS = 100  # more is a typo: each seed is folds x arms full-budget runs
+# tune.confirm adds fresh seeds after the largest; numpy and Ray refuse seeds from 2**32 on
+SEED_LIMIT = 2**31
 CONTROL = "control"  # the positive control's arm
 ARM_LABEL_TYPES = (bool, int, float, str, type(None))  # values that can name an arm
 # Fixed per run by the design: the fold sets the places, the seed list the seed.
@@ -78,9 +80,10 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
         checker.fail("question.seeds", f"must be a list of 1 to {MAX_SEEDS} seeds, but got "
                      f"{short_repr(seeds)}")
     for i, seed in enumerate(seeds):
-        if not is_int(seed) or not 0 <= seed < 2**32 or seed in seeds[:i]:
-            checker.fail(f"question.seeds[{i}]", "must be a distinct integer in [0, 2**32), "
-                         f"but got {seed!r}")
+        if not is_int(seed) or not 0 <= seed < SEED_LIMIT or seed in seeds[:i]:
+            checker.fail(f"question.seeds[{i}]", "must be a distinct integer in [0, 2**31) "
+                         "(tune.confirm adds fresh seeds after the largest, and every seed "
+                         f"must stay below 2**32), but got {seed!r}", value=seed)
     claim = raw.get("claim", default_claim(parameter, *values))
     if not isinstance(claim, str) or not claim.strip():
         checker.fail("question.claim", f"must be a sentence, but got {claim!r}")
