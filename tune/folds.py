@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.hooks import Hook
+from tune.errors import UsageError
 from tune.experiment import Location
 from tune.question import PlaceRecord
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
@@ -32,6 +33,11 @@ def resolve_folds(question: QuestionSpec, fixed: dict[str, Any], root: Path
     from baseres.data.batvision import v2_locations
 
     places = fixed.get("locations") or v2_locations(root)
+    if len(places) < question.folds:
+        source = "data.locations" if fixed.get("locations") else f"the location folders of {root}"
+        raise UsageError(f"question.folds: `folds <= places` must hold (each fold holds out a "
+                         f"place), but got folds={question.folds} for the {len(places)} places "
+                         f"of {source}")
     return tuple(tuple(sorted(places)[i::question.folds]) for i in range(question.folds))
 
 
