@@ -30,6 +30,7 @@ from baseres.cli import (
     Interrupted,
     OneLineParser,
     bounded_int,
+    command_line,
     run_command,
 )
 from baseres.errors import UserError
@@ -214,8 +215,8 @@ def _main(args: argparse.Namespace) -> int:
     drop_ray_tensorboard_logger()
     if args.address is None:
         keep_ray_on_localhost()
-    resume = (f"resume with: python -m tune.confirm {args.experiment} --seeds {args.seeds} "
-              f"--top {args.top}")
+    resume = "resume with: " + command_line("python -m tune.confirm", args.experiment,
+                                            "--seeds", args.seeds, "--top", args.top)
     try:
         check_trial_folders()
         report = confirm(args.experiment, args.seeds, args.top, args.address, args.verbose)

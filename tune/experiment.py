@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
+from baseres.cli import command_line
 from baseres.config import one_line
 from tune.errors import UsageError
 from tune.study import BASELINE_KEY, StudySpec, load_study
@@ -154,10 +155,14 @@ def new_location(storage: str, name: str, chosen: bool) -> Location:
             (local / candidate).mkdir()
             return Location(storage, candidate)
         except FileExistsError:
+            if chosen and not (local / name / STUDY_FILE).is_file():
+                raise UsageError(f"--name {name}: {local / name} already exists and holds no "
+                                 f"search to resume (no {STUDY_FILE}); choose another "
+                                 "--name") from None
             if chosen:
                 raise UsageError(f"--name {name}: {local / name} already exists; finish its "
-                                 f"search with --resume {local / name}, or choose another "
-                                 "--name") from None
+                                 f"search with {command_line('--resume', local / name)}, or "
+                                 "choose another --name") from None
             candidate = free_name(storage, name)
 
 

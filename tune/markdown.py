@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from baseres.cli import command_line
 from tune.compare import TargetCheck, band_text
 from tune.experiment import finite
 from tune.quality import BOUNDARY_SHARE, SamplerFacts
@@ -73,8 +74,9 @@ def confirmation_lines(confirmation: Confirmation | None, problem: str, folder: 
     if problem:
         return [f"Confirmation: {problem}."]
     if confirmation is None:
-        return ["Not yet confirmed with fresh seeds: python -m tune.confirm "
-                f"{folder} --seeds 2 repeats the question's folds with two new seeds."
+        return ["Not yet confirmed with fresh seeds: "
+                f"{command_line('python -m tune.confirm', folder, '--seeds', 2)} repeats the "
+                "question's folds with two new seeds."
                 ] if has_question else []
     lines = [f"Confirmed with fresh seeds {confirmation.seeds} ({confirmation.test}):", ""]
     for c in confirmation.comparisons:
@@ -97,8 +99,8 @@ def _question(summary: Summary) -> list[str]:
     if question.answer is None:
         return ["## The question", "", claim, "",
                 f"Not answered yet: {question.runs_finished} of {question.runs_planned} "
-                f"fold runs finished; resume with: python -m tune.run --resume "
-                f"{summary.experiment}", ""]
+                "fold runs finished; resume with: "
+                + command_line("python -m tune.run --resume", summary.experiment), ""]
     lines = answer_lines(question.answer, claim)
     if question.runs_finished < question.runs_planned:
         lines.append(f"From {question.runs_finished} of {question.runs_planned} fold "

@@ -5,6 +5,7 @@ refused; the test split is never read."""
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 
@@ -75,3 +76,16 @@ def test_comparisons_are_holm_corrected_and_say_inconclusive_at_this_power():
     assert contrast.p_holm == pytest.approx(contrast.p_value)
     assert control.outcome == "above 0"
     assert contrast.outcome.startswith("inconclusive at this power (could detect 0.170 m")
+
+
+def test_an_interrupted_confirmation_says_a_resume_to_paste_for_a_folder_with_a_space(
+        tmp_path, capsys, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.confirm.confirm", interrupted)
+    folder = str(tmp_path / "my runs" / "q")
+    assert confirm_main([folder, "--seeds", "1"]) == 130
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    assert shlex.split(hint.split("resume with: ")[1]) == [
+        "python", "-m", "tune.confirm", folder, "--seeds", "1", "--top", "0"]

@@ -70,3 +70,8 @@ def test_report_html_shows_raw_html_and_links_of_summary_md_escaped():
     assert "&lt;script&gt;alert('claim')&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
 
+
+def test_the_resume_command_in_summary_md_pastes_a_folder_with_a_space():
+    text = render_markdown(summary("claim")._replace(experiment="/runs/my runs/x"))
+    line = next(line for line in text.splitlines() if "resume with: " in line)
+    assert line.endswith("resume with: python -m tune.run --resume '/runs/my runs/x'")
