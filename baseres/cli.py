@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
 
@@ -55,6 +56,12 @@ def bounded_int(name: str, low: int, high: int | None = None) -> Callable[[str],
 class CommandLineError(UserError):
     """Flags that parse but do not go together: reported as argparse reports its own errors
     ("prog: error: ... (see --help)", exit status 2), by `run_command`."""
+
+
+def command_line(program: str, *args: object) -> str:
+    """A command to paste into a shell: `program` (the command's own words, as written), then
+    each of `args` quoted where the shell would split or expand it (a path with a space)."""
+    return " ".join([program, *(shlex.quote(str(arg)) for arg in args)])
 
 
 class Interrupted(KeyboardInterrupt):

@@ -10,7 +10,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from baseres.cli import DefaultsHelpFormatter, Interrupted, OneLineParser, run_command
+from baseres.cli import (
+    DefaultsHelpFormatter,
+    Interrupted,
+    OneLineParser,
+    command_line,
+    run_command,
+)
 from baseres.config import ConfigError, TrainConfig, config_fields
 from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, default_hooks, import_wandb
 from baseres.trainer import Trainer, TrainingDiverged
@@ -192,14 +198,14 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        again = (f"python -m baseres.train --out {out_dir} --resume"
+        again = (command_line("python -m baseres.train --out", out_dir, "--resume")
                  if seeds is None else "the same command with --resume")
         raise Interrupted(f"continue with: {again}") from None
     if seeds is not None:
         print_seed_summary(summary, out_dir)
         return 0
     print(f"done: best val_rmse {trainer.best['val_rmse']:.4f} at epoch {trainer.best['epoch']}; "
-          f"results in {out_dir} (tensorboard --logdir {out_dir})")
+          f"results in {out_dir} ({command_line('tensorboard --logdir', out_dir)})")
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from baseres.cli import (
     Interrupted,
     OneLineParser,
     bounded_int,
+    command_line,
     run_command,
 )
 from baseres.errors import UserError
@@ -63,7 +63,7 @@ from tune.records import (
     write_json,
 )
 
-SEED_LIMIT = 2**31  # every seed a run takes (numpy and Ray refuse 2**32 and above)
+SEED_LIMIT = 2**32  # every seed a run takes is below it (numpy refuses larger)
 TEST = (f"paired per place and seed: {CROSSED}; 95 % intervals, Holm-corrected over the "
         f"comparisons at {ALPHA}")
 
@@ -114,11 +114,11 @@ def check_plan(design: Path, plan: dict, seeds: int, experiment: Path) -> dict:
         design.mkdir(parents=True, exist_ok=True)
         write_json(design / PLAN_FILE, plan)
         return plan
-    if len(stored.get("seeds", [])) != seeds:
-        raise UsageError(f"{design}: an unfinished confirmation with --seeds "
-                         f"{len(stored.get('seeds', []))} is stored there, but this asks for "
-                         f"--seeds {seeds}; resume it with python -m tune.confirm "
-                         f"{shlex.quote(str(experiment))} --seeds {len(stored.get('seeds', []))}"
+    count = len(stored.get("seeds", []))
+    if count != seeds:
+        raise UsageError(f"{design}: an unfinished confirmation with --seeds {count} is stored "
+                         f"there, but this asks for --seeds {seeds}; resume it with "
+                         f"{command_line('python -m tune.confirm', experiment, '--seeds', count)}"
                          f", or delete {design} to plan another")
     return stored
 
@@ -202,8 +202,8 @@ def _main(args: argparse.Namespace) -> int:
     drop_ray_tensorboard_logger()
     if args.address is None:
         keep_ray_on_localhost()
-    resume = (f"resume with: python -m tune.confirm {shlex.quote(args.experiment)} "
-              f"--seeds {args.seeds}")
+    resume = "resume with: " + command_line("python -m tune.confirm", args.experiment,
+                                            "--seeds", args.seeds)
     try:
         check_trial_folders()
         report = confirm(args.experiment, args.seeds, args.address, args.verbose)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
+from baseres.cli import command_line
+from baseres.config import one_line
 from tune.errors import UsageError
 from tune.study import BASELINE_KEY, StudySpec, load_study
 
@@ -47,12 +49,21 @@ def is_uri(storage: str) -> bool:
 
 
 def local_path(location: str) -> Path | None:
-    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares);
-    None for remote storage such as s3://."""
+    """A plain path, or the path of a file:// URI (e.g. an NFS mount every node shares) as
+    Ray's filesystem (pyarrow) reads it, percent-escapes decoded, so that both write one
+    folder; None for remote storage such as s3://. A URI pyarrow cannot parse is refused."""
     if not is_uri(location):
         return Path(location)
-    parsed = urlparse(location)
-    return Path(parsed.path) if parsed.scheme == "file" else None
+    if urlparse(location).scheme != "file":
+        return None
+    from pyarrow.fs import FileSystem
+
+    try:
+        return Path(FileSystem.from_uri(location)[1])
+    except ValueError as err:  # pyarrow's ArrowInvalid, before Ray would fail on it
+        raise UsageError(one_line(
+            f"{location}: Ray's filesystem (pyarrow) cannot read this file:// URI ({err}); "
+            "percent-encode its path (a space as %20) or give a plain path")) from None
 
 
 @dataclass(frozen=True)
@@ -144,10 +155,14 @@ def new_location(storage: str, name: str, chosen: bool) -> Location:
             (local / candidate).mkdir()
             return Location(storage, candidate)
         except FileExistsError:
+            if chosen and not (local / name / STUDY_FILE).is_file():
+                raise UsageError(f"--name {name}: {local / name} already exists and holds no "
+                                 f"search to resume (no {STUDY_FILE}); choose another "
+                                 "--name") from None
             if chosen:
                 raise UsageError(f"--name {name}: {local / name} already exists; finish its "
-                                 f"search with --resume {local / name}, or choose another "
-                                 "--name") from None
+                                 f"search with {command_line('--resume', local / name)}, or "
+                                 "choose another --name") from None
             candidate = free_name(storage, name)
 
 

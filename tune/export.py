@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from baseres.cli import DefaultsHelpFormatter, OneLineParser, run_command
+from baseres.cli import DefaultsHelpFormatter, OneLineParser, command_line, run_command
 from baseres.config import TrainConfig
 from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
@@ -100,7 +100,7 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
                      f"the lowest-{metric} one kept, epoch {state['epoch']} "
                      f"(from {checkpoint.relative_to(experiment)})")
     lines += [
-        f"retrain: python -m baseres.train --config {out}",
+        f"retrain: {command_line('python -m baseres.train --config', out)}",
         f"epochs {cfg.epochs}: the study's full budget (the search's max_t is "
         f"{spec.max_t}).",
     ]
@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     out, pt = export(args.experiment, args.rank, args.out)
-    print(f"exported {out} and {pt}; retrain with: python -m baseres.train --config {out}")
+    print(f"exported {out} and {pt}; retrain with: "
+          + command_line("python -m baseres.train --config", out))
     return 0
 
 

@@ -11,10 +11,10 @@ folder holds it is complete.
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from baseres.cli import command_line
 from baseres.hooks import Hook
 from tune.errors import UsageError
 from tune.experiment import Location, read_rows
@@ -36,6 +36,11 @@ def resolve_folds(question: QuestionSpec, fixed: dict[str, Any], root: Path
     from baseres.data.batvision import v2_locations
 
     places = fixed.get("locations") or v2_locations(root)
+    if len(places) < question.folds:
+        source = "data.locations" if fixed.get("locations") else f"the location folders of {root}"
+        raise UsageError(f"question.folds: `folds <= places` must hold (each fold holds out a "
+                         f"place), but got folds={question.folds} for the {len(places)} places "
+                         f"of {source}")
     return tuple(tuple(sorted(places)[i::question.folds]) for i in range(question.folds))
 
 
@@ -233,7 +238,7 @@ def plan_seeds(answer: Answer, spec: StudySpec, folder: Path, runs: list[FoldRun
     minutes = run_minutes(runs)
     per_seed = len(spec.question.arms()) * folds / max(spec.max_concurrent_trials, 1)
     return Plan(add, None if minutes is None else minutes * per_seed * add,
-                f"python -m tune.confirm {shlex.quote(str(folder))} --seeds {add}")
+                command_line("python -m tune.confirm", folder, "--seeds", add))
 
 
 class QuestionResult(NamedTuple):

@@ -5,9 +5,11 @@ tune.summary_data and tune.records."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
+from baseres.cli import command_line
 from tune.compare import TargetCheck, band_text
 from tune.experiment import finite
 from tune.quality import BOUNDARY_SHARE, SamplerFacts
@@ -19,12 +21,29 @@ EVALUATION_TITLES = {"seen": "training places' test poses",
                      "unseen": "held-out places (other rooms)"}
 
 
+# What markdown could read as markup, HTML or a link: backslash, code, emphasis, links, HTML,
+# table cells, strike-through; `_` only at a word's edge (inside a word it is no emphasis).
+MARKUP = re.compile(r"[\\`*\[\]<>&|~]|(?<!\w)_|_(?!\w)")
+LINE_START = re.compile(r"^\s*(?:#|[=+-]|\d+[.)](?=\s|$))")  # a heading, rule or list item
+
+
+def md_text(text: str, line_start: bool = False) -> str:
+    """`text` (a study's claim, a name: data) as markdown that shows it literally and makes no
+    markup or HTML, in summary.md and report.html alike: its special characters become
+    character references; `line_start`: it opens a line, so a leading heading or list marker
+    is escaped too."""
+    text = MARKUP.sub(lambda m: f"&#{ord(m.group())};", text)
+    if line_start:
+        text = LINE_START.sub(lambda m: f"{m.group()[:-1]}&#{ord(m.group()[-1])};", text)
+    return text
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else ("" if math.isnan(value) else str(value))
-    return str(value)
+    return md_text(value) if isinstance(value, str) else str(value)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -73,12 +92,13 @@ def _question(summary: Summary) -> list[str]:
     question = summary.question
     if question is None:
         return []
+    claim = md_text(question.claim, line_start=True)
     if question.answer is None:
-        return ["## The question", "", question.claim, "",
+        return ["## The question", "", claim, "",
                 f"Not answered yet: {question.runs_finished} of {question.runs_planned} "
-                f"fold runs finished; resume with: python -m tune.run --resume "
-                f"{summary.experiment}", ""]
-    lines = answer_lines(question.answer, question.claim, question.plan, question.control_model)
+                "fold runs finished; resume with: "
+                + command_line("python -m tune.run --resume", summary.experiment), ""]
+    lines = answer_lines(question.answer, claim, question.plan, question.control_model)
     if question.runs_finished < question.runs_planned:
         lines.append(f"From {question.runs_finished} of {question.runs_planned} fold "
                      "runs (the rest have not finished).")
@@ -119,7 +139,8 @@ def _search_quality(summary: Summary) -> list[str]:
            ] or ["- no best searched value sits near a boundary of its range"]
     problems = summary.problems
     out.append(f"- errored trials: {problems.errored}; diverged trials: {problems.diverged}")
-    out += [f"  - {label}: {reason}" for label, reason in problems.reasons.items()]
+    out += [f"  - {md_text(label)}: {md_text(reason)}"
+            for label, reason in problems.reasons.items()]
     out += sampler_lines(summary.sampler)
     importance = summary.importance
     if isinstance(importance, dict):

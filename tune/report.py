@@ -102,13 +102,31 @@ def panels(trials: list[TrialSummary]) -> list[Panel]:
     return [p for p in (last_panel(t) for t in chosen) if p is not None]
 
 
+# Markdown's ways to pass HTML or a URL through (summary.md uses none): raw HTML, links, images
+URL_PATTERNS = ("html", "link", "image_link", "reference", "image_reference", "short_reference",
+                "short_image_ref", "autolink", "automail")
+
+
+def markdown_as_html(text: str) -> str:
+    """summary.md as HTML that holds no markup of its text's own: tune.markdown writes study
+    strings as character references, and here any raw HTML (a `<script>`, an
+    `<img onerror=...>`) is shown escaped, and no link or image is made."""
+    import markdown
+
+    converter = markdown.Markdown(extensions=["tables"])
+    converter.preprocessors.deregister("html_block")
+    converter.parser.blockprocessors.deregister("reference")  # link definitions
+    for name in URL_PATTERNS:
+        converter.inlinePatterns.deregister(name)
+    return converter.convert(text)
+
+
 def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
            title: str) -> str:
     """The page: summary.md as HTML, the figures, the panels; plotly.js inlined once."""
-    import markdown
     from plotly.offline import get_plotlyjs
 
-    parts = [markdown.markdown(summary_markdown, extensions=["tables"])]
+    parts = [markdown_as_html(summary_markdown)]
     parts.append("<h2>Figures of the search (Optuna)</h2>")
     for figure in figures:
         parts.append(f"<h3>{html.escape(figure.title)}</h3>{figure.html}")

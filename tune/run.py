@@ -20,6 +20,7 @@ from baseres.cli import (
     DefaultsHelpFormatter,
     Interrupted,
     OneLineParser,
+    command_line,
     run_command,
 )
 from tune.budget import budget_text, exhausted, spent
@@ -43,6 +44,8 @@ from tune.experiment import (
     repair_after_kill,
 )
 from tune.study import StudySpec, check_experiment_name, load_study
+
+RESUME = "python -m tune.run --resume"  # finishes the search whose folder follows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,9 +147,9 @@ def print_outcome(location: Location, spec: StudySpec) -> bool:
                                                        optuna.trial.TrialState.WAITING))
     if running or exhausted(spec, used) is None:
         if local is not None:
-            print(f"\nthe results so far: python -m tune.summary {experiment}")
+            print(f"\nthe results so far: {command_line('python -m tune.summary', experiment)}")
         print(f"search incomplete ({used.finished} trials finished, {used.epochs} epochs of "
-              f"{budget_text(spec)}); resume with: python -m tune.run --resume {experiment}")
+              f"{budget_text(spec)}); resume with: {command_line(RESUME, experiment)}")
         return False
     if local is None:
         print(f"\nto summarise, copy {experiment} to this machine with {STUDY_FILE} and "
@@ -156,7 +159,7 @@ def print_outcome(location: Location, spec: StudySpec) -> bool:
 
     print()
     print_summary(local)
-    print(f"tensorboard --logdir {experiment}")
+    print(command_line("tensorboard --logdir", experiment))
     return True
 
 
@@ -253,8 +256,8 @@ def launch(spec: StudySpec, location: Location, address: str | None,
             started = True
             if spec.question is not None:
                 if not answer_question(spec, location, folds, verbose):
-                    print(f"\nthe question's runs are incomplete; resume with: "
-                          f"python -m tune.run --resume {location}")
+                    print("\nthe question's runs are incomplete; resume with: "
+                          + command_line(RESUME, location))
                     return False
             create_study(spec)
             tuner = Tuner(
@@ -359,7 +362,7 @@ def _main(args: argparse.Namespace) -> int:
         complete = launch(spec, location, args.address, args.wandb, verbose=args.verbose)
     except KeyboardInterrupt:
         started = experiment and (Location.of(experiment).state_folder / STUDY_FILE).is_file()
-        raise Interrupted(f"resume with: python -m tune.run --resume {experiment}" if started
+        raise Interrupted(f"resume with: {command_line(RESUME, experiment)}" if started
                           else "the search had not started: nothing was kept") from None
     return 0 if complete else 1  # stopped early: the resume hint is printed
 

@@ -2,6 +2,7 @@
 130 on Ctrl-C with the command's own hint) and the range-checked int flags."""
 
 import argparse
+import shlex
 
 import pytest
 
@@ -10,6 +11,7 @@ from baseres.cli import (
     Interrupted,
     OneLineParser,
     bounded_int,
+    command_line,
     run_command,
 )
 from baseres.errors import UserError
@@ -86,3 +88,10 @@ def test_train_interrupted_before_its_config_says_so_and_after_how_to_resume(
     assert train.main(["--out", str(tmp_path)]) == 130
     assert capsys.readouterr().err == (
         f"\ninterrupted; continue with: python -m baseres.train --out {tmp_path} --resume\n")
+
+
+@pytest.mark.parametrize("path", ["/runs/a b", "/runs/it's", "/runs/$HOME;x", "/runs/plain"])
+def test_a_printed_command_pastes_each_path_as_one_word(path):
+    line = command_line("python -m tune.run --resume", path)
+    assert shlex.split(line) == ["python", "-m", "tune.run", "--resume", path]
+    assert ("'" in line) == (path != "/runs/plain")  # quoted only where the shell would split

@@ -6,6 +6,7 @@ read."""
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 
@@ -14,9 +15,9 @@ from helpers import copy_experiment, ctrl_c_when
 
 from tune.confirm import CONFIRM_DIR, SEED_LIMIT, comparison, fresh_seeds
 from tune.confirm import main as confirm_main
+from tune.experiment import read_rows
 from tune.intervals import Interval
 from tune.question import Comparison
-from tune.experiment import read_rows
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -84,3 +85,16 @@ def test_a_comparison_reads_its_holm_adjusted_p(mean, p_holm, outcome):
 ])
 def test_fresh_seeds_are_new_and_below_the_limit(used, count, expected):
     assert fresh_seeds(used, count) == expected
+
+
+def test_an_interrupted_confirmation_says_a_resume_to_paste_for_a_folder_with_a_space(
+        tmp_path, capsys, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.confirm.confirm", interrupted)
+    folder = str(tmp_path / "my runs" / "q")
+    assert confirm_main([folder, "--seeds", "1"]) == 130
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    assert shlex.split(hint.split("resume with: ")[1]) == [
+        "python", "-m", "tune.confirm", folder, "--seeds", "1"]

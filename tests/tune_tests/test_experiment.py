@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 from helpers import fake_trial
 
-from tune.experiment import Location, Stop, cut_partial_line, stopped
+from tune.errors import UsageError
+from tune.experiment import (
+    Location,
+    Stop,
+    cut_partial_line,
+    local_path,
+    new_location,
+    stopped,
+)
 
 
 @pytest.mark.parametrize("trial, reason", [
@@ -69,6 +77,11 @@ def test_the_stop_is_a_kind_reports_count_without_reading_its_words(trial, kind)
      "/mnt/nfs/runs/smoke"),
     # remote storage: the study and the journal stay on this machine, under results/<name>
     ("s3://bucket/runs/smoke", "s3://bucket/runs", "smoke", None, "results/smoke"),
+    # a file:// URI's escapes decoded as Ray's filesystem (pyarrow) decodes them: one folder
+    ("file:///mnt/a%20b/caf%C3%A9%25/smoke", "file:///mnt/a%20b/caf%C3%A9%25", "smoke",
+     "/mnt/a b/café%/smoke", "/mnt/a b/café%/smoke"),
+    # a plain path is a path: a space, or what reads as an escape, stays as written
+    ("/mnt/a b%20c/smoke", "/mnt/a b%20c", "smoke", "/mnt/a b%20c/smoke", "/mnt/a b%20c/smoke"),
 ])
 def test_a_location_knows_its_storage_name_and_local_folders(tmp_path, monkeypatch, experiment,
                                                              storage, name, local, state):
@@ -80,6 +93,42 @@ def test_a_location_knows_its_storage_name_and_local_folders(tmp_path, monkeypat
     assert location.state_folder == (tmp_path / state if state.startswith("results") else
                                      Path(state))
     assert location.child("question").uri == f"{storage}/{name}/question"
+
+
+@pytest.mark.parametrize("uri", ["file:///mnt/a b/smoke", "file:///mnt/café/smoke",
+                                 "file://otherhost/mnt/smoke"])
+def test_a_file_uri_rays_filesystem_cannot_parse_is_refused_in_one_line(uri):
+    from pyarrow.fs import FileSystem
+
+    with pytest.raises(ValueError):  # what Ray would fail on, after the search had started
+        FileSystem.from_uri(uri)
+    with pytest.raises(UsageError) as info:
+        local_path(uri)
+    message = str(info.value)
+    assert message.startswith(f"{uri}: Ray's filesystem (pyarrow) cannot read this file:// URI")
+    assert message.endswith("percent-encode its path (a space as %20) or give a plain path")
+    assert "\n" not in message
+
+
+def test_a_file_uri_ray_cannot_parse_is_refused_by_the_cli_before_ray(tmp_path, capsys,
+                                                                       monkeypatch):
+    from tune.run import main
+
+    def no_ray(*args):
+        raise AssertionError("Ray must not start for a storage it cannot parse")
+
+    monkeypatch.setattr("tune.run.start_ray", no_ray)
+    assert main(["--space", "smoke.yaml", "--storage", f"file://{tmp_path}/a b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "percent-encode" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_new_experiment_in_a_folder_with_a_space_is_one_folder(tmp_path):
+    plain = new_location(str(tmp_path / "a b"), "smoke", chosen=True)
+    assert plain.local == tmp_path / "a b" / "smoke" and plain.local.is_dir()
+    encoded = new_location(f"file://{tmp_path}/a%20b", "other", chosen=True)
+    assert encoded.local == tmp_path / "a b" / "other" and encoded.local.is_dir()
 
 
 def test_a_relative_experiment_path_is_made_absolute(tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ def test_fold_points_cover_every_arm_fold_and_seed():
     spec = load_study("generalization.yaml")
     question = spec.question
     points = fold_points(question, question.folds, question.seeds)
-    assert len(points) == len(question.arms()) * 2 * len(question.seeds)
+    assert len(points) == len(question.arms()) * 3 * len(question.seeds)
     wide = [p for p in points if p["arm"] == 1]
     narrow = [p for p in points if p["arm"] == 4]
     # the two arms differ in the question's parameter only
@@ -48,4 +48,29 @@ def test_fold_points_cover_every_arm_fold_and_seed():
                  b["values"].get(k)}
         assert apart == {"base_channel_divisor"}
     places = {p for fold in question.folds for p in fold}
-    assert len(places) == 16 and all(set(p["places"]) == places for p in points)
+    assert len(places) == 12 and all(set(p["places"]) == places for p in points)
+    # the search's test places are in no fold: no question run trains on a test row
+    assert not places & set(spec.fixed["test_locations"])
+
+
+@pytest.mark.parametrize("locations, source", [
+    (["A", "B", "C", "D", "E"], "data.locations"),
+    (None, "the location folders of"),
+])
+def test_more_folds_than_places_are_refused_naming_question_folds(tmp_path, locations, source):
+    from dataclasses import replace
+
+    from tune.errors import UsageError
+    from tune.folds import resolve_folds
+    from tune.study import load_study
+
+    for place in "ABCDE":  # a V2 root of 5 places
+        (tmp_path / place).mkdir()
+        (tmp_path / place / "train.csv").write_text("")
+    question = replace(load_study("generalization.yaml").question, folds=6)
+    with pytest.raises(UsageError) as info:
+        resolve_folds(question, {"locations": locations}, tmp_path)
+    message = str(info.value)
+    assert message.startswith("question.folds: `folds <= places` must hold"), message
+    assert "folds=6 for the 5 places" in message and source in message and "\n" not in message
+    assert len(resolve_folds(replace(question, folds=5), {"locations": locations}, tmp_path)) == 5

@@ -42,6 +42,28 @@ def study(**parts):
     ({"seeds": "[1, 1]"}, r"question\.seeds\[1\]", "distinct integer"),
     ({"seeds": "[-1]"}, r"question\.seeds\[0\]", "distinct integer"),
     ({"unknown": "1"}, r"question\.unknown", "unknown key"),
+    # an arm's name is part of its runs' folder names, as a plain name
+    ({"extra_arms": "{'../escaped': {use_adaptive_loss: false}}"}, r"question\.extra_arms",
+     "an arm name must be one folder name, without '/'"),
+    ({"extra_arms": "{'a\\b': {}}"}, r"question\.extra_arms", "without '/', '\\' or NUL"),
+    ({"extra_arms": "{'..': {}}"}, r"question\.extra_arms", "must not start with '.'"),
+    ({"extra_arms": "{'': {}}"}, r"question\.extra_arms", "must be a non-empty folder name"),
+    ({"extra_arms": '{"a\\tb": {}}'}, r"question\.extra_arms", "use only letters, digits"),
+    ({"extra_arms": "{" + "n" * 300 + ": {}}"}, r"question\.extra_arms",
+     "must be at most 100 characters long"),
+    ({"parameter": "recon_loss", "values": "['../silog', l1]"}, r"question\.values\[0\]",
+     "an arm name must be one folder name"),
+    ({"parameter": "recon_loss", "values": "[l1, '" + "s" * 300 + "']"},
+     r"question\.values\[1\]", "an arm name must be at most 100 characters"),
+    # arms are keyed and labelled by the values: single values only, never the control's name
+    ({"parameter": "extra", "values": "[{a: 1}, {b: 2}]"}, r"question\.parameter",
+     "whose values can name an arm"),
+    ({"values": "[[1], [4]]"}, r"question\.values\[0\]", "must be a single value"),
+    ({"parameter": "recon_loss", "values": "[control, l1]"}, r"question\.values\[0\]",
+     "must not be 'control'"),
+    # tune.confirm's fresh seeds follow the largest, and numpy refuses seeds from 2**32 on
+    ({"seeds": "[4294967295]"}, r"question\.seeds\[0\]", "distinct integer in [0, 2**31)"),
+    ({"seeds": "[1, 2147483648]"}, r"question\.seeds\[1\]", "must stay below 2**32"),
 ])
 def test_bad_questions_are_refused_in_one_line(tmp_path, parts, key, rule):
     message = refused(write(tmp_path, study(**parts)), key)
@@ -67,3 +89,12 @@ def test_a_good_question_resolves_its_arms_and_round_trips(tmp_path):
     again = load_study(write(tmp_path, spec.to_yaml(), "resolved.yaml"))
     assert again.question == spec.question
     assert load_study(write(tmp_path, study(folds="2"), "count.yaml")).question.folds == 2
+
+
+def test_plain_arm_names_string_values_and_the_largest_seed_are_accepted(tmp_path):
+    name = "wide-unfrozen_2." + "n" * 84  # 100 characters, the limit
+    text = study(parameter="recon_loss", values="[silog, l1]", seeds="[2147483647]",
+                 extra_arms=f"{{{name}: {{use_adaptive_loss: true}}}}")
+    question = load_study(write(tmp_path, text)).question
+    assert list(question.arms()) == ["silog", "l1", name]
+    assert question.seeds == (2**31 - 1,)

@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import yaml
 from helpers import free_port, get_json, trials
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import JOURNAL_FILE, free_name, new_location, read_rows
+from tune.experiment import JOURNAL_FILE, STUDY_FILE, free_name, new_location, read_rows
 from tune.run import main
 
 
@@ -191,6 +192,34 @@ def test_refuses_to_start_over_an_existing_search(smoke_experiment, capsys):
     assert sorted(p.name for p in smoke_experiment.iterdir()) == before
     # without --name the next free name is chosen instead
     assert free_name(str(smoke_experiment.parent), "smoke") == "smoke-2"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder without study.yaml"])
+def test_a_name_taken_by_no_search_is_refused_without_resume_advice(tmp_path, capsys, kind):
+    taken = tmp_path / "smoke"
+    if kind == "file":
+        taken.write_text("notes")
+    else:
+        taken.mkdir()
+    assert main(["--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --name smoke: {taken} already exists and holds no search to resume "
+                   "(no study.yaml); choose another --name\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["smoke"]
+
+
+def test_an_interrupted_search_in_a_folder_with_a_space_says_a_resume_to_paste(
+        tmp_path, capsys, monkeypatch):
+    def interrupted(spec, location, *args, **kwargs):
+        (location.local / STUDY_FILE).write_text(spec.to_yaml())  # as launch does once started
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.run.launch", interrupted)
+    storage = tmp_path / "my runs"
+    assert main(["--space", "smoke.yaml", "--storage", str(storage)]) == 130
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    assert shlex.split(hint.split("resume with: ")[1]) == [
+        "python", "-m", "tune.run", "--resume", str(storage / "smoke")]
 
 
 def test_two_searches_started_at_once_never_share_a_folder(tmp_path):

@@ -29,7 +29,8 @@ def test_shipped_studies_load(name):
     spec = load_study(name)
     assert spec.name == name and spec.metric == "val_rmse" and spec.mode == "min"
     assert set(spec.baselines) == {"seed_before", "seed_after", "unet"}
-    assert spec.num_samples >= len(spec.baselines)
+    assert spec.num_samples is None or spec.num_samples >= len(spec.baselines)
+    assert spec.budget.epochs is None or spec.budget.epochs >= len(spec.baselines) * spec.max_t
     assert spec.scheduler.max_t == spec.trial_config({**spec.baselines["seed_after"]}).epochs
     assert spec.space["base_channel_divisor"] == CategoricalDistribution([1, 2, 4, 8])
     assert spec.space["lambda_base_init"] == FloatDistribution(0.5, 4.0, log=True)
@@ -64,7 +65,8 @@ def test_shipped_baselines_are_the_seeds_runs(name, baseline):
 
 def test_shipped_sizes():
     gen, smoke, v2 = (load_study(name) for name in SHIPPED)
-    assert (gen.num_samples, gen.max_concurrent_trials) == (16, 2)
+    # 48 epochs of baselines + 120 searched: 25 % of the policy replay's 30 x 16 epochs
+    assert (gen.budget.epochs, gen.num_samples, gen.max_concurrent_trials) == (168, None, 2)
     assert gen.resources == {"cpu": 1, "gpu": 0}
     assert gen.space["warmup_fraction"] == FloatDistribution(0.05, 0.5)
     assert gen.trial_config(gen.baselines["seed_before"]).warmup_epochs == 2  # 10 % of 16
@@ -73,7 +75,7 @@ def test_shipped_sizes():
     arms = gen.question.arms()
     assert gen.trial_config(arms[1]).warmup_epochs == 4 and arms[1]["base_channel_divisor"] == 1
     assert gen.trial_config(arms[4]).image_size == 32
-    assert gen.trial_config(arms["wide_unfrozen"]).use_adaptive_loss is False
+    assert set(arms) == {1, 4, "control"} and gen.question.seeds == (1, 2, 3)
     # the policy benchmark's choices (bench/replay.py)
     assert gen.scheduler.to_dict() == {"type": "asha", "grace_period": 1, "reduction_factor": 3,
                                        "max_t": 16}
@@ -230,7 +232,9 @@ BAD_OVERRIDES = [
     ("nosuch=1", r"--set nosuch: unknown key"),
     ("num_samples", r"--set num_samples: expected key=value"),
     ("train..epochs=3", r"--set train..epochs=3: expected key=value with a dotted key"),
-    ("num_samples.x=1", r"--set num_samples.x: num_samples must be a mapping to set num_samples.x"),
+    ("max_concurrent_trials.x=1",
+     r"--set max_concurrent_trials.x: max_concurrent_trials must be a mapping to set "
+     r"max_concurrent_trials.x"),
     ("train.epochs=[3", r"--set train.epochs: not valid YAML"),
     ("train.extra=[&a [1, 2], *a]", r"--set train.extra: not valid YAML: aliases \(\*a\) are "
      r"not allowed"),

@@ -4,6 +4,8 @@ now, with the key that set it."""
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
 from tune.study.rules import Rules, is_int, is_number
@@ -12,10 +14,15 @@ from tune.study.spec import (
     LOCATION_FIELDS,
     QUESTION_KEYS,
     QuestionSpec,
+    experiment_name_rule,
     short_repr,
 )
 
 MAX_SEEDS = 100  # more is a typo: each seed is folds x arms full-budget runs
+# tune.confirm adds fresh seeds after the largest; numpy and Ray refuse seeds from 2**32 on
+SEED_LIMIT = 2**31
+CONTROL = "control"  # the positive control's arm
+ARM_LABEL_TYPES = (bool, int, float, str, type(None))  # values that can name an arm
 # Fixed per run by the design: the fold sets the places, the seed list the seed.
 SET_BY_DESIGN = {"locations": "each fold sets the training places",
                  "val_locations": "each fold sets the training places",
@@ -45,10 +52,16 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
     checker.train_key(parameter, "question.parameter")
     if parameter in SET_BY_DESIGN:
         checker.fail("question.parameter", SET_BY_DESIGN[parameter])
+    if not _labels_arms(checker.fields[parameter]):
+        checker.fail("question.parameter", "must be a TrainConfig key whose values can name "
+                     f"an arm (a number, a string or true/false), but {parameter} holds "
+                     f"{checker.fields[parameter]}", value=parameter)
     values = raw["values"]
     if not isinstance(values, list) or len(values) != 2 or values[0] == values[1]:
         checker.fail("question.values", "must be two different values [predicted larger "
                      f"place gap, predicted smaller], but got {short_repr(values)}")
+    for i, value in enumerate(values):
+        _value_label(checker, value, f"question.values[{i}]")
     held = _changes(checker, raw.get("held", {}), "question.held", parameter)
     control = raw.get("control")
     if control is not None:
@@ -56,7 +69,8 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
     extra = checker.mapping(raw.get("extra_arms", {}), "question.extra_arms", empty_ok=True)
     extra_arms = {}
     for name, changes in extra.items():
-        if name == "control" or name in [str(v) for v in values]:
+        _arm_name(checker, name, "question.extra_arms")
+        if name == CONTROL or name in [str(v) for v in values]:
             checker.fail(f"question.extra_arms.{name}", "must not reuse the name of another "
                          f"arm (control, {values[0]}, {values[1]})")
         extra_arms[name] = _changes(checker, changes, f"question.extra_arms.{name}", None)
@@ -66,9 +80,10 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
         checker.fail("question.seeds", f"must be a list of 1 to {MAX_SEEDS} seeds, but got "
                      f"{short_repr(seeds)}")
     for i, seed in enumerate(seeds):
-        if not is_int(seed) or not 0 <= seed < 2**32 or seed in seeds[:i]:
-            checker.fail(f"question.seeds[{i}]", "must be a distinct integer in [0, 2**32), "
-                         f"but got {seed!r}")
+        if not is_int(seed) or not 0 <= seed < SEED_LIMIT or seed in seeds[:i]:
+            checker.fail(f"question.seeds[{i}]", "must be a distinct integer in [0, 2**31) "
+                         "(tune.confirm adds fresh seeds after the largest, and every seed "
+                         f"must stay below 2**32), but got {seed!r}", value=seed)
     half_width = raw.get("half_width", QuestionSpec.half_width)
     if not is_number(half_width) or not half_width > 0:
         checker.fail("question.half_width", f"must be a positive number of metres (the "
@@ -84,6 +99,33 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
             arm, f"question.extra_arms.{arm}" if arm in extra_arms else "question.control")
         checker.build({**base, **changes}, where, {k: where for k in changes})
     return spec
+
+
+def _labels_arms(hint: Any) -> bool:
+    """Whether a TrainConfig field of type `hint` holds single values (a dict or a list cannot
+    name an arm, nor key the arms)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return all(t in ARM_LABEL_TYPES for t in (typing.get_args(hint) if union else (hint,)))
+
+
+def _arm_name(checker: Rules, name: str, key: str) -> None:
+    """An arm's name becomes part of its runs' TensorBoard folder names: a plain name, as a
+    study's is (no '/', '..', control characters; short)."""
+    rule = experiment_name_rule(name)
+    if rule is not None:
+        checker.fail(key, f"an arm name {rule}, but got {short_repr(name)}", value=name)
+
+
+def _value_label(checker: Rules, value: Any, key: str) -> None:
+    """One of question.values: it names its arm."""
+    if not isinstance(value, ARM_LABEL_TYPES):
+        checker.fail(key, "must be a single value (a number, a string or true/false) that "
+                     f"names its arm, but got {short_repr(value)}", value=value)
+    if value == CONTROL:
+        checker.fail(key, f"must not be {CONTROL!r}: that names the positive control's arm",
+                     value=value)
+    if isinstance(value, str):
+        _arm_name(checker, value, key)
 
 
 def _changes(checker: Rules, raw: Any, key: str, parameter: str | None) -> dict[str, Any]:
