@@ -415,10 +415,11 @@ class Experiment:
                 if RAY_ID in t.user_attrs and STOP in t.user_attrs}
 
     def baselines_and_top(self, top: int) -> list[TrialSummary]:
-        """Every baseline with a result, then the `top` best searched trials: what evaluate
-        scores and confirm re-trains."""
+        """Every baseline with a result, then the `top` best searched trials of those that ran
+        the full budget (a trial ASHA stopped is no candidate): what evaluate scores."""
         ranked = [t for t in self.trials() if t.best]
-        return [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][:top]
+        full = [t for t in ranked if not t.baseline and t.epochs_run >= self.spec.max_t]
+        return [t for t in ranked if t.baseline] + full[:top]
 
     def check_unchanged(self) -> None:
         """Refuse to resume after study.yaml was edited: Ray and the journal go on with the

@@ -296,7 +296,7 @@ def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
                       "place term needs more places."]
     if result.control is not None:
         sees = result.control.decided and result.control.interval.mean > 0
-        lines += ["", f"Positive control, {arm_name(CONTROL, '', control_model)}: place gap "
+        lines += ["", f"Positive control, {control_model}: place gap "
                       f"{_test_text(result.control)} over {result.control.interval.places} "
                       f"places x {result.control.interval.seeds} seeds: "
                       f"{'it can see memorisation' if sees else 'it cannot'}."]

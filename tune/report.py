@@ -33,26 +33,40 @@ class Panel(NamedTuple):
     png: bytes
 
 
-def optuna_figures(experiment: Experiment) -> list[Figure]:
-    """Optuna's own figures of the journal study; one that cannot be drawn says why."""
+def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
+                   ) -> list[Figure]:
+    """Optuna's own figures of the journal study, each from comparable values: the curves
+    per epoch of every trial, the rest from the trials that ran the full budget only (an
+    early-stopped trial's value is of another budget); the importance chart only where the
+    summary computes importance (`importance` is its reason where it does not). One that
+    cannot be drawn says why."""
     import optuna
     from optuna import visualization
 
-    study = every_finished_trial(experiment.optuna_study())
-    drawers = (("Optimization history: every trial, those ASHA stopped at their last epoch",
+    study = experiment.optuna_study()
+    full = full_budget_trials(study)
+    importance_chart = (
+        (lambda _: visualization.plot_param_importances(
+            full, evaluator=optuna.importance.PedAnovaImportanceEvaluator()))
+        if isinstance(importance, dict) else importance)  # the summary's reason
+    drawers = (("Intermediate values: val RMSE per epoch, every trial",
+                lambda _: visualization.plot_intermediate_values(study)),
+               ("Optimization history: the trials that ran the full budget",
                 visualization.plot_optimization_history),
-               ("Intermediate values: val RMSE per epoch", visualization.plot_intermediate_values),
-               ("Parallel coordinates", visualization.plot_parallel_coordinate),
-               ("Slice", visualization.plot_slice),
-               ("Parameter importance (PED-ANOVA)",
-                lambda s: visualization.plot_param_importances(
-                    s, evaluator=optuna.importance.PedAnovaImportanceEvaluator())))
+               ("Parallel coordinates: the trials that ran the full budget",
+                visualization.plot_parallel_coordinate),
+               ("Slice: the trials that ran the full budget", visualization.plot_slice),
+               ("Parameter importance (PED-ANOVA), searched trials at the full budget",
+                importance_chart))
     figures = []
     for title, draw in drawers:
+        if isinstance(draw, str):
+            figures.append(Figure(title, f"<p>Not drawn: {html.escape(draw)}</p>"))
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                figure = draw(study)
+                figure = draw(full)
             body = figure.to_html(full_html=False, include_plotlyjs=False)
         except Exception as err:  # a figure is advice: say why, draw the rest
             body = f"<p>Not drawn: {html.escape(f'{type(err).__name__}: {err}')}</p>"
@@ -60,22 +74,14 @@ def optuna_figures(experiment: Experiment) -> list[Figure]:
     return figures
 
 
-def every_finished_trial(study):
-    """An in-memory copy of the journal study in which the trials ASHA stopped (PRUNED, their
-    value their last epoch's) count as finished: Optuna's history, slice and parallel
-    coordinates draw finished trials only, and most of a search's trials were stopped."""
+def full_budget_trials(study):
+    """An in-memory copy of the journal study with its COMPLETE trials alone: the searcher
+    closes a trial COMPLETE only when it ran the full budget (an early stop is PRUNED)."""
     import optuna
     from optuna.trial import TrialState
 
     copy = optuna.create_study(direction=study.direction)
-    for trial in study.trials:
-        if trial.state == TrialState.PRUNED and trial.value is not None:
-            trial = optuna.trial.create_trial(
-                state=TrialState.COMPLETE, value=trial.value, params=trial.params,
-                distributions=trial.distributions, user_attrs=trial.user_attrs,
-                intermediate_values=trial.intermediate_values)
-        if trial.state == TrialState.COMPLETE:
-            copy.add_trial(trial)
+    copy.add_trials([t for t in study.trials if t.state == TrialState.COMPLETE])
     return copy
 
 
@@ -143,10 +149,10 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
             + "\n".join(parts) + "</body></html>\n")
 
 
-def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str
-                 ) -> Path:
+def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str,
+                 importance: dict[str, float] | str) -> Path:
     """report.html beside summary.md, whose text it shows (written whole, or not at all)."""
-    page = render(summary_markdown, optuna_figures(experiment), panels(trials),
+    page = render(summary_markdown, optuna_figures(experiment, importance), panels(trials),
                   f"{experiment.spec.name}: {experiment.folder.name}")
     path = experiment.folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")

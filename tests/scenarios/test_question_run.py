@@ -46,6 +46,11 @@ def test_the_summary_opens_with_the_answer_and_summary_json_recomputes(question_
     assert question["verdict"] in ("supported", "contradicted", "inconclusive")
     assert "lines" not in question  # the data only: summary.md says it in words
     assert question["n_places"] == 16 and question["seeds"] == [1]
+    # one seed: the seed term is unknown, no verdict decides, and the method says so
+    assert question["verdict"] == "inconclusive" and "fewer than 3" in question["reason"]
+    assert question["method"].startswith("t over places (one seed")
+    assert question["n_models"] == 2 * 2 * 1 and question["df"] == 15
+    assert {row["fold"] for row in question["per_place"]} == {0, 1}
     assert question["budget_epochs"] == 3 and question["runs_finished"] == 6
     assert set(question["pose_gap_m"]) == {"1", "4", "control"}
     gaps = {}
@@ -56,7 +61,7 @@ def test_the_summary_opens_with_the_answer_and_summary_json_recomputes(question_
     assert sum(effects) / 16 == pytest.approx(question["effect_m"])
     lo, hi = question["ci95_m"]
     assert lo < question["effect_m"] < hi
-    assert question["positive_control"]["n"] == 16
+    assert question["positive_control"]["n_places"] == 16
     # the cross-room difference is in no verdict and no table
     assert "gap |" not in text and "unseen - seen ratio" not in text
 

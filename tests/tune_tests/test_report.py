@@ -76,3 +76,28 @@ def test_the_resume_command_in_summary_md_pastes_a_folder_with_a_space():
     text = render_markdown(summary("claim")._replace(experiment="/runs/my runs/x"))
     line = next(line for line in text.splitlines() if "resume with: " in line)
     assert line.endswith("resume with: python -m tune.run --resume '/runs/my runs/x'")
+
+
+def test_optuna_figures_draw_full_budget_values_and_no_importance_the_summary_refuses(
+        tmp_path, smoke_spec):
+    import optuna
+
+    from tune.experiment import STUDY_FILE, Experiment, journal_storage
+    from tune.report import optuna_figures
+
+    (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
+    study = optuna.create_study(study_name=smoke_spec.name, storage=journal_storage(tmp_path))
+    space = dict(smoke_spec.space)
+    for number, state in enumerate([optuna.trial.TrialState.COMPLETE,
+                                    optuna.trial.TrialState.PRUNED,
+                                    optuna.trial.TrialState.PRUNED]):
+        trial = study.ask(space)
+        trial.report(1.0 + number, 1)
+        study.tell(trial, 1.0 if state == optuna.trial.TrialState.COMPLETE else None,
+                   state=state)
+    figures = {f.title: f.html for f in optuna_figures(Experiment(tmp_path), "needs >= 3 ...")}
+    importance = next(html for title, html in figures.items() if "importance" in title)
+    assert importance == "<p>Not drawn: needs &gt;= 3 ...</p>"
+    history = next(html for title, html in figures.items() if "history" in title)
+    # one trial ran the full budget: the history's points are its value alone
+    assert '"y":[1.0]' in history.replace(" ", "")
