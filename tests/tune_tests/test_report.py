@@ -34,7 +34,8 @@ def summary(claim: str) -> Summary:
     return Summary(
         question=QuestionStatus(claim, 0, 4, None, None, "the plain U-Net"),
         experiment="/runs/x", study="x", trials=1, shown=1,
-        budget=BudgetFacts(None, None, 1, 1, 5.0, 1, 0, 0, "all 1 trials finished"), max_t=1, space=[], verdict=[], confirmation=None,
+        budget=BudgetFacts(None, None, 1, 1, 5.0, 1, 0, 0, "all 1 trials finished"), max_t=1,
+        space=[], verdict=[], confirmation=None,
         confirmation_problem="", mean_map_rmse=1.0, table=[row], targets={}, target_rules={},
         baselines={}, best_searched=None, boundary_flags=[],
         problems=Problems(1, 0, {BASELINE: "error: <b>boom</b>"}), importance="none",
