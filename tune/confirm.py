@@ -1,4 +1,9 @@
-"""``python -m tune.confirm EXPERIMENT_DIR --seeds S``: more seeds for the study's question.
+"""``python -m tune.confirm EXPERIMENT_DIR --seeds S [--search]``: more seeds, pooled.
+
+A study with a question gets more seeds for it; a study without one (or ``--search``) gets
+the search's winners re-trained (tune.recheck: the top configs that ran the full budget, the
+best baseline and the U-Net) with S more fresh seeds in ``recheck-2/``, ..., each searched
+config against the best baseline, paired by seed, Holm-corrected.
 
 The same room-fold design as the question (tune.folds): every arm trains one model per fold
 of places at the full budget, per seed, and each place's held-out poses are scored seen and
@@ -53,8 +58,19 @@ from tune.folds import (
     stored_plan,
     unfinished,
 )
-from tune.intervals import ALPHA, CROSSED
+from tune.intervals import ALPHA, CROSSED, detectable_effect
 from tune.question import Comparison
+from tune.recheck import (
+    RECHECK_DIR,
+    SEEDS_METHOD,
+    better_than_baseline,
+    fresh_recheck_seeds,
+    read_recheck,
+    recheck_arms,
+    recheck_folders,
+    run_recheck,
+    summarise_recheck,
+)
 from tune.records import (
     CONFIRM_VERSION,
     Confirmation,
@@ -95,15 +111,15 @@ def seeds_used(folder: Path) -> set[int]:
     return used
 
 
-def pending_folder(folder: Path) -> Path:
-    """The unfinished confirmation to resume, else the folder of a new one."""
-    designs = design_folders(folder)[1:]
+def pending_folder(folder: Path, designs: list[Path], name: str, finished) -> Path:
+    """The unfinished confirmation among `designs` to resume (`finished(design)`: its runs
+    that finished), else the folder of a new one (name, name-2, ...)."""
     for design in designs:
         plan = stored_plan(design)
-        if not plan or unfinished(read_runs(design), plan_runs(plan)):
+        if not plan or finished(design) < plan_runs(plan):
             return design
     number = len(designs) + 1
-    return folder / (CONFIRM_DIR if number == 1 else f"{CONFIRM_DIR}-{number}")
+    return folder / (name if number == 1 else f"{name}-{number}")
 
 
 def check_plan(design: Path, plan: dict, seeds: int, experiment: Path) -> dict:
@@ -134,13 +150,12 @@ def comparison(test: Comparison) -> SeedComparison:
 
 
 def confirm(folder: str | Path, seeds: int, address: str | None = None,
-            verbose: bool = False) -> Confirmation:
+            verbose: bool = False, search: bool = False) -> Confirmation:
     experiment = Experiment(folder)
     spec, question = experiment.spec, experiment.spec.question
     with driving(experiment.folder, "tune.confirm"):  # never beside a running search
-        if question is None:
-            raise UsageError(f"{experiment.folder / 'study.yaml'}: the study has no question: "
-                             "tune.confirm adds seeds to a study's question")
+        if question is None or search:
+            return confirm_search(experiment, seeds, address, verbose)
         question_runs = read_runs(design_folders(experiment.folder)[0])
         if not question_runs:
             raise UsageError(f"{experiment.folder}: the question's runs have not started; "
@@ -149,7 +164,9 @@ def confirm(folder: str | Path, seeds: int, address: str | None = None,
 
         folds = resolve_folds(question, spec.fixed,
                               resolve_data_root(spec.trial_config(spec.low_corner())))
-        design = pending_folder(experiment.folder)
+        design = pending_folder(experiment.folder, design_folders(experiment.folder)[1:],
+                                CONFIRM_DIR, lambda d: sum(r.places is not None
+                                                           for r in read_runs(d)))
         arms = question.arms()
         plan = check_plan(design, {"seeds": fresh_seeds(seeds_used(experiment.folder), seeds),
                                    "arms": [str(a) for a in arms], "folds": len(folds)},
@@ -180,12 +197,54 @@ def confirm(folder: str | Path, seeds: int, address: str | None = None,
     return report
 
 
+def confirm_search(experiment: Experiment, seeds: int, address: str | None,
+                   verbose: bool) -> Confirmation:
+    """The search's winners re-trained with `seeds` more fresh seeds (tune.recheck), pooled
+    with every earlier re-check: each searched config against the best baseline."""
+    spec, folder = experiment.spec, experiment.folder
+    trials = experiment.trials()
+    arms = recheck_arms(trials, spec, spec.recheck.top)
+    if not arms:
+        raise UsageError(f"{folder}: no trial ran the full budget yet; finish the search first "
+                         f"({command_line('python -m tune.run --resume', folder)})")
+    folders = recheck_folders(folder)
+    design = pending_folder(folder, folders, RECHECK_DIR, lambda d: sum(
+        run.value is not None for run in read_recheck([d], spec.max_t)))
+    used = {s for f in folders for s in stored_plan(f).get("seeds", [])}
+    plan = check_plan(design, {"arms": [a.name for a in arms], "folds": 1,
+                               "seeds": fresh_recheck_seeds(spec, used, seeds)},
+                      seeds, folder)
+    start_ray(address, str(folder), spec.resources)
+    if not run_recheck(spec, Location.of(str(folder)), plan["seeds"], design.name, verbose):
+        raise Incomplete("the re-check is incomplete")
+    runs = read_recheck(recheck_folders(folder), spec.max_t)
+    result = summarise_recheck(runs, sum(not t.baseline and t.best is not None
+                                         and t.epochs_run >= spec.max_t for t in trials),
+                               len(runs))
+    comparisons = [SeedComparison(
+        f"{row.name} - {result.best_baseline} (best val RMSE, paired by seed)",
+        row.versus_best_baseline.mean,
+        (row.versus_best_baseline.lo, row.versus_best_baseline.hi), 0,
+        row.versus_best_baseline.seeds, row.versus_best_baseline.p_value,
+        detectable_effect(row.versus_best_baseline), row.p_holm,
+        ("below the baseline" if better_than_baseline(row) else "not shown better"))
+        for row in result.rows if row.versus_best_baseline is not None]
+    report = Confirmation(CONFIRM_VERSION, str(folder), f"{SEEDS_METHOD}; Holm over the "
+                          "searched configs", plan["seeds"], result.seeds, len(runs), None,
+                          comparisons, [])
+    write_json(confirm_file(folder), report)
+    return report
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m tune.confirm", description=__doc__,
                            formatter_class=DefaultsHelpFormatter)
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="experiment folder")
     parser.add_argument("--seeds", type=bounded_int("seeds", 1), required=True,
                         help="fresh seeds: each adds arms x folds runs")
+    parser.add_argument("--search", action="store_true",
+                        help="re-train the search's winners and baselines with the fresh seeds "
+                        "(what a study without a question does) instead of the question's arms")
     parser.add_argument("--address", help="join a running Ray cluster (default: a local Ray)")
     parser.add_argument("--verbose", action="store_true",
                         help="also print Ray's own status tables and per-run results")
@@ -206,7 +265,7 @@ def _main(args: argparse.Namespace) -> int:
                                             "--seeds", args.seeds)
     try:
         check_trial_folders()
-        report = confirm(args.experiment, args.seeds, args.address, args.verbose)
+        report = confirm(args.experiment, args.seeds, args.address, args.verbose, args.search)
     except Incomplete as err:  # Ray stopped the runs on Ctrl-C and returned, or runs errored
         raise Interrupted(resume, what=str(err)) from None
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from baseres.trainer import Trainer
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary, driving
 from tune.markdown import evaluation_table
+from tune.recheck import rank_key, retrained_means
 from tune.records import EvaluatedTrial, Evaluation, evaluation_file, write_json
 from tune.summary import write_summary
 
@@ -77,7 +78,9 @@ def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> Eval
         raise UsageError(f"{out}: the {split} split of this experiment was already evaluated; "
                          "reading it again after seeing its numbers is how test sets stop "
                          "being tests (pass --again if that is what you mean)")
-    trials = experiment.baselines_and_top(top)
+    # the searched configs the re-check kept first, by their mean over fresh seeds
+    trials = experiment.baselines_and_top(
+        top, rank_key(retrained_means(experiment.folder, experiment.spec)))
     if not trials:
         raise UsageError(f"{experiment.folder}: no trial has a finite val_rmse to evaluate")
     results = []

@@ -1,11 +1,12 @@
 """``python -m tune.export``: one trial of an experiment -> a TrainConfig YAML and its weights.
 
-Trials are ranked as tune.summary ranks them: by their best finite val_rmse over epochs (a
-diverged trial is never ranked). The YAML is the trial's own resolved config (the config.yaml
-its Trainer wrote) with a fresh output folder, so ``python -m baseres.train --config best.yaml``
-retrains it over the study's full budget and repeats the trial's numbers epoch for epoch; the
-weights of the trial's best epoch go next to it (best.pt) as a plain state dict of its
-model (baseres.model.build_model).
+Trials are ranked by their best finite val_rmse over epochs (a diverged trial is never
+ranked), except that after a re-check (tune.recheck) the re-trained configs come first, by
+their mean over fresh seeds: rank 1 is the re-checked best. The YAML is the trial's own
+resolved config (the config.yaml its Trainer wrote) with a fresh output folder, so
+``python -m baseres.train --config best.yaml`` retrains it over the study's full budget and
+repeats the trial's numbers epoch for epoch; the weights of the trial's best epoch go next to
+it (best.pt) as a plain state dict of its model (baseres.model.build_model).
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ from baseres.config import TrainConfig
 from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary
+from tune.recheck import rank_key, retrained_means
 from tune.study import StudySpec
 
 
 def pick_trial(experiment: Experiment, rank: int) -> tuple[TrialSummary, int]:
-    """The trial at `rank` (1 = best; the order of tune.summary) and how many were ranked."""
+    """The trial at `rank` (1 = best: the re-checked best where the search's winners were
+    re-trained, else the best by val RMSE) and how many were ranked."""
     metric = experiment.spec.metric
-    ranked = [trial for trial in experiment.trials() if trial.best]
+    ranked = sorted((trial for trial in experiment.trials() if trial.best),
+                    key=rank_key(retrained_means(experiment.folder, experiment.spec)))
     if not ranked:
         raise UsageError(f"{experiment.folder}: no finished trial; none reported a finite "
                          f"{metric}")
@@ -85,8 +89,8 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
         f"Exported by `python -m tune.export` from experiment {experiment}",
         f"trial {trial.trial_id}: {trial.folder}",
         (f"baseline {trial.baseline}" if trial.baseline else "sampled by the search")
-        + f"; rank {rank} of {ranked} trials by best {metric} (baselines rank too: "
-        "tune.summary's table is the order; --rank N exports another)",
+        + f"; rank {rank} of {ranked} trials by best {metric}, the re-checked configs first by "
+        "their mean over fresh seeds (baselines rank too; --rank N exports another)",
         f"best epoch {best_epoch(trial)} of the {trial.epochs_run} it ran ({trial.stop_reason}): "
         f"{metric} {best[metric]:.6g}, "
         f"val_delta1 {best.get('val_delta1', math.nan):.6g}, "

@@ -129,14 +129,17 @@ def prepare_places(spec: StudySpec, folds: tuple[tuple[str, ...], ...], root: Pa
 
 
 def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
-              verbose: bool = False) -> None:
-    """The points as one Ray run at `location`, resumed when it exists."""
+              verbose: bool = False, function=None) -> None:
+    """The points as one Ray run at `location`, resumed when it exists: each a full-budget
+    run of `function(config, fixed)` (default: a fold run; tune.recheck's re-trained
+    configs too)."""
     from ray.tune import CheckpointConfig, TuneConfig, Tuner, grid_search
 
     from tune.console import ConsoleProgress
     from tune.trainable import build_trainable, run_config, trial_dirname
 
-    trainable = build_trainable(spec, run_fixed(spec), fold_trial)
+    trainable = build_trainable(spec, run_fixed(spec) if function is None else spec.fixed,
+                                function or fold_trial)
     if Tuner.can_restore(location.uri):
         tuner = Tuner.restore(location.uri, trainable=trainable, resume_errored=True)
     else:

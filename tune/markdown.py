@@ -14,6 +14,7 @@ from tune.compare import TargetCheck, band_text
 from tune.experiment import finite
 from tune.quality import BOUNDARY_SHARE, SamplerFacts
 from tune.question import answer_lines
+from tune.recheck import better_than_baseline
 from tune.records import Confirmation, Evaluation, read_evaluation
 from tune.summary_data import BudgetFacts, Summary
 
@@ -117,6 +118,43 @@ def budget_lines(budget: BudgetFacts, max_t: int) -> list[str]:
             f"budget ({max_t} epochs)."]
 
 
+def recheck_lines(summary: Summary) -> list[str]:
+    """The search's winners re-trained on fresh seeds: what the search's selection was
+    worth, and which config is best once re-checked."""
+    recheck, command = summary.recheck, command_line("python -m tune.confirm",
+                                                     summary.experiment, "--seeds", 3)
+    if recheck is None:
+        why = ("the study re-checks with 0 seeds" if summary.recheck_seeds == 0
+               else "not run yet")
+        return ["**Not re-checked** (" + why + "): a searched config's value above is the best "
+                "of several trained once each, optimistic until re-trained on fresh seeds: "
+                + command + (" --search" if summary.question else "") + "."]
+    baseline = recheck.best_baseline or "none"
+    lines = [f"### Re-trained on fresh seeds {recheck.seeds}", "",
+             f"The top searched configs that ran the full budget (selected from "
+             f"{recheck.selected_from}), the best baseline and the U-Net, {recheck.runs} of "
+             f"{recheck.planned} runs; the difference is paired by seed against the best "
+             f"baseline ({baseline}), Holm-corrected over the searched configs.", ""]
+    rows = []
+    for row in recheck.rows:
+        versus = row.versus_best_baseline
+        rows.append([row.name, f"{row.search_value:.4f}", row.retrained.text(""),
+                     f"{row.drop:+.4f}",
+                     f"{versus.text('')}, Holm p {row.p_holm:.3g}" if versus else ""])
+    lines.append(_table(["config", "search value (one seed)", "re-trained mean [95 %]",
+                         "drop", f"minus {baseline} [95 %]"], rows))
+    best = next((r for r in recheck.rows if r.name == recheck.best), None)
+    if best is not None:
+        better = better_than_baseline(best)
+        lines += ["", f"Best searched config, re-checked: {best.name}, val RMSE "
+                      f"{best.retrained.text()} over {best.retrained.seeds} fresh seeds "
+                      f"(its search value {best.search_value:.4f} was selected from "
+                      f"{recheck.selected_from}); "
+                      + (f"better than {baseline}" if better else
+                         f"not shown better than {baseline}") + "."]
+    return lines
+
+
 def sampler_lines(facts: SamplerFacts) -> list[str]:
     if facts.problem:
         return [f"- sampler: {facts.problem}"]
@@ -154,10 +192,7 @@ def _search_quality(summary: Summary) -> list[str]:
 def render_markdown(summary: Summary) -> str:
     out = [f"# Summary of {summary.study} ({summary.experiment})", ""]
     out += _question(summary)
-    if summary.question is not None:
-        out += ["## The search", ""]
-    elif summary.confirmation or summary.confirmation_problem:  # where no question made one
-        out += [*_confirmation(summary), ""]
+    out += ["## The search", ""]
     for line in summary.verdict:  # a paragraph each; a blank line before a list
         bullet = line.lstrip().startswith("- ")
         if out[-1] and not (bullet and out[-1].lstrip().startswith("- ")):
@@ -172,6 +207,9 @@ def render_markdown(summary: Summary) -> str:
     cut = (f"Top {summary.shown} of {summary.trials} trials"
            if summary.shown < summary.trials else f"All {summary.trials} trials")
     out += [*budget_lines(summary.budget, summary.max_t), ""]
+    out += [*recheck_lines(summary), ""]
+    if summary.question is None and summary.confirmation_problem:
+        out += [*_confirmation(summary), ""]
     out += [f"{cut}, best first; metrics at each trial's best epoch (train_sparse: the "
             "training loss term, as the seed logs it).", ""]
     rows = [row.json_form() for row in summary.table]
@@ -186,8 +224,9 @@ def render_markdown(summary: Summary) -> str:
         out += ["", f"## Isolation: {param} (best base + residual trial per value)", "",
                 f"Only trials that ran the full budget ({summary.max_t} epochs) are "
                 "compared; the trials ASHA stopped earlier are counted apart. One search's "
-                "trials differ in every other knob too: the question above is the controlled "
-                "comparison.", ""]
+                "trials differ in every other knob too"
+                + (": the question above is the controlled comparison." if summary.question
+                   else ", so this is no controlled comparison."), ""]
         out.append(_table([param, "trial", "best val RMSE", "val delta1",
                            "full-budget trials", "stopped earlier (not compared)"],
                           [list(r) for r in summary.isolation]))

@@ -33,6 +33,16 @@ class Reference(NamedTuple):
     val_rmse: float
 
 
+class BudgetCurve(NamedTuple):
+    """The search's best so far against the epochs it had spent: one step each time a
+    searched trial finished the full budget (values of other budgets are not comparable)."""
+
+    epochs: list[int]  # epochs every trial had reported when that trial finished
+    best: list[float]  # the best full-budget searched val RMSE so far
+    baselines: list[Reference]
+    budget: int | None  # the study's budget in epochs
+
+
 class PlotData(NamedTuple):
     """What the PNGs draw, in draw_plots' order."""
 
@@ -41,6 +51,7 @@ class PlotData(NamedTuple):
     references: list[Reference]
     curves: list[Curve]
     pareto: tuple[list[ParetoPoint], list[ParetoPoint]]  # (full-budget points, the front)
+    budget: BudgetCurve
 
 
 def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, list[ParamPoint]]:
@@ -49,6 +60,24 @@ def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, li
                               t.trial_id)
                    for t in trials if t.best and name in t.params]
             for name in spec.space}
+
+
+def budget_curve_data(trials: list[TrialSummary], spec: StudySpec) -> BudgetCurve:
+    """Every reported epoch in the order Ray timed it; a step where a searched trial
+    reported its last epoch of the full budget."""
+    epochs = sorted((row.get("timestamp", 0), order, step, trial)
+                    for order, trial in enumerate(trials)
+                    for step, row in enumerate(r for r in trial.rows if not r.get("diverged")))
+    spent, best, xs, ys = 0, math.inf, [], []
+    for _, _, step, trial in epochs:
+        spent += 1
+        if not trial.baseline and trial.best and step + 1 == spec.max_t:
+            best = min(best, trial.best_val_rmse)
+            xs.append(spent)
+            ys.append(best)
+    baselines = [Reference(t.baseline, t.best_val_rmse) for t in trials
+                 if t.baseline and t.best and t.epochs_run >= spec.max_t]
+    return BudgetCurve(xs, ys, baselines, spec.budget.epochs)
 
 
 def curve_data(trials: list[TrialSummary], top: int) -> list[Curve]:
@@ -78,7 +107,8 @@ def _pyplot():
 
 def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPoint]],
                isolation: list[IsolationRow], references: list[Reference],
-               curves: list[Curve], pareto: tuple[list, list] = ((), ())) -> list[Path]:
+               curves: list[Curve], pareto: tuple[list, list] = ((), ()),
+               budget: BudgetCurve | None = None) -> list[Path]:
     import matplotlib.ticker
 
     plt = _pyplot()
@@ -148,7 +178,28 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
     points, front = pareto
     if points:
         written.append(_pareto_plot(plt, experiment, spec, points, front))
+    if budget is not None and budget.epochs:
+        written.append(_budget_plot(plt, experiment, budget))
     return written
+
+
+def _budget_plot(plt, experiment: Path, budget: BudgetCurve) -> Path:
+    """Best full-budget searched val RMSE so far against the epochs spent, the baselines as
+    horizontal lines, the budget as a vertical one."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.step(budget.epochs, budget.best, where="post", marker="o", color="tab:blue",
+            label="best searched trial so far (full budget)")
+    for reference, style in zip(budget.baselines, ("--", ":", "-.", (0, (1, 3)))):
+        ax.axhline(reference.val_rmse, linestyle=style, color="grey", label=reference.label)
+    if budget.budget:
+        ax.axvline(budget.budget, color="black", linewidth=0.8, label="budget")
+    ax.set_xlabel("epochs spent (every trial, baselines included)")
+    ax.set_ylabel("best val RMSE (m)")
+    ax.set_title("What the search found per unit of compute", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+              frameon=False)
+    fig.tight_layout()
+    return _save(fig, experiment / "plot_budget.png")
 
 
 def _pareto_plot(plt, experiment: Path, spec: StudySpec, points, front) -> Path:

@@ -256,8 +256,10 @@ def arm_name(arm: Any, parameter: str, control_model: str = "the plain U-Net") -
     return f"{parameter} {arm}" if not isinstance(arm, str) else arm
 
 
-def _test_text(test: Comparison) -> str:
-    return (f"{test.interval.text()} (raw 95 % interval), Holm-adjusted p = {test.p_holm:.3g}")
+def _test_text(test: Comparison, family: int) -> str:
+    effect = test.interval
+    return (f"{effect.text()} over {effect.places} places x {effect.seeds} seeds (raw 95 % "
+            f"interval; Holm-adjusted p = {test.p_holm:.3g} over {family} comparisons)")
 
 
 def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
@@ -272,10 +274,9 @@ def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
         claim,
         "",
         f"**Answer: {result.verdict}** ({result.reason}). Per place and seed, "
-        f"{result.parameter} {first}'s place gap minus {second}'s: {_test_text(result.primary)}"
-        f" over {family} comparison(s); {result.n_places} places x {effect.seeds} seeds "
-        f"({result.n_models} models of {result.budget_epochs} epochs), {effect.method}, "
-        f"df {effect.df:.1f}.",
+        f"{result.parameter} {first}'s place gap minus {second}'s: "
+        f"{_test_text(result.primary, family)}; {result.n_models} models of "
+        f"{result.budget_epochs} epochs; {effect.method}: {effect.df:.1f}.",
     ]
     if effect.components is not None:
         sds = effect.components.sds()
@@ -297,11 +298,10 @@ def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
     if result.control is not None:
         sees = result.control.decided and result.control.interval.mean > 0
         lines += ["", f"Positive control, {control_model}: place gap "
-                      f"{_test_text(result.control)} over {result.control.interval.places} "
-                      f"places x {result.control.interval.seeds} seeds: "
+                      f"{_test_text(result.control, family)}: "
                       f"{'it can see memorisation' if sees else 'it cannot'}."]
     for test in result.secondary:
-        lines += ["", f"Secondary: {test.name}: {_test_text(test)}."]
+        lines += ["", f"Secondary: {test.name}: {_test_text(test, family)}."]
     lines += ["", "| arm | seeds | place gap (m) | pose gap (m) | seen RMSE | unseen RMSE |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {arm_name(row.arm, result.parameter, control_model)} | {row.seeds} | "

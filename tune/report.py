@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from baseres.hooks import PANEL_TAG
 from tune.experiment import Experiment, TrialSummary
+from tune.plots import BudgetCurve
 
 REPORT_FILE = "report.html"
 PANEL_TRIALS = 2  # best searched trials whose panel is shown besides every baseline's
@@ -72,6 +73,26 @@ def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
             body = f"<p>Not drawn: {html.escape(f'{type(err).__name__}: {err}')}</p>"
         figures.append(Figure(title, body))
     return figures
+
+
+def budget_figure(curve: BudgetCurve) -> Figure:
+    """The search's best so far against the epochs spent, the baselines as lines."""
+    import plotly.graph_objects as go
+
+    title = "What the search found per unit of compute: best so far against epochs spent"
+    if not curve.epochs:
+        return Figure(title, "<p>Not drawn: no searched trial ran the full budget yet</p>")
+    figure = go.Figure(go.Scatter(x=curve.epochs, y=curve.best, mode="lines+markers",
+                                  line_shape="hv",
+                                  name="best searched trial so far (full budget)"))
+    for reference in curve.baselines:
+        figure.add_hline(y=reference.val_rmse, line_dash="dash",
+                         annotation_text=html.escape(reference.label))
+    if curve.budget:
+        figure.add_vline(x=curve.budget, annotation_text="budget")
+    figure.update_layout(xaxis_title="epochs spent (every trial, baselines included)",
+                         yaxis_title="best val RMSE (m)", width=760, height=420)
+    return Figure(title, figure.to_html(full_html=False, include_plotlyjs=False))
 
 
 def full_budget_trials(study):
@@ -150,9 +171,10 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
 
 
 def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str,
-                 importance: dict[str, float] | str) -> Path:
+                 importance: dict[str, float] | str, budget: BudgetCurve) -> Path:
     """report.html beside summary.md, whose text it shows (written whole, or not at all)."""
-    page = render(summary_markdown, optuna_figures(experiment, importance), panels(trials),
+    figures = [budget_figure(budget), *optuna_figures(experiment, importance)]
+    page = render(summary_markdown, figures, panels(trials),
                   f"{experiment.spec.name}: {experiment.folder.name}")
     path = experiment.folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")

@@ -34,7 +34,8 @@ def write_summary(folder: Path, top: int = TOP_ROWS) -> tuple[str, list[Path], s
         write_json(experiment.folder / "summary.json", summary)
         (experiment.folder / "summary.md").write_text(text)
         plots = draw_plots(experiment.folder, experiment.spec, *summary.plots)
-        plots.append(write_report(experiment, trials, text, summary.importance))
+        plots.append(write_report(experiment, trials, text, summary.importance,
+                                    summary.plots.budget))
     except OSError as err:
         return text, [], f"{err.filename or experiment.folder}: {err.strerror}"
     return text, plots, None

@@ -23,8 +23,14 @@ from tune.compare import (
 )
 from tune.errors import UsageError
 from tune.experiment import LOST, Experiment, Stop, TrialSummary, finite, keys_apart
-from tune.folds import question_result
-from tune.plots import PlotData, curve_data, param_plot_data, reference_lines
+from tune.folds import plan_runs, question_result, stored_plan
+from tune.plots import (
+    PlotData,
+    budget_curve_data,
+    curve_data,
+    param_plot_data,
+    reference_lines,
+)
 from tune.quality import (
     BoundaryFlag,
     SamplerFacts,
@@ -33,6 +39,7 @@ from tune.quality import (
     sampler_facts,
 )
 from tune.question import Answer, Plan, answer_json
+from tune.recheck import Recheck, read_recheck, recheck_folders, summarise_recheck
 from tune.records import Confirmation, read_confirmation
 
 TOP_ROWS = 10  # trials in the summary's table, unless --top says otherwise
@@ -107,6 +114,8 @@ class Summary(NamedTuple):
     verdict: list[str]  # tune.compare.verdict's sentences
     confirmation: Confirmation | None
     confirmation_problem: str  # why confirm.json cannot be read ("" when it can, or is none)
+    recheck: Recheck | None  # the search's winners re-trained on fresh seeds, once any finished
+    recheck_seeds: int  # the seeds the study re-checks with (0: none)
     mean_map_rmse: float  # the learned-nothing reference
     table: list[TableRow]
     targets: dict[str, list[TargetCheck]]  # trial label -> its checks, every ranked trial
@@ -189,6 +198,23 @@ def question_status(experiment: Experiment) -> QuestionStatus | None:
                           result.plan, model)
 
 
+def recheck_status(experiment: Experiment, trials: list[TrialSummary]) -> Recheck | None:
+    """The re-check's statistics over every finished run of its folders."""
+    spec = experiment.spec
+    folders = recheck_folders(experiment.folder)
+    if not folders:
+        return None
+    planned = 0
+    for folder in folders:
+        try:
+            planned += plan_runs(stored_plan(folder))
+        except UsageError:
+            pass  # tune.confirm names an unreadable plan; the runs still count
+    selected_from = sum(not t.baseline and t.best is not None and t.epochs_run >= spec.max_t
+                        for t in trials)
+    return summarise_recheck(read_recheck(folders, spec.max_t), selected_from, planned)
+
+
 def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | None = None,
                   top: int = TOP_ROWS) -> Summary:
     """Everything the reports show, read from the experiment folder (`trials`: its
@@ -223,6 +249,8 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
         verdict=verdict(ranked, baselines, checks, spec.max_t),
         confirmation=confirmation,
         confirmation_problem=problem,
+        recheck=recheck_status(experiment, trials),
+        recheck_seeds=spec.recheck.seeds,
         mean_map_rmse=reference,
         table=[table_row(t, list(spec.space)) for t in shown],
         targets=checks,
@@ -244,5 +272,5 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
         pareto=front,
         plots=PlotData(param_plot_data(trials, spec), isolation,
                        reference_lines(trials, reference), curve_data(trials, CURVES),
-                       (full_budget, front)),
+                       (full_budget, front), budget_curve_data(trials, spec)),
     )

@@ -35,7 +35,7 @@ def summary(claim: str) -> Summary:
         question=QuestionStatus(claim, 0, 4, None, None, "the plain U-Net"),
         experiment="/runs/x", study="x", trials=1, shown=1,
         budget=BudgetFacts(None, None, 1, 1, 5.0, 1, 0, 0, "all 1 trials finished"), max_t=1,
-        space=[], verdict=[], confirmation=None,
+        space=[], verdict=[], confirmation=None, recheck=None, recheck_seeds=0,
         confirmation_problem="", mean_map_rmse=1.0, table=[row], targets={}, target_rules={},
         baselines={}, best_searched=None, boundary_flags=[],
         problems=Problems(1, 0, {BASELINE: "error: <b>boom</b>"}), importance="none",
@@ -47,9 +47,10 @@ def test_study_strings_make_no_markup_in_summary_md():
     text = render_markdown(summary(CLAIM))
     page = markdown.markdown(text, extensions=["tables"])  # raw HTML passes, as in viewers
     made = [tag for tag, _ in Tags(page).found]
-    # what the summary itself makes: headings, paragraphs, lists, tables; nothing of a claim's
-    assert set(made) <= {"h1", "h2", "p", "ul", "li", "table", "thead", "tbody", "tr", "th",
-                         "td"}, made
+    # what the summary itself makes: headings, paragraphs, bold, lists, tables; nothing of a
+    # claim's
+    assert set(made) <= {"h1", "h2", "h3", "p", "strong", "ul", "li", "table", "thead",
+                         "tbody", "tr", "th", "td"}, made
     assert "alert" in page and "a_b_c" in text  # shown, and a name inside a word kept as is
     assert made.count("td") == made.count("th")  # the baseline's row: its cells, unsplit
 

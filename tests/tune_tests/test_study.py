@@ -31,7 +31,7 @@ def test_shipped_studies_load(name):
     assert set(spec.baselines) == {"seed_before", "seed_after", "unet"}
     assert spec.num_samples is None or spec.num_samples >= len(spec.baselines)
     assert spec.budget.epochs is None or spec.budget.epochs >= len(spec.baselines) * spec.max_t
-    assert spec.scheduler.max_t == spec.trial_config({**spec.baselines["seed_after"]}).epochs
+    assert spec.max_t == spec.trial_config({**spec.baselines["seed_after"]}).epochs
     assert spec.space["base_channel_divisor"] == CategoricalDistribution([1, 2, 4, 8])
     assert spec.space["lambda_base_init"] == FloatDistribution(0.5, 4.0, log=True)
     assert spec.targets["minimum"]["val_rmse"] == (None, Relative(0.85, "seed_before"))
@@ -206,11 +206,11 @@ def test_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------ --set overrides
 def test_overrides_apply_before_validation():
     spec = load_study("generalization", ["train.epochs=3", "num_samples=4",
-                                         "search.residual_range.high=0.4", "scheduler.type=none"])
+                                         "search.residual_range.high=0.4", "scheduler.type=asha"])
     assert spec.fixed["epochs"] == 3 and spec.num_samples == 4
     assert spec.space["residual_range"] == FloatDistribution(0.1, 0.4)
-    assert spec.scheduler is None
-    assert load_study("generalization", ["train.epochs=6"]).scheduler.max_t == 6
+    assert spec.scheduler.max_t == 3
+    assert load_study("generalization", ["train.epochs=6"]).max_t == 6
     assert load_study("smoke", ["scheduler={type: none}"]).scheduler is None
     moved = load_study("smoke", ["data.root=/d", "data.dataset=batvisionv2"])
     assert moved.fixed["data_root"] == "/d"
@@ -221,8 +221,8 @@ BAD_OVERRIDES = [
      r"--set search.residual_range.high: search.residual_range: `low <= high` must hold, "
      r"but got \(low=0.1, high=0.05\)"),
     ("train.epochs=ten", r"--set train.epochs: epochs must be an integer, but got 'ten'"),
-    ("scheduler.grace_period=20",
-     r"--set scheduler.grace_period: `grace_period <= max_t` must hold, but got "
+    ("scheduler={type: asha, grace_period: 20}",
+     r"--set scheduler: scheduler.grace_period: `grace_period <= max_t` must hold, but got "
      r"\(grace_period=20, max_t=16\)"),
     ("train.base_channels=12",
      r"--set train.base_channels: search.base_channel_divisor.choices\[3\]: base_channels must "

@@ -12,6 +12,7 @@ from tune.study.spec import (
     Band,
     Budget,
     QuestionSpec,
+    RecheckSpec,
     Relative,
     SamplerSpec,
     StudyError,
@@ -21,5 +22,5 @@ from tune.study.spec import (
 )
 
 __all__ = ["BASELINE_KEY", "LOCATION_FIELDS", "RUN_KEY", "SEARCH_SPACES", "TPE_KEYS", "AshaSpec",
-           "Band", "Budget", "QuestionSpec", "Relative", "SamplerSpec", "StudyError",
+           "Band", "Budget", "QuestionSpec", "RecheckSpec", "Relative", "SamplerSpec", "StudyError",
            "StudySpec", "Targets", "check_experiment_name", "load_study", "resolve_study_path"]

@@ -42,6 +42,7 @@ from tune.study.spec import (
     Band,
     Bound,
     Budget,
+    RecheckSpec,
     Relative,
     SamplerSpec,
     StudySpec,
@@ -122,11 +123,23 @@ class Checker(Rules):
             baselines=baselines,
             sampler=self.sampler(raw.get("sampler", {}), targets),
             scheduler=scheduler,
+            recheck=self.recheck(raw.get("recheck", {})),
             targets=targets,
             target_rules=rules,
             scientific=self.scientific(raw.get("scientific"), space),
             question=check_question(self, raw.get("question"), fixed),
         )
+
+    def recheck(self, raw: Any) -> RecheckSpec:
+        """`recheck:` top (>= 1) and seeds (0: none, else >= 2: a paired interval needs two)."""
+        raw = self.mapping(raw, "recheck", empty_ok=True)
+        self.known_keys(raw, RecheckSpec._fields, "recheck")
+        top = self.integer(raw.get("top", RecheckSpec().top), "recheck.top", 1)
+        seeds = self.integer(raw.get("seeds", RecheckSpec().seeds), "recheck.seeds", 0, 100)
+        if seeds == 1:
+            self.fail("recheck.seeds", "must be 0 (no re-check) or >= 2 (a paired interval "
+                      "over seeds needs two), but got seeds=1")
+        return RecheckSpec(top, seeds)
 
     def budget(self, raw: Any) -> Budget:
         """`budget:` epochs (>= 1) and time_s (> 0), each optional."""

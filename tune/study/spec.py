@@ -34,7 +34,7 @@ PARAM_TYPES = ("float", "int", "categorical")
 
 TOP_KEYS = ("name", "metric", "mode", "budget", "num_samples", "max_concurrent_trials",
             "resources_per_trial", "data", "train", "search", "scientific", "baselines",
-            "sampler", "scheduler", "targets", "question")
+            "sampler", "scheduler", "recheck", "targets", "question")
 REQUIRED = ("name", "search")
 # study key under `data:` -> TrainConfig field
 DATA_FIELDS = {"dataset": "dataset", "root": "data_root", "locations": "locations",
@@ -66,6 +66,17 @@ class Budget(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self._asdict().items() if v is not None}
+
+
+class RecheckSpec(NamedTuple):
+    """After the search: the `top` searched configs that ran the full budget, the best
+    baseline and the U-Net re-trained with `seeds` fresh seeds (0: not re-checked)."""
+
+    top: int = 2
+    seeds: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
 
 
 BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
@@ -228,6 +239,7 @@ class StudySpec:
     baselines: dict[str, dict[str, Any]]  # name -> point (searched values + extra fields)
     sampler: SamplerSpec
     scheduler: AshaSpec | None  # None: every trial runs its full budget
+    recheck: RecheckSpec
     targets: Targets
     target_rules: dict[str, str]  # metric -> how its bounds were set for this data
     scientific: str | None  # the parameter the study isolates (its isolation table)
@@ -279,6 +291,7 @@ class StudySpec:
             "baselines": {name: dict(point) for name, point in self.baselines.items()},
             "sampler": self.sampler.to_dict(),
             "scheduler": self.scheduler.to_dict() if self.scheduler else {"type": "none"},
+            "recheck": self.recheck.to_dict(),
             "targets": {**{level: {metric: [_bound_form(b) for b in bounds]
                                    for metric, bounds in metrics.items()}
                            for level, metrics in self.targets.items()},
