@@ -24,6 +24,7 @@ from bench import (
     fixed_cost,
     replay,
     search_efficiency,
+    service_budget,
     soak,
     synth,
     train_step,
@@ -31,7 +32,7 @@ from bench import (
 )
 
 BENCHMARKS = (synth, train_step, cache_sharing, tune_service, search_efficiency, replay,
-              fixed_cost, soak, chaos)
+              service_budget, fixed_cost, soak, chaos)
 NAMES = [m.__name__.removeprefix("bench.") for m in BENCHMARKS]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

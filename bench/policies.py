@@ -77,17 +77,17 @@ def service_policy(kind: str, scheduler: Callable | None = None,
     """The service's searcher (tune.searcher.StudySearcher: Optuna ask and tell on an
     experiment's journal, its sampler made by tune.searcher.make_sampler from the study's
     ``sampler``) and scheduler (BaselinesRunFull, or none), on a throw-away experiment
-    folder without baselines. `keys`: the study's ``sampler:`` keys this variant sets;
-    `unnamed_sampler(seed)`: an Optuna sampler the study file cannot name yet, in
-    make_sampler's place."""
+    folder with the setting's baselines (bench.replay's has none). `keys`: the study's
+    ``sampler:`` keys this variant sets; `unnamed_sampler(seed)`: an Optuna sampler the
+    study file cannot name yet, in make_sampler's place."""
 
     @contextmanager
     def build(setting: Setting, seed: int, lookup: Lookup):
         from tune.experiment import driving
         from tune.searcher import StudySearcher, create_study
 
-        spec = replace(setting.spec, baselines={},
-                       sampler=setting.spec.sampler._replace(**keys, type=kind, seed=seed))
+        spec = replace(setting.spec, sampler=setting.spec.sampler._replace(**keys, type=kind,
+                                                                           seed=seed))
         with tempfile.TemporaryDirectory(dir=SCRATCH) as folder, driving(Path(folder)):
             create_study(spec)
             searcher = StudySearcher(spec)

@@ -50,6 +50,9 @@ SEEDS = 30
 # configs a table holds before it is replayed (the question's is recorded over days)
 MIN_CONFIGS = {"search-efficiency": 100, "question": 300}
 PLOTS = Path(__file__).parent  # bench/replay-<regime>.png
+# random + ASHA's grace period and reduction factor: the study's until it chose random search
+# without early stopping (generalization.yaml)
+ASHA_KNOBS = (1, 3)
 
 
 def normalised_regret(found: float, best: float, reference: float) -> float:
@@ -78,8 +81,10 @@ def at_fractions(trace: list[float], budget: int) -> list[float]:
 
 
 def replay(table: Table, setting: Setting, builders: dict[str, Callable], seeds: range,
-           budget: int) -> dict[str, np.ndarray]:
-    """Policy -> best val RMSE found at each fraction, shape (seeds, fractions)."""
+           budget: int | None, read: Callable | None = None) -> dict[str, np.ndarray]:
+    """Policy -> what `read(driver, trace)` takes of each seed's search while its journal is
+    open, by default the best val RMSE found at each fraction: shape (seeds, ...). `budget`
+    as bench.simulate.simulate's."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -91,17 +96,26 @@ def replay(table: Table, setting: Setting, builders: dict[str, Callable], seeds:
             np.random.seed(seed)  # ASHA draws its bracket from numpy's global generator
             with build(setting, seed, lookup) as driver:
                 trace = simulate(driver, table.curves, setting.workers, budget, setting.max_t)
-            runs.append(at_fractions(trace, budget))
+                runs.append(read(driver, trace) if read else at_fractions(trace, budget))
         found[name] = np.array(runs)
     return found
 
 
 def bench_setting(table: Table) -> Setting:
-    """The study's space and scheduler, loaded as tune.run loads it (bench setting applied)."""
+    """The study's space and scheduler, loaded as tune.run loads it (bench setting applied),
+    with those of its baselines whose curves the table records (none in a `sampled` table)
+    and no budget of its own (a replay sets the epochs); ASHA's knobs are the study's, or
+    ASHA_KNOBS where the study stops no trial early."""
     from bench.curves import bench_study
+    from tune.study import Budget
 
     spec = bench_study(table.epochs, root="unused")
-    return Setting(spec, spec.scheduler.grace_period, spec.scheduler.reduction_factor)
+    recorded = {c.baseline for c in table.curves}
+    spec = replace(spec, baselines={k: v for k, v in spec.baselines.items() if k in recorded},
+                   budget=Budget(None, None), num_samples=None)
+    knobs = ((spec.scheduler.grace_period, spec.scheduler.reduction_factor) if spec.scheduler
+             else ASHA_KNOBS)
+    return Setting(spec, *knobs)
 
 
 def summarise(table: Table, found: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -214,11 +228,10 @@ def run(quick: bool, path=TABLE) -> Replayed:
     return Replayed(path, table, setting, summarise(table, found), len(seeds), budget)
 
 
-def within_best(stats: dict[str, dict]) -> set[str]:
-    """The policies whose IQM regret at the headline lies within the bootstrap 95 % interval
-    of the best one's (the lowest IQM): where none beats the reference, the issue's rule
-    makes the cheapest of those, on every table, the default."""
-    i = GRID.index(HEADLINE)
+def within_best(stats: dict[str, dict], i: int = GRID.index(HEADLINE)) -> set[str]:
+    """The policies whose IQM regret at the headline (point `i` of their bands) lies within
+    the bootstrap 95 % interval of the best one's (the lowest IQM): where none beats the
+    reference, the issue's rule makes the cheapest of those, on every table, the default."""
     best = min(stats.values(), key=lambda s: s["iqm"].value[i])
     return {name for name, s in stats.items() if s["iqm"].value[i] <= best["iqm"].hi[i]}
 

@@ -30,7 +30,10 @@ Why this is Ray's controller for these calls (ray/tune/execution/tune_controller
 A trial's record is the recorded curve of the table config nearest to its suggested
 config: same categorical values (the base decoder's divisor changes the model), then the
 least Euclidean distance with every number scaled to [0, 1] of its range (the logarithm for
-``log`` ranges). Every epoch costs one unit of time on its worker (budget and time are
+``log`` ranges); a baseline the service's searcher runs replays the table's curve of that
+baseline. A search runs a fixed number of epochs (every policy the same), or, as the service
+spends an epoch budget, until its searcher answers FINISHED and the trials then running have
+ended. Every epoch costs one unit of time on its worker (budget and time are
 both counted in epochs); events at the same time run in worker order, so a replay is a
 pure function of its seed.
 """
@@ -45,22 +48,29 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import Searcher
 
 from bench.curves import Curve
+from tune.study import BASELINE_KEY
 
 METRIC = "val_rmse"
 TIME_ATTR = "training_iteration"
 
 
 class Lookup:
-    """Suggested config -> index of the nearest recorded config."""
+    """Suggested config -> index of the nearest recorded sampled config; a baseline's config
+    (the service's, named by BASELINE_KEY) -> the index of that baseline's recorded curve."""
 
     def __init__(self, curves: tuple[Curve, ...], space: dict[str, BaseDistribution]):
         self.space = space
         self.numeric = [k for k, d in space.items() if not isinstance(d, CategoricalDistribution)]
         self.categorical = [k for k in space if k not in self.numeric]
-        self.keys = [tuple(c.params[k] for k in self.categorical) for c in curves]
-        self.points = np.array([self._scaled(c.params) for c in curves]).reshape(len(curves), -1)
+        self.baselines = {c.baseline: i for i, c in enumerate(curves) if c.baseline is not None}
+        self.rows = [i for i, c in enumerate(curves) if c.baseline is None]
+        sampled = [curves[i] for i in self.rows]
+        self.keys = [tuple(c.params[k] for k in self.categorical) for c in sampled]
+        points = [self._scaled(c.params) for c in sampled]
+        self.points = np.array(points).reshape(len(points), -1)
 
     def _scaled(self, params: dict[str, Any]) -> list[float]:
         out = []
@@ -73,12 +83,14 @@ class Lookup:
         return out
 
     def __call__(self, params: dict[str, Any]) -> int:
+        if params.get(BASELINE_KEY) is not None:
+            return self.baselines[params[BASELINE_KEY]]
         key = tuple(params[k] for k in self.categorical)
         same = np.array([k == key for k in self.keys])
         if not same.any():
             raise ValueError(f"no recorded config has {dict(zip(self.categorical, key))}")
         distance = np.linalg.norm(self.points - np.array(self._scaled(params)), axis=1)
-        return int(np.argmin(np.where(same, distance, np.inf)))
+        return self.rows[int(np.argmin(np.where(same, distance, np.inf)))]
 
 
 @dataclass
@@ -98,9 +110,13 @@ class RayDriver:
     def __init__(self, searcher, scheduler, lookup: Lookup):
         self.searcher, self.scheduler, self.lookup = searcher, scheduler, lookup
 
-    def start(self, number: int) -> tuple[SimTrial, int]:
+    def start(self, number: int) -> tuple[SimTrial, int] | None:
+        """The next trial and its curve's index; None once the searcher is FINISHED (its
+        budget spent)."""
         trial_id = f"{number:05d}"
         config = self.searcher.suggest(trial_id)
+        if config == Searcher.FINISHED:
+            return None
         trial = SimTrial(trial_id, config)
         if self.scheduler is not None:
             self.scheduler.on_trial_add(None, trial)
@@ -170,22 +186,27 @@ def records(curve: Curve, max_t: int) -> list[dict[str, Any]]:
     return rows
 
 
-def simulate(driver, curves: tuple[Curve, ...], workers: int, budget: int,
+def simulate(driver, curves: tuple[Curve, ...], workers: int, budget: int | None,
              max_t: int) -> list[float]:
-    """Run the search until `budget` epochs are spent; the best val RMSE after each epoch
-    report, in the order the reports happen."""
-    best, trace, number = math.inf, [], 0
+    """Run the search until `budget` epochs are spent (None: until the searcher is FINISHED
+    and the trials then running have ended, as the service spends its budget); the best val
+    RMSE after each epoch report, in the order the reports happen."""
+    best, trace, number, finished = math.inf, [], 0, False
     queue: list[tuple[int, int, Any, list, int]] = []  # (time, worker, trial, records, next)
 
     def launch(now: int, worker: int) -> None:
-        nonlocal number
-        trial, row = driver.start(number)
+        nonlocal number, finished
+        started = None if finished else driver.start(number)
+        if started is None:  # Ray's SearchGenerator asks a FINISHED searcher no more
+            finished = True
+            return
+        trial, row = started
         number += 1
         heapq.heappush(queue, (now + 1, worker, trial, records(curves[row], max_t), 0))
 
     for worker in range(workers):
         launch(0, worker)
-    while len(trace) < budget:
+    while queue and (budget is None or len(trace) < budget):
         now, worker, trial, rows, index = heapq.heappop(queue)
         result = rows[index]
         going = driver.report(trial, result)
