@@ -38,6 +38,7 @@ from tune.cluster import (
     drop_ray_tensorboard_logger,
     keep_ray_on_localhost,
     start_ray,
+    stop_ray,
 )
 from tune.errors import UsageError
 from tune.experiment import Experiment, Location, driving, read_rows
@@ -156,7 +157,10 @@ def confirm(folder: str | Path, seeds: int, top: int, address: str | None = None
               + _estimate(runs_so_far, len(points), spec.max_concurrent_trials)
               + f", in {out}", flush=True)
         start_ray(address, str(experiment.folder), spec.resources)
-        run_folds(spec, Location(str(experiment.folder), CONFIRM_DIR), points, verbose)
+        try:
+            run_folds(spec, Location(str(experiment.folder), CONFIRM_DIR), points, verbose)
+        finally:
+            stop_ray()  # before the command's last line: no worker output comes after it
         runs = read_runs(out)
         missing = unfinished(runs, len(points))
         if missing:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.hooks import Hook
+from tune.cluster import sigterm_as_ctrl_c
 from tune.experiment import Location
 from tune.question import PlaceRecord
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
@@ -121,7 +122,8 @@ def prepare_places(spec: StudySpec, folds: tuple[tuple[str, ...], ...], root: Pa
 
 def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
               verbose: bool = False) -> None:
-    """The points as one Ray run at `location`, resumed when it exists."""
+    """The points as one Ray run at `location`, resumed when it exists; SIGTERM stops it as
+    Ctrl-C does (state saved)."""
     from ray.tune import CheckpointConfig, TuneConfig, Tuner, grid_search
 
     from tune.console import ConsoleProgress
@@ -138,7 +140,8 @@ def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
             # the latest checkpoint only: to go on from
             run_config=run_config(location, [ConsoleProgress(spec.epochs, len(points))],
                                   verbose, CheckpointConfig(num_to_keep=1)))
-    tuner.fit()
+    with sigterm_as_ctrl_c():
+        tuner.fit()
 
 
 # ------------------------------------------------------------------------ reading back

@@ -13,7 +13,9 @@ from helpers import copy_experiment, ctrl_c_when, gap_records
 
 from tune.confirm import CONFIRM_DIR, comparisons
 from tune.confirm import main as confirm_main
-from tune.experiment import read_rows
+from tune.experiment import STUDY_FILE, read_rows
+from tune.folds import QUESTION_DIR, fold_points
+from tune.study import RUN_KEY, load_study
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -56,6 +58,31 @@ def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment
     assert len(list((experiment / CONFIRM_DIR).glob("trial_*/places.json"))) == 6
     assert not (experiment / "evaluation-test.json").exists()  # never reads the test split
     assert "Confirmed with fresh seeds [2]" in (experiment / "summary.md").read_text()
+
+
+def test_an_interrupted_confirmation_ends_ray_before_its_last_line(question_study, tmp_path,
+                                                                  capsys, monkeypatch):
+    """Ray's workers, stopped, print tracebacks of their own (``SystemExit: 1``), forwarded to
+    the console until Ray shuts down: Ray is shut down before the resume line is printed."""
+    spec = load_study(question_study)
+    (tmp_path / STUDY_FILE).write_text(spec.to_yaml())
+    point = fold_points(spec.question, spec.question.folds, spec.question.seeds)[0]
+    (tmp_path / QUESTION_DIR / "trial_a").mkdir(parents=True)
+    (tmp_path / QUESTION_DIR / "trial_a" / "params.json").write_text(json.dumps({RUN_KEY: point}))
+    printed_before_ray_ended = []
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.confirm.start_ray", lambda *args: None)
+    monkeypatch.setattr("tune.cluster._own_ray", True, raising=False)  # as if it started Ray
+    monkeypatch.setattr("tune.confirm.run_folds", interrupted)
+    monkeypatch.setattr("ray.shutdown",
+                        lambda: printed_before_ray_ended.append(capsys.readouterr().err))
+    assert confirm_main([str(tmp_path), "--seeds", "1"]) == 130
+    assert printed_before_ray_ended == [""]
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted; resume with: python -m tune.confirm {tmp_path} --seeds 1 --top 0")
 
 
 def test_comparisons_are_holm_corrected_and_say_inconclusive_at_this_power():
