@@ -67,6 +67,16 @@ def _start(command: list[str], log: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
+def _inside_the_next_epoch(experiment: Path, driver: subprocess.Popen, seconds: float) -> None:
+    """Wait `seconds`, or less: until the next epoch's row lands. Each kill then comes before
+    the search's next epoch (give or take the rows of one poll), so a fast search, its epochs
+    shorter than the wait, no longer finished before the schedule's last kill (seen: 4 of 5):
+    the baselines' full-budget epochs alone are several per kill."""
+    rows, until = _progress(experiment), time.monotonic() + seconds
+    while time.monotonic() < until and _progress(experiment) <= rows and driver.poll() is None:
+        time.sleep(0.05)
+
+
 def chaos_search(spec: dict, storage: Path, seed: int, kills: int = 5,
                  timeout_s: float = 1800) -> ChaosRun:
     """Run `spec` as a user would while a `seed`ed schedule makes `kills` kills."""
@@ -93,7 +103,9 @@ def chaos_search(spec: dict, storage: Path, seed: int, kills: int = 5,
                 time.sleep(0.2)
             if driver.poll() is not None:
                 break  # the search finished before the schedule did
-            time.sleep(rng.uniform(0.1, 2.0))  # somewhere inside the next epoch
+            _inside_the_next_epoch(experiment, driver, rng.uniform(0.1, 2.0))
+            if driver.poll() is not None:
+                break
             kind = rng.choice(KINDS)
             worker = _running_worker(experiment, killed) if kind == "worker" else None
             if worker is not None:

@@ -132,10 +132,11 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.5)
 
 
-def ctrl_c_when(command: list[str], ready, what: str, timeout: float = 600
-                ) -> tuple[int, str]:
+def ctrl_c_when(command: list[str], ready, what: str, timeout: float = 600,
+                sigterm: bool = False) -> tuple[int, str]:
     """Run `command` in its own session; once `ready()` holds, Ctrl-C it (SIGINT to its
-    process group, as a terminal sends) and return its exit status and output."""
+    process group, as a terminal sends), or with `sigterm` send SIGTERM to it alone (as
+    `kill` does), and return its exit status and output."""
     import os
     import signal
     import subprocess
@@ -149,7 +150,10 @@ def ctrl_c_when(command: list[str], ready, what: str, timeout: float = 600
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             assert process.poll() is None, process.stdout.read()[-2000:]
             time.sleep(0.5)
-        os.killpg(process.pid, signal.SIGINT)
+        if sigterm:
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=300)
     finally:
         if process.poll() is None:

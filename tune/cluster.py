@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tune.errors import UsageError
 from tune.experiment import is_uri
 
 logger = logging.getLogger(__name__)
+_own_ray = False  # whether start_ray started this process's Ray (not a test's, a notebook's)
 
 
 def keep_ray_on_localhost() -> None:
@@ -43,18 +47,43 @@ def start_ray(address: str | None, storage: str, resources: dict[str, float]) ->
     """Ray for a search whose trials each need `resources` ({"cpu": ..., "gpu": ...})."""
     import ray
 
-    ours = not ray.is_initialized()  # tests and notebooks may hold a Ray already
-    if ours:
+    global _own_ray
+    if not ray.is_initialized():  # tests and notebooks may hold a Ray already
         _init_ray(address)
+        _own_ray = True
     nodes = alive_nodes()
     try:
-        if ours:
+        if _own_ray:
             check_shared_storage(storage, len(nodes))
         check_a_node_fits(resources, local=address is None, nodes=nodes)
     except UsageError:
-        if ours:
-            ray.shutdown()
+        stop_ray()
         raise
+
+
+def stop_ray() -> None:
+    """Shut down the Ray start_ray started (one a test or notebook holds stays), before the
+    command's last line. Workers told to stop print Ray's own tracebacks (a SIGTERM handler's
+    ``SystemExit: 1``), which the driver forwards to its console until it disconnects: at exit
+    that came after the command's resume line. ray.shutdown stops the forwarding first."""
+    import ray
+
+    global _own_ray
+    if _own_ray:
+        ray.shutdown()
+        _own_ray = False
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, a job scheduler's stop) taken as Ctrl-C while Ray Tune runs the block:
+    Tune stops its trials, saves its state and returns, and the command says how to resume.
+    Left to Ray, SIGTERM aborted the driver in its C++ handler (exit 134, nothing said)."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def alive_nodes() -> list[dict[str, float]]:

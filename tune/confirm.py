@@ -40,6 +40,7 @@ from tune.cluster import (
     drop_ray_tensorboard_logger,
     keep_ray_on_localhost,
     start_ray,
+    stop_ray,
 )
 from tune.errors import UsageError
 from tune.experiment import Experiment, Location, driving
@@ -180,7 +181,10 @@ def confirm(folder: str | Path, seeds: int, address: str | None = None,
               f"{plan['seeds']} = {len(points)} runs of {spec.epochs} epochs{pace}, in "
               f"{design}", flush=True)
         start_ray(address, str(experiment.folder), spec.resources)
-        run_folds(spec, Location(str(experiment.folder), design.name), points, verbose)
+        try:
+            run_folds(spec, Location(str(experiment.folder), design.name), points, verbose)
+        finally:
+            stop_ray()  # before the command's last line: no worker output comes after it
         runs = read_runs(design)
         missing = unfinished(runs, len(points))
         if missing:
@@ -215,7 +219,12 @@ def confirm_search(experiment: Experiment, seeds: int, address: str | None,
                                "seeds": fresh_recheck_seeds(spec, used, seeds)},
                       seeds, folder)
     start_ray(address, str(folder), spec.resources)
-    if not run_recheck(spec, Location.of(str(folder)), plan["seeds"], design.name, verbose):
+    try:
+        complete = run_recheck(spec, Location.of(str(folder)), plan["seeds"], design.name,
+                               verbose)
+    finally:
+        stop_ray()  # before the command's last line: no worker output comes after it
+    if not complete:
         raise Incomplete("the re-check is incomplete")
     runs = read_recheck(recheck_folders(folder), spec.max_t)
     result = summarise_recheck(runs, sum(not t.baseline and t.best is not None

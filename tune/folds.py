@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from baseres.cli import command_line
 from baseres.hooks import Hook
+from tune.cluster import sigterm_as_ctrl_c
 from tune.errors import UsageError
 from tune.experiment import Location, read_rows
 from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
@@ -132,7 +133,7 @@ def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
               verbose: bool = False, function=None) -> None:
     """The points as one Ray run at `location`, resumed when it exists: each a full-budget
     run of `function(config, fixed)` (default: a fold run; tune.recheck's re-trained
-    configs too)."""
+    configs too). SIGTERM stops it as Ctrl-C does (state saved)."""
     from ray.tune import CheckpointConfig, TuneConfig, Tuner, grid_search
 
     from tune.console import ConsoleProgress
@@ -150,7 +151,8 @@ def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
             # the latest checkpoint only: to go on from
             run_config=run_config(location, [ConsoleProgress(spec.epochs, len(points))],
                                   verbose, CheckpointConfig(num_to_keep=1)))
-    tuner.fit()
+    with sigterm_as_ctrl_c():
+        tuner.fit()
 
 
 # ------------------------------------------------------------------------ reading back

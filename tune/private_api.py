@@ -75,6 +75,13 @@ def keep_checkpoint_results(manager, keep: Callable[[Any], bool]) -> None:
                                    if keep(result)]
 
 
+def set_latest_checkpoint_result(manager, result) -> None:
+    """Make `result` (one the trial's checkpoint manager keeps, or None: none) the checkpoint
+    the trial goes on from (``_CheckpointManager._latest_checkpoint_result``, which Ray's
+    ``Trial.checkpoint`` and its restore read, and which has no setter)."""
+    manager._latest_checkpoint_result = result
+
+
 def checkpoint_logger() -> logging.Logger:
     """The logger of Ray's line for every checkpoint a trial persists ("Checkpoint
     successfully created at: ..."), which is its private module's,

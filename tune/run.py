@@ -12,7 +12,6 @@ import argparse
 import logging
 import os
 import shutil
-import signal
 import sys
 
 from baseres.cli import (
@@ -28,7 +27,9 @@ from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
     keep_ray_on_localhost,
+    sigterm_as_ctrl_c,
     start_ray,
+    stop_ray,
 )
 from tune.errors import UsageError
 from tune.experiment import (
@@ -133,23 +134,44 @@ def search_run_config(spec: StudySpec, location: Location, wandb_project: str | 
                                        checkpoint_score_order=spec.mode))
 
 
-def print_outcome(location: Location, spec: StudySpec) -> bool:
-    """What the journal says: the budget spent and every trial closed (Ray's counts call a
-    trial it stopped for an interrupt finished); a complete search's summary, once; an
-    incomplete one's resume command, last, where a summary would scroll it away. Whether the
-    search is complete."""
+def search_ended(location: Location, spec: StudySpec) -> bool:
+    """Whether the journal says the budget is spent and every trial closed (Ray's counts
+    call a trial it stopped for an interrupt finished)."""
     import optuna
 
-    folder, experiment, local = location.state_folder, location.uri, location.local
-    study = Experiment(folder).optuna_study()
-    used = spent(study, LOST)
+    study = Experiment(location.state_folder).optuna_study()
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
                                                        optuna.trial.TrialState.WAITING))
-    if running or exhausted(spec, used) is None:
+    return not running and exhausted(spec, spent(study, LOST)) is not None
+
+
+def recheck_winners(spec: StudySpec, location: Location, verbose: bool) -> bool:
+    """The search's winners re-trained on the study's fresh seeds (tune.recheck), the same
+    seeds when a resume goes on with it; whether every run finished."""
+    from tune.folds import stored_plan
+    from tune.recheck import RECHECK_DIR, fresh_recheck_seeds, run_recheck
+
+    if spec.recheck.seeds == 0 or location.local is None:
+        return True
+    planned = stored_plan(location.state_folder / RECHECK_DIR).get("seeds")
+    seeds = planned or fresh_recheck_seeds(spec, set(), spec.recheck.seeds)
+    return run_recheck(spec, location, seeds, RECHECK_DIR, verbose)
+
+
+def print_outcome(location: Location, spec: StudySpec, rechecked: bool) -> bool:
+    """A complete search's summary, once; an incomplete one's resume command, last, where a
+    summary would scroll it away. Whether the search and its re-check are complete."""
+    folder, experiment, local = location.state_folder, location.uri, location.local
+    resume = command_line(RESUME, experiment)
+    if not search_ended(location, spec):
+        used = spent(Experiment(folder).optuna_study(), LOST)
         if local is not None:
             print(f"\nthe results so far: {command_line('python -m tune.summary', experiment)}")
         print(f"search incomplete ({used.finished} trials finished, {used.epochs} epochs of "
-              f"{budget_text(spec)}); resume with: {command_line(RESUME, experiment)}")
+              f"{budget_text(spec)}); resume with: {resume}")
+        return False
+    if not rechecked:
+        print(f"the re-check of the search's winners is incomplete; resume with: {resume}")
         return False
     if local is None:
         print(f"\nto summarise, copy {experiment} to this machine with {STUDY_FILE} and "
@@ -220,64 +242,68 @@ def answer_question(spec: StudySpec, location: Location, folds, verbose: bool = 
     return local is None or not unfinished(read_runs(local / QUESTION_DIR), len(points))
 
 
-def fit(tuner, spec: StudySpec, location: Location) -> bool:
-    """Run the search; SIGTERM stops it as Ctrl-C does (state saved, resume hint). Whether
-    it completed."""
-    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+def fit(tuner, spec: StudySpec, location: Location, verbose: bool = False) -> bool:
+    """Run the search, then re-check its winners on fresh seeds; SIGTERM stops either as
+    Ctrl-C does (state saved, resume hint). Whether both completed."""
     try:
-        tuner.fit()
+        with sigterm_as_ctrl_c():
+            tuner.fit()
+            rechecked = search_ended(location, spec) and recheck_winners(spec, location,
+                                                                          verbose)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    return print_outcome(location, spec)
+        stop_ray()  # nothing Ray's workers print comes after the outcome
+    return print_outcome(location, spec, rechecked)
 
 
 def launch(spec: StudySpec, location: Location, address: str | None,
-           wandb_project: str | None, new: bool = True, verbose: bool = False) -> bool:
-    """A search at `location`: the question's fold runs, then the search. In a `new`
-    folder (new_location made it), a search that does not get as far as starting leaves
-    nothing behind."""
+           wandb_project: str | None, verbose: bool = False) -> bool:
+    """A search in the new folder `location` (new_location made it): one that does not get as
+    far as starting (writing its study.yaml) leaves nothing behind."""
+    folder = location.state_folder
+    try:
+        with driving(folder):
+            return drive(spec, location, address, wandb_project, verbose)
+    except BaseException:
+        if not (folder / STUDY_FILE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def drive(spec: StudySpec, location: Location, address: str | None,
+          wandb_project: str | None, verbose: bool = False) -> bool:
+    """The question's fold runs, then the search, at `location`, whose driver lock this
+    process holds. Whether the search completed."""
     from ray.tune import TuneConfig, Tuner
 
     from tune.searcher import StudySearchGenerator, create_study
     from tune.trainable import build_trainable, trial_dirname
 
-    folder = location.state_folder
-    started = False
-    try:
-        with driving(folder):
-            # --wandb needs wandb
-            config = search_run_config(spec, location, wandb_project, verbose)
-            folds = question_folds(spec) if spec.question is not None else ()
-            if address is None:
-                prepare_data(spec, folds)
-            # refuses head-local storage on a cluster, and a trial no node can hold
-            start_ray(address, location.storage, spec.resources)
-            (folder / STUDY_FILE).write_text(spec.to_yaml())
-            started = True
-            if spec.question is not None:
-                if not answer_question(spec, location, folds, verbose):
-                    print("\nthe question's runs are incomplete; resume with: "
-                          + command_line(RESUME, location))
-                    return False
-            create_study(spec)
-            tuner = Tuner(
-                build_trainable(spec, spec.fixed),
-                tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
-                                       search_alg=StudySearchGenerator(spec),
-                                       scheduler=build_scheduler(spec),
-                                       # -1: trials come until the budget is spent
-                                       num_samples=spec.num_samples or -1,
-                                       trial_dirname_creator=trial_dirname,
-                                       # the next trial in a worker that imported torch and
-                                       # Ray already (bench.fixed_cost)
-                                       reuse_actors=True),
-                run_config=config,
-            )
-            return fit(tuner, spec, location)
-    except BaseException:
-        if new and not started:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+    # --wandb needs wandb
+    config = search_run_config(spec, location, wandb_project, verbose)
+    folds = question_folds(spec) if spec.question is not None else ()
+    if address is None:
+        prepare_data(spec, folds)
+    # refuses head-local storage on a cluster, and a trial no node can hold
+    start_ray(address, location.storage, spec.resources)
+    (location.state_folder / STUDY_FILE).write_text(spec.to_yaml())
+    create_study(spec)  # before the question: it stores the study a resume compares with
+    if spec.question is not None and not answer_question(spec, location, folds, verbose):
+        raise Interrupted("resume with: " + command_line(RESUME, location),
+                          what="the question's runs are incomplete")
+    tuner = Tuner(
+        build_trainable(spec, spec.fixed),
+        tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
+                               search_alg=StudySearchGenerator(spec),
+                               scheduler=build_scheduler(spec),
+                               # -1: trials come until the budget is spent
+                               num_samples=spec.num_samples or -1,
+                               trial_dirname_creator=trial_dirname,
+                               # the next trial in a worker that imported torch and
+                               # Ray already (bench.fixed_cost)
+                               reuse_actors=True),
+        run_config=config,
+    )
+    return fit(tuner, spec, location, verbose)
 
 
 def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
@@ -288,30 +314,34 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
     location = Location.of(experiment)
     experiment, folder, local = location.uri, location.state_folder, location.local
     study_file = folder / STUDY_FILE
-    if study_file.is_file() and local is not None and not any(
-            local.glob("experiment_state-*.json")):
-        if any(read_rows(trial / "result.json") for trial in local.glob("trial_*")):
+    if not study_file.is_file():
+        raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
+                         f"(needs {study_file} and Ray's tuner state)")
+    # the lock first: nothing a running driver holds is read as left over, or deleted
+    with driving(folder):
+        ray_saved = local is not None and any(local.glob("experiment_state-*.json"))
+        if not ray_saved and local is not None and any(
+                read_rows(trial / "result.json") for trial in local.glob("trial_*")):
             raise UsageError(f"--resume {experiment}: trials with results are here but not "
                              "Ray's state (experiment_state-*.json), which a resume needs; "
                              "nothing was changed (python -m tune.summary still reads it)")
-        # Stopped before the search's first result (in the question's runs, or before Ray
-        # saved its first state): the question resumes, and the search starts over (Ray's
-        # restore would count the trials of a run it never saw).
-        for leftover in ("tuner.pkl", JOURNAL_FILE):
-            (local / leftover).unlink(missing_ok=True)
-        return launch(load_study(study_file), location, address, None, new=False,
-                      verbose=verbose)
-    if not study_file.is_file() or not Tuner.can_restore(experiment):
-        raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
-                         f"(needs {study_file} and Ray's tuner state)")
-    with driving(folder):
-        spec = load_study(study_file)
         repair_after_kill(folder)
-        Experiment(folder).check_unchanged()
-        start_ray(address, location.storage, spec.resources)
-        trainable = build_trainable(spec, spec.fixed)
+        found = Experiment(folder)
+        found.check_unchanged()  # in the question's runs too: the journal is made before them
+        if not ray_saved and local is not None:
+            # Stopped before the search's first result (in the question's runs, or before Ray
+            # saved its first state): the question resumes, and the search starts over (Ray's
+            # restore would count the trials of a run it never saw).
+            for leftover in ("tuner.pkl", JOURNAL_FILE):
+                (local / leftover).unlink(missing_ok=True)
+            return drive(found.spec, location, address, None, verbose)
+        if not Tuner.can_restore(experiment):
+            raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
+                             f"(needs {study_file} and Ray's tuner state)")
+        start_ray(address, location.storage, found.spec.resources)
+        trainable = build_trainable(found.spec, found.spec.fixed)
         tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
-        return fit(tuner, spec, location)
+        return fit(tuner, found.spec, location, verbose)
 
 
 class HideRayResumeHint(logging.Filter):
@@ -360,7 +390,10 @@ def _main(args: argparse.Namespace) -> int:
                                 chosen=args.name is not None)
         experiment = location.uri
         complete = launch(spec, location, args.address, args.wandb, verbose=args.verbose)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        stop_ray()  # before the command's line: nothing Ray's workers print comes after it
+        if isinstance(interrupt, Interrupted):
+            raise  # with its own line
         started = experiment and (Location.of(experiment).state_folder / STUDY_FILE).is_file()
         raise Interrupted(f"resume with: {command_line(RESUME, experiment)}" if started
                           else "the search had not started: nothing was kept") from None

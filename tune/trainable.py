@@ -26,7 +26,11 @@ from baseres.hooks import (
 from baseres.trainer import Trainer, TrainingDiverged
 from tune.cluster import check_trial_folders
 from tune.experiment import STOP_TEXT, Location
-from tune.private_api import checkpoint_logger, keep_checkpoint_results
+from tune.private_api import (
+    checkpoint_logger,
+    keep_checkpoint_results,
+    set_latest_checkpoint_result,
+)
 from tune.study import BASELINE_KEY, StudySpec
 
 
@@ -169,36 +173,50 @@ class ProgressCsv(KeepsDriverCopy, CSVLoggerCallback):
             _rewrite(path, "".join(lines[:keep + 1]))
 
 
+def in_storage(result) -> bool:
+    """Whether a checkpoint result's checkpoint is still in storage."""
+    checkpoint = result.checkpoint
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type != FileType.NotFound
+
+
 class ForgetDeletedCheckpoints(Callback):
     """A trial that starts again forgets the checkpoints no longer in storage.
 
     Ray deletes a trial's older checkpoints as newer ones come. A driver killed after such a
     deletion and before its next saved state resumes with a list that still names the deleted
     one, and deleting it again at the trial's next checkpoint raised FileNotFoundError: a
-    traceback for the user, and Ray's bookkeeping of that checkpoint cut short."""
+    traceback for the user, and Ray's bookkeeping of that checkpoint cut short. Where the
+    deleted one is the trial's latest (a fold run keeps one checkpoint), Ray's restore failed
+    the trial three times ("does not exist on storage anymore"): the trial goes on from its
+    newest checkpoint left instead, or from its first epoch where none is.
+
+    First among the callbacks: Ray's result loggers cut the rows after the checkpoint a trial
+    goes on from (KeepsDriverCopy) at its start too."""
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        def stored(result) -> bool:
-            checkpoint = result.checkpoint
-            return checkpoint.filesystem.get_file_info(checkpoint.path).type != FileType.NotFound
-
-        keep_checkpoint_results(trial.run_metadata.checkpoint_manager, stored)
+        manager = trial.run_metadata.checkpoint_manager
+        keep_checkpoint_results(manager, in_storage)
+        latest = manager.latest_checkpoint_result
+        if latest is not None and not in_storage(latest):
+            newest = max(manager.best_checkpoint_results, default=None,
+                         key=lambda result: result.metrics.get("training_iteration", 0))
+            set_latest_checkpoint_result(manager, newest)
 
 
 def run_config(location: Location, callbacks: list, verbose: bool, checkpoints):
     """Ray's RunConfig of every Tuner here (the search, the question's and the confirmation's
     fold runs), at `location`, keeping `checkpoints` (a CheckpointConfig).
 
-    Callbacks: Ray's loggers of result.json and progress.csv first, which the summary and the
-    tests read (cluster.drop_ray_tensorboard_logger turns the automatic ones off), and a
-    checkpoint list true to storage; then `callbacks`. A failed trial is tried twice more.
+    Callbacks: a checkpoint list true to storage first, then Ray's loggers of result.json and
+    progress.csv, which the summary and the tests read (cluster.drop_ray_tensorboard_logger
+    turns the automatic ones off); then `callbacks`. A failed trial is tried twice more.
     Ray copies each trial's own files (trial_folder) into its folder in storage at every
     checkpoint, from whichever node ran it."""
     from ray.tune import FailureConfig, RunConfig, SyncConfig
 
     return RunConfig(
         name=location.name, storage_path=location.storage, verbose=1 if verbose else 0,
-        callbacks=[ResultJson(), ProgressCsv(), ForgetDeletedCheckpoints(), *callbacks],
+        callbacks=[ForgetDeletedCheckpoints(), ResultJson(), ProgressCsv(), *callbacks],
         checkpoint_config=checkpoints, failure_config=FailureConfig(max_failures=2),
         sync_config=SyncConfig(sync_artifacts=True))
 

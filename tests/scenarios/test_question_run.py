@@ -4,12 +4,14 @@ sign does not hang on which rooms were drawn."""
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import ctrl_c_when
+from helpers import ctrl_c_when, wait_for
 
 from tune.experiment import read_rows
 from tune.folds import QUESTION_DIR, PlaceScores, read_runs
@@ -85,6 +87,73 @@ def test_an_interrupted_question_resumes_then_searches(ray_session, question_stu
     assert len(list(experiment.glob("trial_*"))) == 3
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["question"]["runs_finished"] == 6
+
+
+def small_question(question_study, storage: Path) -> list[str]:
+    """tune.run of the question at CI size, then a search of one sampled trial."""
+    return [sys.executable, "-m", "tune.run", "--space", str(question_study), "--storage",
+            str(storage), "--name", "q", "--num-samples", "1", "--set", "baselines={}",
+            "--set", "targets={}", "--set", "scheduler.type=none"]
+
+
+def test_sigterm_in_the_questions_runs_stops_them_with_the_resume_line(question_study,
+                                                                       tmp_path):
+    experiment = tmp_path / "q"
+    code, out = ctrl_c_when(
+        small_question(question_study, tmp_path),
+        lambda: list((experiment / QUESTION_DIR).glob("trial_*/checkpoint_*")),
+        "a question run's checkpoint", sigterm=True)
+    assert code == 130, out[-2000:]
+    assert out.strip().splitlines()[-1] == (
+        f"the question's runs are incomplete; resume with: python -m tune.run --resume "
+        f"{experiment}"), out[-2000:]
+    assert "Traceback" not in out
+    assert list((experiment / QUESTION_DIR).glob("experiment_state-*.json"))  # state saved
+
+
+def latest_checkpoints(run: Path) -> list[Path]:
+    """The checkpoint Ray's saved state of `run` names as each unfinished trial's latest."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        trials = ExperimentAnalysis(str(run)).trials
+    except Exception:  # no state saved yet, or one being written
+        return []
+    return [Path(t.checkpoint.path) for t in trials
+            if t.status != "TERMINATED" and t.checkpoint is not None]
+
+
+def test_a_kill_after_a_fold_runs_checkpoint_was_deleted_resumes_every_run(question_study,
+                                                                           tmp_path):
+    """The window of a run keeping one checkpoint: Ray deletes the checkpoint its saved state
+    names as a running trial's latest, and the driver is killed before the next state. Here
+    the kill comes first and the deletion after it, leaving the same folder."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    experiment = tmp_path / "q"
+    run = experiment / QUESTION_DIR
+    driver = subprocess.Popen(small_question(question_study, tmp_path), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_for(lambda: latest_checkpoints(run), 600, "a saved state naming a checkpoint")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray
+        driver.wait(timeout=60)
+    named = latest_checkpoints(run)
+    assert named
+    for checkpoint in named:
+        shutil.rmtree(checkpoint)
+    done = subprocess.run([sys.executable, "-m", "tune.run", "--resume", str(experiment)],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "does not exist on storage" not in out and "Traceback" not in out, out[-3000:]
+    runs = read_runs(run)
+    assert len(runs) == 6 and all(r.places for r in runs)
+    for r in runs:  # every epoch once, the restarted runs' included
+        rows = read_rows(r.folder / "result.json")
+        assert [row["training_iteration"] for row in rows] == [1, 2, 3], r.folder
+        assert not (r.folder / "error.txt").exists(), r.folder
+    assert len(list(experiment.glob("trial_*"))) == 1  # then the search
 
 
 def control_place_gaps(folds, tmp_path: Path) -> float:

@@ -16,6 +16,7 @@ from tune.confirm import main as confirm_main
 from tune.evaluate import main as evaluate_main
 from tune.experiment import JOURNAL_FILE, STUDY_FILE, driving, read_rows
 from tune.run import main
+from tune.searcher import create_study
 
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 EPOCHS = 4
@@ -163,6 +164,48 @@ def test_one_experiment_has_one_driver(tmp_path, capsys, smoke_spec):
         held.wait()
     with driving(tmp_path):  # the kernel dropped the lock with its process
         pass
+
+
+def test_a_resume_beside_a_driver_in_its_question_deletes_nothing(tmp_path, capsys,
+                                                                  smoke_spec):
+    """A driver in the question's runs (its journal made, no experiment_state yet, the shape
+    a resume starts the search over from): a second driver is refused before it deletes
+    anything."""
+    (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
+    with driving(tmp_path):  # the running driver
+        create_study(smoke_spec)
+        (tmp_path / "tuner.pkl").write_bytes(b"Ray's first file")
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        assert main(["--resume", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path}: another command is working on this experiment (tune.run, pid " \
+               f"{os.getpid()}" in err and "\n" not in err.strip()
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_study_edited_during_the_question_is_refused_on_resume(question_study, tmp_path,
+                                                                capsys, monkeypatch):
+    """The launch up to the question's runs, no data or Ray (the folds as listed), stopped
+    there; then study.yaml edited."""
+    def stopped_in_the_question(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.run.question_folds", lambda spec: spec.question.folds)
+    monkeypatch.setattr("tune.run.prepare_data", lambda spec, folds=(): None)
+    monkeypatch.setattr("tune.run.start_ray", lambda *args: None)
+    monkeypatch.setattr("tune.run.answer_question", stopped_in_the_question)
+    experiment = tmp_path / "q"
+    assert main(["--space", str(question_study), "--storage", str(tmp_path), "--name",
+                 "q"]) == 130
+    study = experiment / STUDY_FILE
+    study.write_text(study.read_text().replace("epochs: 3", "epochs: 5"))
+    before = {p.name: p.read_bytes() for p in experiment.iterdir()}
+    capsys.readouterr()
+    assert main(["--resume", str(experiment)]) == 2
+    err = capsys.readouterr().err
+    assert f"{study}: edited since the search began (train: " in err, err
+    assert "\n" not in err.strip()
+    assert {p.name: p.read_bytes() for p in experiment.iterdir()} == before
 
 
 def test_an_interrupt_before_the_search_starts_leaves_nothing(tmp_path, capsys, monkeypatch):

@@ -15,9 +15,11 @@ from helpers import copy_experiment, ctrl_c_when
 
 from tune.confirm import CONFIRM_DIR, SEED_LIMIT, comparison, fresh_seeds
 from tune.confirm import main as confirm_main
-from tune.experiment import read_rows
+from tune.experiment import STUDY_FILE, read_rows
+from tune.folds import QUESTION_DIR, fold_points
 from tune.intervals import Interval
 from tune.question import Comparison
+from tune.study import RUN_KEY, load_study
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -76,6 +78,33 @@ def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment
 def test_a_comparison_reads_its_holm_adjusted_p(mean, p_holm, outcome):
     interval = Interval(mean, mean - 0.05, mean + 0.05, 0.02, 4.0, 0.01, 12, 3, "m", None)
     assert comparison(Comparison("c", interval, p_holm, 0.123)).outcome == outcome
+
+
+def test_an_interrupted_confirmation_ends_ray_before_its_last_line(question_study, tmp_path,
+                                                                  capsys, monkeypatch):
+    """Ray's workers, stopped, print tracebacks of their own (``SystemExit: 1``), forwarded to
+    the console until Ray shuts down: Ray is shut down before the resume line is printed."""
+    spec = load_study(question_study)
+    (tmp_path / STUDY_FILE).write_text(spec.to_yaml())
+    point = fold_points(spec.question, spec.question.folds, spec.question.seeds)[0]
+    (tmp_path / QUESTION_DIR / "trial_a").mkdir(parents=True)
+    (tmp_path / QUESTION_DIR / "trial_a" / "params.json").write_text(json.dumps({RUN_KEY: point}))
+    printed_before_ray_ended = []
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.confirm.start_ray", lambda *args: None)
+    monkeypatch.setattr("tune.cluster._own_ray", True, raising=False)  # as if it started Ray
+    monkeypatch.setattr("tune.confirm.run_folds", interrupted)
+    monkeypatch.setattr("ray.shutdown",
+                        lambda: printed_before_ray_ended.append(capsys.readouterr().err))
+    assert confirm_main([str(tmp_path), "--seeds", "1"]) == 130
+    assert printed_before_ray_ended == [""]
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted; resume with: python -m tune.confirm {tmp_path} --seeds 1")
+
+
 
 
 @pytest.mark.parametrize("used, count, expected", [

@@ -147,6 +147,30 @@ def test_keep_checkpoint_results_drops_entries_from_rays_list(tmp_path):
           f"the manager still keeps epochs {kept}")
 
 
+def test_set_latest_checkpoint_result_is_what_a_trial_goes_on_from(tmp_path):
+    from ray.train import CheckpointConfig
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+    from ray.tune.experiment import Trial as RayTrial
+
+    attribute = "ray _CheckpointManager._latest_checkpoint_result"
+    trial = RayTrial("trainable", stub=True, storage=None,
+                  checkpoint_config=CheckpointConfig(num_to_keep=3))
+    manager = trial.run_metadata.checkpoint_manager
+    for index in range(2):
+        (tmp_path / str(index)).mkdir()
+        manager.register_checkpoint(_TrainingResult(
+            Checkpoint.from_directory(str(tmp_path / str(index))), {"epoch": index}))
+    first = manager.best_checkpoint_results[0]
+    with relied_on(attribute):
+        private_api.set_latest_checkpoint_result(manager, first)
+    check(trial.checkpoint.path == str(tmp_path / "0"), attribute,
+          f"the trial goes on from {trial.checkpoint.path}, not the one set")
+    with relied_on(attribute):
+        private_api.set_latest_checkpoint_result(manager, None)
+    check(trial.checkpoint is None, attribute, "the trial still goes on from a checkpoint")
+
+
 def test_checkpoint_logger_is_the_one_ray_logs_checkpoints_with():
     import ray.train._internal.storage as storage
 

@@ -101,3 +101,37 @@ def test_a_resumed_trial_forgets_a_checkpoint_deleted_after_rays_last_saved_stat
     resumed.register_checkpoint(checkpoint(3, 0.5))  # deletes checkpoint_000001 as usual
     assert kept(resumed) == ["checkpoint_000002", "checkpoint_000003"]
     assert sorted(p.name for p in tmp_path.iterdir()) == kept(resumed)
+
+
+@pytest.mark.parametrize("policy, val_rmse, goes_on_from", [
+    ({"num_to_keep": 1}, (3.0, 2.0, 1.0), None),  # a fold run's one: gone, it starts over
+    ({"num_to_keep": 2, "checkpoint_score_attribute": "val_rmse",  # the search's: the best
+      "checkpoint_score_order": "min"}, (1.0, 3.0, 2.0), "checkpoint_000000"),  # is left
+], ids=["fold-run", "search"])
+def test_a_resumed_trial_whose_latest_checkpoint_was_deleted_goes_on_from_one_left(
+        tmp_path, policy, val_rmse, goes_on_from):
+    from ray.train import CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    from tune.trainable import ForgetDeletedCheckpoints
+
+    def checkpoint(index: int) -> _TrainingResult:
+        folder = tmp_path / f"checkpoint_{index:06d}"
+        folder.mkdir(exist_ok=True)
+        return _TrainingResult(Checkpoint.from_directory(str(folder)),
+                               {"training_iteration": index + 1, "val_rmse": val_rmse[index]})
+
+    manager = _CheckpointManager(CheckpointConfig(**policy))
+    manager.register_checkpoint(checkpoint(0))
+    manager.register_checkpoint(checkpoint(1))
+    saved = pickle.dumps(manager)  # Ray's last saved state: checkpoint_000001 the latest
+    manager.register_checkpoint(checkpoint(2))  # deletes checkpoint_000001, then the kill
+    assert not (tmp_path / "checkpoint_000001").exists()
+
+    resumed = pickle.loads(saved)
+    ForgetDeletedCheckpoints().on_trial_start(0, [], SimpleNamespace(
+        run_metadata=SimpleNamespace(checkpoint_manager=resumed)))
+    latest = resumed.latest_checkpoint_result
+    assert (Path(latest.checkpoint.path).name if latest else None) == goes_on_from
