@@ -111,7 +111,7 @@ def budget_lines(budget: BudgetFacts, max_t: int) -> list[str]:
     limits = [f"{budget.epochs} epochs" if budget.epochs is not None else "",
               f"{budget.time_s:.0f} s" if budget.time_s is not None else "",
               f"at most {budget.num_samples} trials" if budget.num_samples is not None else ""]
-    ended = f" ({budget.ended})" if budget.ended else " (not spent yet)"
+    ended = f", and it ended: {budget.ended}" if budget.ended else " (not spent yet)"
     return [f"Budget: {', '.join(x for x in limits if x)}; spent {budget.epochs_spent} epochs "
             f"in {budget.seconds_spent / 60:.1f} min{ended}. It bought {budget.trials} trials: "
             f"{budget.searched} searched, {budget.searched_full_budget} of them to the full "
@@ -134,24 +134,26 @@ def recheck_lines(summary: Summary) -> list[str]:
              f"The top searched configs that ran the full budget (selected from "
              f"{recheck.selected_from}), the best baseline and the U-Net, {recheck.runs} of "
              f"{recheck.planned} runs; the difference is paired by seed against the best "
-             f"baseline ({baseline}), Holm-corrected over the searched configs.", ""]
-    rows = []
+             f"baseline ({md_text(baseline)}), Holm-corrected over the searched configs.", ""]
+    lines += [f"| config | search value (one seed) | re-trained mean [95 %] | drop | minus "
+              f"{md_text(baseline)} [95 %] |", "|---|---|---|---|---|"]
     for row in recheck.rows:
-        versus = row.versus_best_baseline
-        rows.append([row.name, f"{row.search_value:.4f}", row.retrained.text(""),
-                     f"{row.drop:+.4f}",
-                     f"{versus.text('')}, Holm p {row.p_holm:.3g}" if versus else ""])
-    lines.append(_table(["config", "search value (one seed)", "re-trained mean [95 %]",
-                         "drop", f"minus {baseline} [95 %]"], rows))
+        versus, mean = row.versus_best_baseline, row.retrained
+        lines.append(f"| {md_text(row.name)} | {row.search_value:.4f} | {mean.mean:.4f} "
+                     f"[{mean.lo:.4f}, {mean.hi:.4f}] | {row.drop:+.4f} | "
+                     + (f"{versus.text('')}, Holm p {row.p_holm:.3g}" if versus else "")
+                     + " |")
     best = next((r for r in recheck.rows if r.name == recheck.best), None)
     if best is not None:
         better = better_than_baseline(best)
-        lines += ["", f"Best searched config, re-checked: {best.name}, val RMSE "
-                      f"{best.retrained.text()} over {best.retrained.seeds} fresh seeds "
+        mean = best.retrained
+        lines += ["", f"Best searched config, re-checked: {md_text(best.name)}, val RMSE "
+                      f"{mean.mean:.4f} m [{mean.lo:.4f}, {mean.hi:.4f}] over {mean.seeds} "
+                      "fresh seeds "
                       f"(its search value {best.search_value:.4f} was selected from "
                       f"{recheck.selected_from}); "
-                      + (f"better than {baseline}" if better else
-                         f"not shown better than {baseline}") + "."]
+                      + (f"better than {md_text(baseline)}" if better else
+                         f"not shown better than {md_text(baseline)}") + "."]
     return lines
 
 
