@@ -18,7 +18,7 @@ from baseres.cli import command_line
 from baseres.hooks import Hook
 from tune.cluster import sigterm_as_ctrl_c
 from tune.errors import UsageError
-from tune.experiment import Location, read_rows
+from tune.experiment import Location, finite, read_rows
 from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
 
@@ -192,11 +192,12 @@ def place_records(runs: list[FoldRun]) -> list[PlaceRecord]:
             continue  # a fold of this arm and seed has not finished
         for place in first.point["places"]:
             scores = {fold: run.places.get(place) for fold, run in by_fold.items()}
-            if not all(isinstance(s, dict) and "val_rmse" in s for s in scores.values()):
-                continue
+            if not all(isinstance(s, dict) and finite(s.get("val_rmse"))
+                       for s in scores.values()):
+                continue  # a place a run did not score, or scored NaN (a diverged model)
             seen = [(fold, s) for fold, s in scores.items() if s.get("seen")]
             unseen = [s["val_rmse"] for s in scores.values() if not s.get("seen")]
-            if len(seen) != 1 or not unseen or "train_rmse" not in seen[0][1]:
+            if len(seen) != 1 or not unseen or not finite(seen[0][1].get("train_rmse")):
                 continue
             fold, scored = seen[0]
             records.append(PlaceRecord(place, arm, seed, fold, scored["val_rmse"],

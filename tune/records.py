@@ -6,6 +6,7 @@ statistics (``confirm.json``). The summary reads them back through ``read_evalua
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,8 +25,10 @@ def confirm_file(folder: Path) -> Path:
 
 def jsonable(value: Any) -> Any:
     """A report as JSON's types: NamedTuples as objects (a record may flatten itself with
-    ``json_form``), tuples as lists; everything else as it is (write_json turns paths and
-    numpy scalars into text)."""
+    ``json_form``), tuples as lists, NaN and infinities as null (JSON has no such number);
+    everything else as it is (write_json turns paths and numpy scalars into text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if hasattr(value, "json_form"):
         return jsonable(value.json_form())
     if hasattr(value, "_asdict"):
@@ -40,7 +43,9 @@ def jsonable(value: Any) -> Any:
 def write_json(path: Path, data: Any) -> None:
     """Write a report whole or not at all (a temporary file renamed into place)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(jsonable(data), indent=1, default=str))  # paths, numpy scalars
+    # allow_nan=False: a NaN that reached here unconverted fails loudly, never writes a token
+    # that is not JSON
+    tmp.write_text(json.dumps(jsonable(data), indent=1, default=str, allow_nan=False))
     tmp.replace(path)
 
 
@@ -138,7 +143,11 @@ class Confirmation(NamedTuple):
 def _confirmation(data: dict[str, Any]) -> Confirmation:
     if data["version"] != CONFIRM_VERSION:
         raise ValueError(f"version {data['version']!r}, this reader's is {CONFIRM_VERSION}")
-    comparisons = [SeedComparison(**{**entry, "ci95_m": tuple(entry["ci95_m"])})
+    # JSON's null is the NaN write_json could not write (a comparison without an interval)
+    comparisons = [SeedComparison(**{**{k: math.nan if v is None else v for k, v in
+                                        entry.items()},
+                                     "ci95_m": tuple(math.nan if v is None else v
+                                                     for v in entry["ci95_m"])})
                    for entry in data["comparisons"]]
     return Confirmation(**{**data, "comparisons": comparisons})
 

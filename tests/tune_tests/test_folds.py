@@ -74,3 +74,47 @@ def test_more_folds_than_places_are_refused_naming_question_folds(tmp_path, loca
     assert message.startswith("question.folds: `folds <= places` must hold"), message
     assert "folds=6 for the 5 places" in message and source in message and "\n" not in message
     assert len(resolve_folds(replace(question, folds=5), {"locations": locations}, tmp_path)) == 5
+
+
+def write_run(folder: Path, name: str, fold_run: FoldRun, places_text: str | None = None):
+    import json
+
+    from tune.study import RUN_KEY
+
+    trial = folder / name
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({RUN_KEY: fold_run.point}))
+    (trial / "places.json").write_text(
+        places_text if places_text is not None
+        else json.dumps({"epoch": 3, "places": fold_run.places}))
+
+
+def test_without_the_positive_controls_runs_the_question_is_not_answered(tmp_path):
+    from tune.folds import QUESTION_DIR, question_result
+    from tune.study import load_study
+
+    spec = load_study("generalization.yaml")  # its question has a control
+    folds = spec.question.folds
+    places = [p for fold in folds for p in fold]
+    for arm in (1, 4):
+        for seed in spec.question.seeds:
+            for number, fold in enumerate(folds):
+                scores = {p: 1.0 + (p not in fold) * 0.2 for p in places}
+                write_run(tmp_path / QUESTION_DIR, f"trial_{arm}_{seed}_{number}",
+                          run(arm, number, seed, fold, scores, folds=len(folds)))
+    result = question_result(tmp_path, spec)
+    # the control gates the verdict: without its runs, no answer
+    assert result.answer is None and result.finished == 18 and result.planned == 27
+
+
+def test_a_places_json_missing_a_place_or_its_train_rmse_gives_no_record_and_no_traceback():
+    broken = run(1, 0, 1, ["A"], {"A": 1.0, "B": 2.5})
+    del broken.places["A"]["train_rmse"]
+    other = run(1, 1, 1, ["B"], {"A": 1.4})  # scores no B at all
+    assert place_records([broken, other]) == []
+
+
+def test_a_nan_score_drops_its_place_instead_of_making_every_interval_nan():
+    runs = [run(1, 0, 1, ["A"], {"A": 1.0, "B": float("nan")}),
+            run(1, 1, 1, ["B"], {"A": 1.4, "B": 2.0})]
+    assert [r.place for r in place_records(runs)] == ["A"]

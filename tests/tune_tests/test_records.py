@@ -50,3 +50,12 @@ def test_an_evaluation_of_no_trial_is_not_an_evaluation(tmp_path):
     write_json(evaluation_file(tmp_path, "test"), EVALUATION._replace(trials=[]))
     report, problem = read_evaluation(tmp_path, "test")
     assert report is None and problem.startswith("evaluation-test.json is not an evaluation")
+
+
+def test_nan_and_infinity_are_written_as_null_so_the_file_stays_json(tmp_path):
+    import math
+
+    path = tmp_path / "x.json"
+    write_json(path, {"effect_m": math.nan, "ci95_m": (math.inf, -math.inf), "n": 3})
+    assert json.loads(path.read_text(), parse_constant=lambda c: 1 / 0) == {
+        "effect_m": None, "ci95_m": [None, None], "n": 3}
