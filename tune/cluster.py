@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from tune.errors import UsageError
 from tune.experiment import is_uri
+from tune.private_api import token_auth_notice_logger
 
 logger = logging.getLogger(__name__)
 _own_ray = False  # whether start_ray started this process's Ray (not a test's, a notebook's)
@@ -41,6 +42,28 @@ def drop_ray_tensorboard_logger() -> None:
     copy every scalar under ray/tune/. The loggers that are kept are named in RunConfig
     (tune.trainable.run_config)."""
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+
+
+class HideTokenAuthNotice(logging.Filter):
+    """Ray's notice that token authentication is on (the default it keeps): a line at every
+    start of a local Ray. Its warning that authentication is off is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this")
+
+
+def quiet_ray_console(verbose: bool) -> None:
+    """Without --verbose, Ray's own console output off: Ray Tune's newer reporter prints a
+    "Configuration for experiment" box and a "View detailed results here" line for every
+    Tuner whatever RunConfig's verbosity (its older one prints nothing at verbosity 0), and
+    Ray's start says that token authentication is on. The commands say each trial's end
+    themselves (tune.console)."""
+    if verbose:
+        return
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    notice = token_auth_notice_logger()
+    if not any(isinstance(f, HideTokenAuthNotice) for f in notice.filters):
+        notice.addFilter(HideTokenAuthNotice())
 
 
 def start_ray(address: str | None, storage: str, resources: dict[str, float]) -> None:

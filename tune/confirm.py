@@ -39,6 +39,7 @@ from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
     keep_ray_on_localhost,
+    quiet_ray_console,
     start_ray,
     stop_ray,
 )
@@ -268,6 +269,7 @@ def _main(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     drop_ray_tensorboard_logger()
+    quiet_ray_console(args.verbose)
     if args.address is None:
         keep_ray_on_localhost()
     resume = "resume with: " + command_line("python -m tune.confirm", args.experiment,

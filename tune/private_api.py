@@ -89,6 +89,12 @@ def checkpoint_logger() -> logging.Logger:
     return logging.getLogger("ray.train._internal.storage")
 
 
+def token_auth_notice_logger() -> logging.Logger:
+    """The logger of Ray's notice at every local start that token authentication is on,
+    which is its private module's, ``ray._private.authentication.authentication_token_setup``."""
+    return logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+
 def wandb_of(actor):
     """The wandb module a W&B logging actor logs with (``_WandbLoggingActor._wandb``)."""
     return actor._wandb

@@ -27,6 +27,7 @@ from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
     keep_ray_on_localhost,
+    quiet_ray_console,
     sigterm_as_ctrl_c,
     start_ray,
     stop_ray,
@@ -370,6 +371,7 @@ def _main(args: argparse.Namespace) -> int:
     # Ray warns at every forced state snapshot (each checkpoint past num_to_keep): noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     drop_ray_tensorboard_logger()
+    quiet_ray_console(args.verbose)
     if args.address is None:
         keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
     ray_tune_log = logging.getLogger("ray.tune.tune")

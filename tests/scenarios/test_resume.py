@@ -60,6 +60,7 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     assert printed.strip().splitlines()[-1].endswith(
         f"resume with: python -m tune.run --resume {experiment}"), printed[-3000:]
     assert "Traceback" not in printed and "Tuner.restore" not in printed
+    assert "Configuration for experiment" not in printed  # Ray's own box: off without --verbose
 
     second = driver("--resume", str(experiment))
     printed = stop(second, [signal.SIGINT, signal.SIGINT], experiment, 1)  # Ctrl-C twice

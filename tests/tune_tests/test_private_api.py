@@ -181,6 +181,26 @@ def test_checkpoint_logger_is_the_one_ray_logs_checkpoints_with():
               "ray.train._internal.storage", "no longer logs the line for every checkpoint")
 
 
+def test_token_auth_notice_logger_is_the_one_ray_says_it_with(caplog, monkeypatch):
+    import logging
+
+    import ray._private.authentication.authentication_token_setup as setup
+
+    from tune.cluster import quiet_ray_console
+
+    name = "ray._private.authentication.authentication_token_setup.logger"
+    with relied_on(name):
+        check(setup.logger is private_api.token_auth_notice_logger(), name,
+              "its module logger is another one now")
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)  # restored after the test
+    quiet_ray_console(verbose=False)  # the filter tune.run and tune.confirm install
+    with caplog.at_level(logging.WARNING, logger=setup.logger.name):
+        setup._warn_token_auth_enabled()  # the notice: hidden
+        setup._warn_token_auth_disabled()  # the security warning: kept
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith("Token authentication is disabled")
+
+
 def test_wandb_of_is_the_module_the_logging_actor_uses(tmp_path, monkeypatch):
     import wandb
     from ray.air.integrations.wandb import _WandbLoggingActor
