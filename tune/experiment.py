@@ -318,6 +318,15 @@ class TrialSummary:
         return f"{self.trial_id} ({self.baseline})" if self.baseline else self.trial_id
 
 
+def numbered_folders(folder: Path, name: str) -> list[Path]:
+    """`name`, then `name`-2, `name`-3 ... inside `folder` (the runs of each confirmation),
+    in that order."""
+    found = {1 if f.name == name else int(f.name.rpartition("-")[2]): f
+             for f in Path(folder).glob(f"{name}*") if f.is_dir() and (
+                 f.name == name or f.name.removeprefix(f"{name}-").isdigit())}
+    return [found[n] for n in sorted(found)]
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
     if path.is_file():

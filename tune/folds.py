@@ -18,7 +18,7 @@ from baseres.cli import command_line
 from baseres.hooks import Hook
 from tune.cluster import sigterm_as_ctrl_c
 from tune.errors import UsageError
-from tune.experiment import Location, finite, read_rows
+from tune.experiment import Location, finite, numbered_folders, read_rows
 from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
 
@@ -219,11 +219,7 @@ def planned_runs(question: QuestionSpec, seeds: int) -> int:
 def design_folders(folder: Path) -> list[Path]:
     """The experiment's fold-run folders: the question's, then each confirmation's
     (confirm, confirm-2, ...), whose seeds are pooled into the one answer."""
-    folder = Path(folder)
-    numbered = {1 if f.name == CONFIRM_DIR else int(f.name.rpartition("-")[2]): f
-                for f in folder.glob(f"{CONFIRM_DIR}*") if f.is_dir() and (
-                    f.name == CONFIRM_DIR or f.name.removeprefix(f"{CONFIRM_DIR}-").isdigit())}
-    return [folder / QUESTION_DIR, *(numbered[n] for n in sorted(numbered))]
+    return [Path(folder) / QUESTION_DIR, *numbered_folders(folder, CONFIRM_DIR)]
 
 
 def run_minutes(runs: list[FoldRun]) -> float | None:

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tune.experiment import TrialSummary, finite, read_rows
+from tune.experiment import TrialSummary, finite, numbered_folders, read_rows
 from tune.intervals import ALPHA, Interval, holm, t_interval
 from tune.study import BASELINE_KEY, RUN_KEY, StudySpec
 
@@ -101,11 +101,7 @@ def fresh_recheck_seeds(spec: StudySpec, used: set[int], count: int) -> list[int
 
 def recheck_folders(folder: Path) -> list[Path]:
     """recheck/, then recheck-2/, ... (each tune.confirm's further seeds)."""
-    folder = Path(folder)
-    numbered = {1 if f.name == RECHECK_DIR else int(f.name.rpartition("-")[2]): f
-                for f in folder.glob(f"{RECHECK_DIR}*") if f.is_dir() and (
-                    f.name == RECHECK_DIR or f.name.removeprefix(f"{RECHECK_DIR}-").isdigit())}
-    return [numbered[n] for n in sorted(numbered)]
+    return numbered_folders(folder, RECHECK_DIR)
 
 
 class RecheckRun(NamedTuple):
