@@ -58,9 +58,11 @@ def quiet_ray_console(verbose: bool) -> None:
     Tuner whatever RunConfig's verbosity (its older one prints nothing at verbosity 0), and
     Ray's start says that token authentication is on. The commands say each trial's end
     themselves (tune.console)."""
+    # set either way: a process that runs several commands (a notebook, the tests) keeps
+    # the environment of the one before
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"  # 1: Ray's default
     if verbose:
         return
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     notice = token_auth_notice_logger()
     if not any(isinstance(f, HideTokenAuthNotice) for f in notice.filters):
         notice.addFilter(HideTokenAuthNotice())

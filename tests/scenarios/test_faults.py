@@ -45,7 +45,8 @@ def test_a_diverging_trial_stops_fails_in_optuna_and_is_never_best(ray_session, 
                       1.0e30: optuna.trial.TrialState.FAIL}
 
     summary = build_summary(experiment)
-    assert summary.verdict[0].startswith("Best overall: ") and "(sane)" in summary.verdict[0]
+    assert summary.verdict[0].startswith("Best at the full budget") and "(sane)" in \
+        summary.verdict[0]
     assert summary.problems.diverged == 1
     assert any(reason.startswith("diverged") for reason in summary.problems.reasons.values())
 

@@ -39,7 +39,7 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path, smoke_spec):
     unet = next(row for row in summary["table"] if row["model"] == "unet")
     assert unet["base_channel_divisor"] is None  # never a point on the divisor axis
     assert all(row["epochs"] >= 1 for row in summary["table"])
-    assert summary["verdict"][0].startswith("Best overall: ")
+    assert summary["verdict"][0].startswith("Best at the full budget (3 epochs): ")
     # figures, not markdown: TPE's counts, and no confirmation where the study has no question
     sampler = summary["sampler"]
     assert sampler["type"] == "tpe" and sampler["n_startup_trials"] == 10
@@ -62,7 +62,7 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path, smoke_spec):
         assert sorted(c["band"][1] for c in rmse) == pytest.approx(
             [0.70 * before, 0.85 * before])
     text = (experiment / "summary.md").read_text()
-    assert text.splitlines()[2].startswith("Best overall: ")
+    assert text.splitlines()[4].startswith("Best at the full budget (3 epochs): ")
     assert "not judged (a unet reports no train_sparse)" in text
     # the targets: one table, trials as rows, each target's resolved band in its header
     assert "| trial | minimum train_sparse >= 0.06 | minimum val_rmse <= " in text
@@ -208,7 +208,8 @@ def test_report_html_is_self_contained_with_every_figure_and_the_baselines_panel
     assert page.count("<script") >= 1 and "Plotly.newPlot" in page
     titles = [h for h in parsed.headings if not h.endswith(tuple(f"epoch {e}" for e in
                                                                  range(1, 100)))]
-    for title in ("Optimization history: every trial", "Intermediate values",
+    for title in ("What the search found per unit of compute", "Intermediate values",
+                  "Optimization history: the trials that ran the full budget",
                   "Parallel coordinates", "Slice", "Parameter importance"):
         assert any(t.startswith(title) for t in titles), (title, titles)
     # each figure holds its data: the trials' values are in the page
