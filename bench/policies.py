@@ -3,13 +3,15 @@
 the study's space and sampler, and tune.searcher.BaselinesRunFull, the service's ASHA) with
 random, TPE or GP samplers and ASHA, PASHA or a learning-curve stopper (bench.schedulers),
 and Optuna's own loop with its pruners (successive halving, Hyperband with a random sampler =
-Hyperband, with TPE = BOHB-style, median). Variants of the study's knobs (ASHA's grace period
+Hyperband, with TPE = BOHB-style, median), and SMAC3's multi-fidelity facade where the
+optional extra ``smac`` is installed. Variants of the study's knobs (ASHA's grace period
 and reduction factor under random + ASHA, the shipped default, and under TPE + ASHA; TPE's
 ``sampler:`` keys, tune.study.TPE_KEYS) let the study's defaults be read off a table, each
 against its policy by paired seeds."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.simulate import METRIC, TIME_ATTR, Lookup, OptunaDriver, RayDriver
+from bench.simulate import METRIC, TIME_ATTR, Lookup, OptunaDriver, RayDriver, SmacDriver
 from tune.study import StudySpec
 
 REFERENCE = "random + ASHA"  # what a policy must beat to become the default; the default
@@ -25,6 +27,9 @@ TPE_ASHA = "TPE + ASHA"  # the service's default until the question's table was 
 # Names of the variants of a policy's knobs (the plots leave them off): TPE + ASHA's
 # sampler keys and ASHA's, and random + ASHA's ASHA keys.
 VARIANTS = (f"{TPE_ASHA}, ", f"{REFERENCE}, ")
+SMAC = "SMAC3 multi-fidelity (Hyperband)"
+# How a replay gets the SMAC row; make's set-up leaves it out.
+SMAC_INSTALL = "pip install -c constraints.txt -e '.[smac]'"
 # The journal fsyncs every write: in memory (tmpfs) that costs nothing, on disk it was 60 %
 # of a replay's time.
 SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -111,6 +116,46 @@ def optuna_policy(sampler: Callable, pruner: Callable):
     return build
 
 
+def smac_installed() -> bool:
+    return importlib.util.find_spec("smac") is not None
+
+
+def configspace(space: dict, seed: int):
+    """The study's Optuna distributions as a ConfigSpace space. A ``step`` is left out: the
+    replay's lookup takes the nearest recorded config anyway."""
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    def convert(name, dist):
+        if isinstance(dist, CategoricalDistribution):
+            return Categorical(name, list(dist.choices))
+        kind = Integer if isinstance(dist, IntDistribution) else Float
+        return kind(name, (dist.low, dist.high), log=dist.log)
+
+    configs = ConfigurationSpace(seed=seed)
+    configs.add([convert(name, dist) for name, dist in space.items()])
+    return configs
+
+
+@contextmanager
+def smac_policy(setting: Setting, seed: int, lookup: Lookup):
+    """SMAC3's MultiFidelityFacade as it comes (random forest, random initial design, its
+    scenario's 100 trials sizing that design), its Hyperband on the study's grace period,
+    max_t and reduction factor as budgets in epochs; ask and tell only, no target function."""
+    from smac import MultiFidelityFacade, Scenario
+
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as folder:
+        scenario = Scenario(configspace(setting.space, seed), deterministic=True, seed=seed,
+                            min_budget=setting.grace_period, max_budget=setting.max_t,
+                            output_directory=Path(folder))
+        intensifier = MultiFidelityFacade.get_intensifier(scenario,
+                                                          eta=setting.reduction_factor)
+        # logging_level False: any other level makes SMAC configure the process's root logger
+        smac = MultiFidelityFacade(scenario, None, intensifier=intensifier,
+                                   logging_level=False, overwrite=True)
+        yield SmacDriver(smac, lookup)
+
+
 def _tpe(seed: int):
     """Optuna 5's TPE as it comes: multivariate, with the constant liar (a study's TPE
     sets both off unless asked, as Optuna 4's defaults were)."""
@@ -173,6 +218,8 @@ def policies(setting: Setting, quick: bool) -> dict[str, Callable]:
         "TPE + Optuna SuccessiveHalvingPruner": optuna_policy(_tpe, _halving),
         "TPE + Optuna MedianPruner": optuna_policy(_tpe, _median),
     }
+    if smac_installed():
+        table[SMAC] = smac_policy
     if quick:
         return table
     table["GP + ASHA"] = service_policy("tpe", _asha, unnamed_sampler=_gp)

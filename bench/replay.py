@@ -14,10 +14,11 @@ ASHA's final IQM, and a paired Wilcoxon test against random + ASHA at 25 % of th
 Holm-corrected over the policies; beside them the median [IQR], the mean rank and the
 paired count against TPE + ASHA at 10 / 25 / 50 / 100 %.
 
-The policies are bench.policies'. The study's baselines are left out: every policy would
-spend the same epochs on them; so the constraints variant judges only the minimum targets
-the table records (train_sparse's absolute bound): a bound relative to a baseline counts as
-met.
+The policies are bench.policies'; SMAC3's row only where the optional extra ``smac`` is
+installed (``pip install -c constraints.txt -e '.[smac]'``), else a row says it was skipped.
+The study's baselines are left out: every policy would spend the same epochs on them; so the
+constraints variant judges only the minimum targets the table records (train_sparse's
+absolute bound): a bound relative to a baseline counts as met.
 
 ``python -m bench.replay [--quick] [--regime R]`` prints one table; ``python -m bench``
 records the rows of every table recorded far enough.
@@ -37,7 +38,15 @@ import numpy as np
 from baseres.cli import run_command
 from bench import row
 from bench.curves import REGIMES, TABLE, Table, load_table
-from bench.policies import REFERENCE, TPE_ASHA, VARIANTS, Setting, policies
+from bench.policies import (
+    REFERENCE,
+    SMAC,
+    SMAC_INSTALL,
+    TPE_ASHA,
+    VARIANTS,
+    Setting,
+    policies,
+)
 from bench.simulate import Lookup, simulate
 from bench.stats import iqm_band, speed_up, wilcoxon_paired
 from tune.question import holm
@@ -228,6 +237,14 @@ def run(quick: bool, path=TABLE) -> Replayed:
     return Replayed(path, table, setting, summarise(table, found), len(seeds), budget)
 
 
+def skipped(regime: str, stats: dict[str, dict]) -> list[dict]:
+    """The row saying SMAC3's policy was not replayed, where its optional extra is missing."""
+    if SMAC in stats:
+        return []
+    return [row(f"replay ({regime}): {SMAC}: skipped", 0, "seeds", "the optional extra smac",
+                False, f"smac is not installed, so this row was not replayed: {SMAC_INSTALL}")]
+
+
 def within_best(stats: dict[str, dict], i: int = GRID.index(HEADLINE)) -> set[str]:
     """The policies whose IQM regret at the headline (point `i` of their bands) lies within
     the bootstrap 95 % interval of the best one's (the lowest IQM): where none beats the
@@ -284,7 +301,7 @@ def _rows(regime: str, replayed: Replayed) -> list[dict]:
             f"mean rank {'/'.join(f'{r:.1f}' for r in s['rank'])}; vs {TPE_ASHA} "
             f"{'/'.join(str(n) for n in s['paired'][head])}"
             + (f"; {setup}; curves: bench/{plot.name}" if name == REFERENCE else "")))
-    return rows
+    return rows + skipped(regime, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +327,8 @@ def _main(args: argparse.Namespace) -> int:
     for name, s in stats.items():
         cells = " | ".join(_cell(s, i) for i in range(len(FRACTIONS)))
         print(f"| {name} | {_iqm_cell(s)} | {_versus(s)} | {cells} |")
+    for line in skipped(args.regime, stats):
+        print(f"\n{line['figure']}: {line['note']}")
     return 0
 
 

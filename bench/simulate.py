@@ -176,6 +176,41 @@ class OptunaDriver:
             self.study.tell(trial, value)
 
 
+@dataclass
+class SmacTrial:
+    """A trial SMAC asked for: its TrialInfo, the epochs its budget buys, the last value."""
+
+    info: Any
+    epochs: int
+    last: float = math.nan
+
+
+class SmacDriver:
+    """SMAC3's ask and tell (smac.MultiFidelityFacade). Its Hyperband continues no trial: a
+    config promoted to a larger budget is asked again and trains from the first epoch. A
+    budget is epochs, rounded to whole ones (max_t 16, eta 3: SMAC's 1.78, 5.33 and 16 run
+    2, 5 and 16). SMAC is told the last epoch's val RMSE, as OptunaSearch tells a trial; a
+    diverged trial as crashed (SMAC's crash cost)."""
+
+    def __init__(self, smac, lookup: Lookup):
+        self.smac, self.lookup = smac, lookup
+
+    def start(self, number: int) -> tuple[SmacTrial, int]:
+        info = self.smac.ask()
+        return SmacTrial(info, max(1, round(info.budget))), self.lookup(dict(info.config))
+
+    def report(self, trial: SmacTrial, result: dict[str, Any]) -> bool:
+        trial.last = result[METRIC]
+        return result[TIME_ATTR] < trial.epochs and not math.isnan(trial.last)
+
+    def finish(self, trial: SmacTrial) -> None:
+        from smac.runhistory import StatusType, TrialValue
+
+        value = (TrialValue(cost=math.inf, status=StatusType.CRASHED) if math.isnan(trial.last)
+                 else TrialValue(cost=trial.last))
+        self.smac.tell(trial.info, value, save=False)  # save: a JSON file per tell
+
+
 def records(curve: Curve, max_t: int) -> list[dict[str, Any]]:
     """The per-epoch results the trainable reports; a diverged curve ends with a NaN report
     (tune.trainable.train_trial's), which also costs its epoch."""

@@ -1,5 +1,6 @@
 """The policy replay on a tiny hand-made curve table: deterministic per seed, ASHA stopping at
-the rungs worked out by hand, nearest-config lookup, regret and rank arithmetic."""
+the rungs worked out by hand, nearest-config lookup, regret and rank arithmetic; SMAC3's row
+where the optional extra smac is installed, and the row saying it was skipped where not."""
 
 import math
 from dataclasses import replace
@@ -9,8 +10,11 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+import bench.policies
 from bench.curves import Curve, Table, bench_study
 from bench.policies import (
+    SMAC,
+    SMAC_INSTALL,
     TPE_ASHA,
     Setting,
     _asha,
@@ -19,9 +23,20 @@ from bench.policies import (
     optuna_policy,
     policies,
     service_policy,
+    smac_installed,
+    smac_policy,
 )
-from bench.replay import GRID, HEADLINE, mean_ranks, normalised_regret, paired, replay, within_best
-from bench.simulate import Lookup, OptunaDriver, RayDriver, simulate
+from bench.replay import (
+    GRID,
+    HEADLINE,
+    mean_ranks,
+    normalised_regret,
+    paired,
+    replay,
+    skipped,
+    within_best,
+)
+from bench.simulate import Lookup, OptunaDriver, RayDriver, SmacDriver, simulate
 from bench.stats import Band
 from tune.experiment import driving, journal_storage
 from tune.searcher import BaselinesRunFull, StudySearcher, create_study
@@ -47,6 +62,8 @@ TABLE = Table("tiny", 4, (A, B, C, D, E, F), {"command": "hand-made"})
 SPEC = replace(bench_study(4, root="unused"), space=SPACE, baselines={}, max_concurrent_trials=2,
                scheduler=AshaSpec(grace_period=1, reduction_factor=2, max_t=4))
 SETTING = Setting(SPEC, grace_period=1, reduction_factor=2)
+needs_smac = pytest.mark.skipif(not smac_installed(), reason="the optional extra smac is not "
+                                f"installed: {SMAC_INSTALL}")
 
 
 class Logged(RayDriver):
@@ -99,7 +116,8 @@ def test_without_a_scheduler_every_trial_runs_max_t_epochs(tmp_path):
 
 @pytest.mark.parametrize("name", [TPE_ASHA, "random + ASHA", "BOHB-style (TPE + Optuna "
                                   "HyperbandPruner)", "TPE + Optuna MedianPruner", "TPE + PASHA",
-                                  "TPE + learning-curve stopper", "GP + ASHA"])
+                                  "TPE + learning-curve stopper", "GP + ASHA",
+                                  pytest.param(SMAC, marks=needs_smac)])
 def test_the_replay_is_deterministic_per_seed(name):
     builders = {name: policies(SETTING, quick=False)[name]}
     first = replay(TABLE, SETTING, builders, range(3), budget=24)[name]
@@ -239,3 +257,64 @@ def test_a_table_is_replayed_without_its_baselines_curves(tmp_path):
     unet = Curve({"model": "unet"}, (3.0, 2.0, 1.0, 0.5), (math.nan,) * 4, 0, "unet")
     save_table(replace(TABLE, curves=(unet, *TABLE.curves)), tmp_path / "t.json.gz")
     assert sampled(tmp_path / "t.json.gz").curves == TABLE.curves
+
+
+class LoggedSmac(SmacDriver):
+    """Notes the epochs each SMAC trial reported."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.epochs: list[tuple] = []  # (trial info, epochs reported)
+
+    def report(self, trial, result):
+        going = super().report(trial, result)
+        if not going:
+            self.epochs.append((trial.info, result["training_iteration"]))
+        return going
+
+
+@needs_smac
+def test_smac_trains_a_trial_the_epochs_of_its_budget_and_is_told_that_epochs_value():
+    lookup = Lookup(TABLE.curves, SPACE)
+    with smac_policy(SETTING, 0, lookup) as driver:
+        logged = LoggedSmac(driver.smac, lookup)
+        simulate(logged, TABLE.curves, workers=2, budget=24, max_t=4)
+        history = logged.smac.runhistory
+        # max_t 4, grace 1, eta 2: Hyperband's budgets 1, 2 and 4 epochs, each reached
+        assert {info.budget for info, _ in logged.epochs} == {1, 2, 4}
+        told = {(history.get_config(k.config_id), k.budget): history[k].cost for k in history}
+        for info, epochs in logged.epochs:
+            assert epochs == info.budget
+            curve = TABLE.curves[lookup(dict(info.config))]
+            assert told[info.config, info.budget] == curve.val_rmse[epochs - 1]
+
+
+@needs_smac
+def test_smac_is_told_a_diverged_trial_as_crashed():
+    from smac.runhistory import StatusType
+
+    # every divisor-2 config diverges in its first epoch
+    diverged = tuple(replace(c, val_rmse=(), train_sparse=()) if c.params[DIVISOR] == 2 else c
+                     for c in TABLE.curves)
+    lookup = Lookup(diverged, SPACE)
+    with smac_policy(SETTING, 0, lookup) as driver:
+        simulate(driver, diverged, workers=2, budget=24, max_t=4)
+        history = driver.smac.runhistory
+        told = {(history.get_config(k.config_id)[DIVISOR], history[k].status) for k in history
+                if history[k].status != StatusType.RUNNING}
+    assert told == {(1, StatusType.SUCCESS), (2, StatusType.CRASHED)}
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_smac_row_is_replayed_where_smac_is_installed_and_said_skipped_where_not(
+        monkeypatch, installed):
+    monkeypatch.setattr(bench.policies, "smac_installed", lambda: installed)
+    names = policies(SETTING, quick=True)
+    assert (SMAC in names) is installed
+    rows = skipped("question", dict.fromkeys(names, {}))
+    if installed:
+        assert rows == []
+    else:
+        (line,) = rows
+        assert line["figure"] == f"replay (question): {SMAC}: skipped"
+        assert SMAC_INSTALL in line["note"] and not line["ok"]
