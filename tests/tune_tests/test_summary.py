@@ -46,7 +46,9 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path, smoke_spec):
     assert 0 <= sampler["proposed"] <= sampler["searched"] == smoke_spec.num_samples - len(
         smoke_spec.baselines)
     assert summary["question"] is None and summary["confirmation"] is None
-    assert summary["verdict"][1].startswith("Best searched trial: ")
+    # smoke's one searched trial is stopped at epoch 1 (ASHA): none is called best
+    assert summary["verdict"][1].startswith("No searched trial ran the full budget")
+    assert summary["budget"]["searched_full_budget"] == 0 and summary["recheck"] is None
     assert 1.0 < summary["mean_map_rmse"] < 5.0
     for row in summary["baselines"].values():
         assert row["common_epoch"] is not None and row["common_epoch"] >= 1
