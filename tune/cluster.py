@@ -44,6 +44,20 @@ def drop_ray_tensorboard_logger() -> None:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 
 
+class HideRayResumeHint(logging.Filter):
+    """Ray's interrupt message tells to call Tuner.restore(...); tune.run and tune.confirm
+    print their own resume command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+def hide_ray_resume_hint() -> None:
+    log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, HideRayResumeHint) for f in log.filters):
+        log.addFilter(HideRayResumeHint())
+
+
 class HideTokenAuthNotice(logging.Filter):
     """Ray's notice that token authentication is on (the default it keeps): a line at every
     start of a local Ray. Its warning that authentication is off is kept."""

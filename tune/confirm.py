@@ -38,6 +38,7 @@ from baseres.errors import UserError
 from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
+    hide_ray_resume_hint,
     keep_ray_on_localhost,
     quiet_ray_console,
     start_ray,
@@ -270,6 +271,7 @@ def _main(args: argparse.Namespace) -> int:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     drop_ray_tensorboard_logger()
     quiet_ray_console(args.verbose)
+    hide_ray_resume_hint()
     if args.address is None:
         keep_ray_on_localhost()
     resume = "resume with: " + command_line("python -m tune.confirm", args.experiment,

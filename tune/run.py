@@ -9,7 +9,6 @@ the folder alone.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
@@ -26,6 +25,7 @@ from tune.budget import budget_text, exhausted, spent
 from tune.cluster import (
     check_trial_folders,
     drop_ray_tensorboard_logger,
+    hide_ray_resume_hint,
     keep_ray_on_localhost,
     quiet_ray_console,
     sigterm_as_ctrl_c,
@@ -345,13 +345,6 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         return fit(tuner, found.spec, location, verbose)
 
 
-class HideRayResumeHint(logging.Filter):
-    """Ray's interrupt message tells to call Tuner.restore(...); tune.run prints its own."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tuner.restore(" not in record.getMessage()
-
-
 def main(argv: list[str] | None = None) -> int:
     return run_command(build_parser, _main, argv)
 
@@ -374,9 +367,7 @@ def _main(args: argparse.Namespace) -> int:
     quiet_ray_console(args.verbose)
     if args.address is None:
         keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
-    ray_tune_log = logging.getLogger("ray.tune.tune")
-    if not any(isinstance(f, HideRayResumeHint) for f in ray_tune_log.filters):
-        ray_tune_log.addFilter(HideRayResumeHint())
+    hide_ray_resume_hint()
     experiment = args.resume
     try:
         check_trial_folders()

@@ -127,3 +127,19 @@ def test_an_interrupted_confirmation_says_a_resume_to_paste_for_a_folder_with_a_
     hint = capsys.readouterr().err.strip().splitlines()[-1]
     assert shlex.split(hint.split("resume with: ")[1]) == [
         "python", "-m", "tune.confirm", folder, "--seeds", "1"]
+
+
+def test_confirm_hides_rays_own_resume_hint(tmp_path, monkeypatch, capsys):
+    import logging
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tune.confirm.confirm", interrupted)
+    # whatever an earlier command in this process installed is gone: confirm's own filter
+    monkeypatch.setattr(logging.getLogger("ray.tune.tune"), "filters", [])
+    assert confirm_main([str(tmp_path), "--seeds", "1"]) == 130
+    record = logging.LogRecord("ray.tune.tune", logging.INFO, "", 0,
+                               'Resume experiment with: Tuner.restore(path="...")', None, None)
+    assert not logging.getLogger("ray.tune.tune").filter(record)  # never reaches the console
+    assert "resume with: python -m tune.confirm" in capsys.readouterr().err
