@@ -51,6 +51,7 @@ from tune.folds import (
     PLAN_FILE,
     design_folders,
     fold_points,
+    fresh_seeds,
     place_records,
     plan_runs,
     question_result,
@@ -67,12 +68,12 @@ from tune.recheck import (
     RECHECK_DIR,
     SEEDS_METHOD,
     better_than_baseline,
-    fresh_recheck_seeds,
     read_recheck,
     recheck_arms,
     recheck_folders,
+    recheck_result,
     run_recheck,
-    summarise_recheck,
+    search_seed,
 )
 from tune.records import (
     CONFIRM_VERSION,
@@ -82,27 +83,12 @@ from tune.records import (
     write_json,
 )
 
-SEED_LIMIT = 2**32  # every seed a run takes is below it (numpy refuses larger)
 TEST = (f"paired per place and seed: {CROSSED}; 95 % intervals, Holm-corrected over the "
         f"comparisons at {ALPHA}")
 
 
 class Incomplete(UserError):
     """The confirmation's runs did not all finish (an interrupt, or runs that errored)."""
-
-
-def fresh_seeds(used: set[int], count: int) -> list[int]:
-    """`count` seeds after every one used so far (below SEED_LIMIT, the lowest unused where
-    the next ones would not fit)."""
-    start = max(used) + 1 if used else 1
-    if start + count > SEED_LIMIT:
-        start = 0
-    seeds: list[int] = []
-    while len(seeds) < count:
-        if start not in used:
-            seeds.append(start)
-        start += 1
-    return seeds
 
 
 def seeds_used(folder: Path) -> set[int]:
@@ -218,7 +204,7 @@ def confirm_search(experiment: Experiment, seeds: int, address: str | None,
         run.value is not None for run in read_recheck([d], spec.max_t)))
     used = {s for f in folders for s in stored_plan(f).get("seeds", [])}
     plan = check_plan(design, {"arms": [a.name for a in arms], "folds": 1,
-                               "seeds": fresh_recheck_seeds(spec, used, seeds)},
+                               "seeds": fresh_seeds(used | {search_seed(spec)}, seeds)},
                       seeds, folder)
     start_ray(address, str(folder), spec.resources)
     try:
@@ -228,10 +214,7 @@ def confirm_search(experiment: Experiment, seeds: int, address: str | None,
         stop_ray()  # before the command's last line: no worker output comes after it
     if not complete:
         raise Incomplete("the re-check is incomplete")
-    runs = read_recheck(recheck_folders(folder), spec.max_t)
-    result = summarise_recheck(runs, sum(not t.baseline and t.best is not None
-                                         and t.epochs_run >= spec.max_t for t in trials),
-                               len(runs))
+    result = recheck_result(folder, spec, trials)
     comparisons = [SeedComparison(
         f"{row.name} - {result.best_baseline} (best val RMSE, paired by seed)",
         row.versus_best_baseline.mean,
@@ -241,7 +224,7 @@ def confirm_search(experiment: Experiment, seeds: int, address: str | None,
         ("below the baseline" if better_than_baseline(row) else "not shown better"))
         for row in result.rows if row.versus_best_baseline is not None]
     report = Confirmation(CONFIRM_VERSION, str(folder), f"{SEEDS_METHOD}; Holm over the "
-                          "searched configs", plan["seeds"], result.seeds, len(runs), None,
+                          "searched configs", plan["seeds"], result.seeds, result.runs, None,
                           comparisons, [])
     write_json(confirm_file(folder), report)
     return report

@@ -260,10 +260,7 @@ def question_result(folder: Path, spec: StudySpec) -> QuestionResult:
         if design.name == QUESTION_DIR:
             planned += planned_runs(question, len(question.seeds))
         else:
-            try:
-                planned += max(len(found), plan_runs(stored_plan(design)))
-            except UsageError:
-                planned += len(found)  # tune.confirm names the unreadable plan
+            planned += max(len(found), planned_in(design))
     records = place_records(runs)
     finished = sum(r.places is not None for r in runs)
     arms = {r.arm for r in records}
@@ -286,6 +283,32 @@ def stored_plan(design: Path) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise UsageError(f"{design / PLAN_FILE}: unreadable ({err}); delete {design} to plan "
                          "again") from None
+
+
+SEED_LIMIT = 2**32  # every seed a run takes is below it (numpy refuses larger)
+
+
+def fresh_seeds(used: set[int], count: int) -> list[int]:
+    """`count` seeds after every one used so far (below SEED_LIMIT, the lowest unused where
+    the next ones would not fit): a confirmation's or a re-check's."""
+    start = max(used) + 1 if used else 1
+    if start + count > SEED_LIMIT:
+        start = 0
+    seeds: list[int] = []
+    while len(seeds) < count:
+        if start not in used:
+            seeds.append(start)
+        start += 1
+    return seeds
+
+
+def planned_in(design: Path) -> int:
+    """The runs a design folder's stored plan holds (0 before it is stored, or where it is
+    unreadable: tune.confirm names that file)."""
+    try:
+        return plan_runs(stored_plan(design))
+    except UsageError:
+        return 0
 
 
 def plan_runs(plan: dict[str, Any]) -> int:

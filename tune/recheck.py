@@ -17,6 +17,7 @@ tune.evaluate read the re-checked result.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,10 +41,10 @@ class RecheckArm(NamedTuple):
 
 def recheck_arms(trials: list[TrialSummary], spec: StudySpec, top: int) -> list[RecheckArm]:
     """The top searched configs that ran the full budget, the best baseline, the U-Net."""
-    full = sorted((t for t in trials if t.best and t.epochs_run >= spec.max_t),
-                  key=lambda t: t.best_val_rmse)
-    searched = [t for t in full if not t.baseline][:top]
-    baselines = [t for t in full if t.baseline]
+    by_value = attrgetter("best_val_rmse")
+    searched = sorted(searched_at_full_budget(trials, spec.max_t), key=by_value)[:top]
+    baselines = sorted((t for t in trials if t.baseline and t.best
+                        and t.epochs_run >= spec.max_t), key=by_value)
     chosen = [*searched, *baselines[:1], *(t for t in baselines if t.model == "unet")]
     unique = {t.trial_id: t for t in chosen}
     return [RecheckArm(t.label, t.trial_id, t.baseline,
@@ -93,10 +94,14 @@ def run_recheck(spec: StudySpec, location, seeds: list[int], design: str = RECHE
     return finished >= len(points)
 
 
-def fresh_recheck_seeds(spec: StudySpec, used: set[int], count: int) -> list[int]:
-    """`count` seeds after the search's own and every re-check's so far."""
-    start = max({spec.trial_config(spec.low_corner()).seed, *used}) + 1
-    return list(range(start, start + count))
+def search_seed(spec: StudySpec) -> int:
+    """The seed every search trial trained with: a re-check's seeds come after it."""
+    return spec.trial_config(spec.low_corner()).seed
+
+
+def searched_at_full_budget(trials: list[TrialSummary], max_t: int) -> list[TrialSummary]:
+    """The searched trials that ran the full budget: the ones the search selects from."""
+    return [t for t in trials if not t.baseline and t.best and t.epochs_run >= max_t]
 
 
 def recheck_folders(folder: Path) -> list[Path]:
@@ -186,6 +191,18 @@ def better_than_baseline(row: RecheckRow) -> bool:
     """Below the best baseline after Holm's correction."""
     return (row.versus_best_baseline is not None and math.isfinite(row.p_holm)
             and row.p_holm < ALPHA and row.versus_best_baseline.mean < 0)
+
+
+def recheck_result(folder: Path, spec: StudySpec, trials: list[TrialSummary]
+                   ) -> Recheck | None:
+    """The re-check's statistics over every finished run of the experiment's re-check
+    folders, against its stored plans; None before a run finished."""
+    from tune.folds import planned_in
+
+    folders = recheck_folders(folder)
+    return summarise_recheck(read_recheck(folders, spec.max_t),
+                             len(searched_at_full_budget(trials, spec.max_t)),
+                             sum(planned_in(f) for f in folders))
 
 
 def retrained_means(folder: Path, spec: StudySpec) -> dict[str, float]:

@@ -149,13 +149,13 @@ def search_ended(location: Location, spec: StudySpec) -> bool:
 def recheck_winners(spec: StudySpec, location: Location, verbose: bool) -> bool:
     """The search's winners re-trained on the study's fresh seeds (tune.recheck), the same
     seeds when a resume goes on with it; whether every run finished."""
-    from tune.folds import stored_plan
-    from tune.recheck import RECHECK_DIR, fresh_recheck_seeds, run_recheck
+    from tune.folds import fresh_seeds, stored_plan
+    from tune.recheck import RECHECK_DIR, run_recheck, search_seed
 
     if spec.recheck.seeds == 0 or location.local is None:
         return True
     planned = stored_plan(location.state_folder / RECHECK_DIR).get("seeds")
-    seeds = planned or fresh_recheck_seeds(spec, set(), spec.recheck.seeds)
+    seeds = planned or fresh_seeds({search_seed(spec)}, spec.recheck.seeds)
     return run_recheck(spec, location, seeds, RECHECK_DIR, verbose)
 
 

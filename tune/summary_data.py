@@ -23,7 +23,7 @@ from tune.compare import (
 )
 from tune.errors import UsageError
 from tune.experiment import LOST, Experiment, Stop, TrialSummary, finite, keys_apart
-from tune.folds import plan_runs, question_result, stored_plan
+from tune.folds import question_result
 from tune.plots import (
     PlotData,
     budget_curve_data,
@@ -39,7 +39,7 @@ from tune.quality import (
     sampler_facts,
 )
 from tune.question import Answer, Plan, answer_json
-from tune.recheck import Recheck, read_recheck, recheck_folders, summarise_recheck
+from tune.recheck import Recheck, recheck_result, searched_at_full_budget
 from tune.records import Confirmation, read_confirmation
 
 TOP_ROWS = 10  # trials in the summary's table, unless --top says otherwise
@@ -161,7 +161,7 @@ def budget_facts(experiment: Experiment, trials: list[TrialSummary]) -> BudgetFa
     searched = [t for t in trials if not t.baseline and t.best]
     return BudgetFacts(spec.budget.epochs, spec.budget.time_s, spec.num_samples, used.epochs,
                        used.seconds, len(trials), len(searched),
-                       sum(t.epochs_run >= spec.max_t for t in searched), exhausted(spec, used))
+                       len(searched_at_full_budget(trials, spec.max_t)), exhausted(spec, used))
 
 
 def _reference_rmse(trials: list[TrialSummary]) -> float:
@@ -198,23 +198,6 @@ def question_status(experiment: Experiment) -> QuestionStatus | None:
                           result.plan, model)
 
 
-def recheck_status(experiment: Experiment, trials: list[TrialSummary]) -> Recheck | None:
-    """The re-check's statistics over every finished run of its folders."""
-    spec = experiment.spec
-    folders = recheck_folders(experiment.folder)
-    if not folders:
-        return None
-    planned = 0
-    for folder in folders:
-        try:
-            planned += plan_runs(stored_plan(folder))
-        except UsageError:
-            pass  # tune.confirm names an unreadable plan; the runs still count
-    selected_from = sum(not t.baseline and t.best is not None and t.epochs_run >= spec.max_t
-                        for t in trials)
-    return summarise_recheck(read_recheck(folders, spec.max_t), selected_from, planned)
-
-
 def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | None = None,
                   top: int = TOP_ROWS) -> Summary:
     """Everything the reports show, read from the experiment folder (`trials`: its
@@ -249,7 +232,7 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
         verdict=verdict(ranked, baselines, checks, spec.max_t),
         confirmation=confirmation,
         confirmation_problem=problem,
-        recheck=recheck_status(experiment, trials),
+        recheck=recheck_result(experiment.folder, spec, trials),
         recheck_seeds=spec.recheck.seeds,
         mean_map_rmse=reference,
         table=[table_row(t, list(spec.space)) for t in shown],

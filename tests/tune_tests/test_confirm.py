@@ -13,10 +13,10 @@ import sys
 import pytest
 from helpers import copy_experiment, ctrl_c_when
 
-from tune.confirm import CONFIRM_DIR, SEED_LIMIT, comparison, fresh_seeds
+from tune.confirm import CONFIRM_DIR, comparison
 from tune.confirm import main as confirm_main
 from tune.experiment import STUDY_FILE, read_rows
-from tune.folds import QUESTION_DIR, fold_points
+from tune.folds import QUESTION_DIR, SEED_LIMIT, fold_points, fresh_seeds
 from tune.intervals import Interval
 from tune.question import Comparison
 from tune.study import RUN_KEY, load_study
