@@ -56,6 +56,7 @@ from tune.folds import (
     plan_runs,
     question_result,
     read_runs,
+    rescore_designs,
     resolve_folds,
     run_folds,
     run_minutes,
@@ -145,6 +146,7 @@ def confirm(folder: str | Path, seeds: int, address: str | None = None,
     with driving(experiment.folder, "tune.confirm"):  # never beside a running search
         if question is None or search:
             return confirm_search(experiment, seeds, address, verbose)
+        rescore_designs(experiment.folder)
         question_runs = read_runs(design_folders(experiment.folder)[0])
         if not question_runs:
             raise UsageError(f"{experiment.folder}: the question's runs have not started; "

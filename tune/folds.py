@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from baseres.cli import command_line
+from baseres.config import one_line
 from baseres.hooks import Hook
 from tune.cluster import sigterm_as_ctrl_c
 from tune.errors import UsageError
@@ -160,6 +161,20 @@ class FoldRun(NamedTuple):
     point: dict[str, Any]
     folder: Path
     places: dict[str, dict[str, Any]] | None  # None until the run finished
+    damage: str = ""  # why its places.json, there, cannot be read (rescore() mends it)
+
+
+def read_places(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """A run's place scores, or None and why: "" while the file is not there yet."""
+    try:
+        places = json.loads(path.read_text())["places"]
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return None, f"unreadable ({type(err).__name__}: {one_line(str(err))[:80]})"
+    if not isinstance(places, dict):
+        return None, f"unreadable (places must be a mapping, but got {type(places).__name__})"
+    return places, ""
 
 
 def read_runs(folder: Path) -> list[FoldRun]:
@@ -170,12 +185,42 @@ def read_runs(folder: Path) -> list[FoldRun]:
             point = json.loads((trial / "params.json").read_text())[RUN_KEY]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a run still starting
-        try:
-            places = json.loads((trial / PLACES_FILE).read_text())["places"]
-        except (OSError, ValueError, KeyError, TypeError):
-            places = None
-        runs.append(FoldRun(point, trial, places))
+        runs.append(FoldRun(point, trial, *read_places(trial / PLACES_FILE)))
     return runs
+
+
+def rescore(folder: Path) -> list[Path]:
+    """Runs whose places.json is missing or damaged although their checkpoint is at the full
+    budget (the file was lost after the run ended, so Ray will not run it again): their places
+    scored again from that checkpoint, here. The run folders it scored."""
+    from baseres.config import TrainConfig
+    from baseres.hooks import CHECKPOINT_FILE
+    from baseres.trainer import Trainer
+
+    scored = []
+    for run in read_runs(folder):
+        checkpoints = sorted(run.folder.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+        if run.places is not None or not checkpoints or not (run.folder / "config.yaml").is_file():
+            continue
+        cfg = TrainConfig.from_yaml(run.folder / "config.yaml").replace(
+            device="cpu", progress=False, out_dir=None)
+        trainer = Trainer(cfg)
+        trainer.load_checkpoint(checkpoints[-1])
+        if trainer.epoch < cfg.epochs:
+            continue  # not finished: Ray goes on with it
+        trainer.setup_data(progress=False)
+        PlaceScores(run.folder, run.point["places"]).on_epoch_end(trainer,
+                                                                  {"epoch": trainer.epoch})
+        scored.append(run.folder)
+    return scored
+
+
+def rescore_designs(folder: Path) -> None:
+    """rescore() in the question's folder and every confirmation's, saying what it mended."""
+    for design in design_folders(folder):
+        for run in rescore(design):
+            print(f"{run / PLACES_FILE}: was missing or unreadable; scored again from the "
+                  "run's last checkpoint", flush=True)
 
 
 def place_records(runs: list[FoldRun]) -> list[PlaceRecord]:
@@ -248,6 +293,18 @@ class QuestionResult(NamedTuple):
     finished: int
     planned: int
     plan: Plan | None
+    damaged: tuple[str, ...] = ()  # "<places.json>: unreadable (...)": runs left out
+    not_finite: tuple[str, ...] = ()  # "<run> scored <place> nan": places left out
+
+
+def not_finite_scores(runs: list[FoldRun]) -> tuple[str, ...]:
+    """Each place a finished run scored NaN or infinite (a diverged model), in words:
+    place_records leaves such a place out of every comparison."""
+    return tuple(f"{run.folder.name} scored {place} {key} {score[key]}"
+                 for run in runs if run.places is not None
+                 for place, score in sorted(run.places.items()) if isinstance(score, dict)
+                 for key in ("val_rmse", "train_rmse")
+                 if key in score and not finite(score[key]))
 
 
 def question_result(folder: Path, spec: StudySpec) -> QuestionResult:
@@ -263,15 +320,17 @@ def question_result(folder: Path, spec: StudySpec) -> QuestionResult:
             planned += max(len(found), planned_in(design))
     records = place_records(runs)
     finished = sum(r.places is not None for r in runs)
+    damaged = tuple(f"{r.folder / PLACES_FILE}: {r.damage}" for r in runs if r.damage)
     arms = {r.arm for r in records}
     needed = set(question.values) | ({CONTROL} if question.control is not None else set())
     if not needed <= arms:
-        return QuestionResult(None, finished, planned, None)
+        return QuestionResult(None, finished, planned, None, damaged, not_finite_scores(runs))
     result = answer(records, question.parameter, question.values, list(question.extra_arms),
                     spec.epochs, question.half_width)
     folds = len({r.point["fold"] for r in runs}) or 1
     return QuestionResult(result, finished, planned,
-                          plan_seeds(result, spec, Path(folder), runs, folds))
+                          plan_seeds(result, spec, Path(folder), runs, folds), damaged,
+                          not_finite_scores(runs))
 
 
 def stored_plan(design: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from tune.quality import BOUNDARY_SHARE, SamplerFacts
 from tune.question import answer_lines
 from tune.recheck import better_than_baseline
 from tune.records import Confirmation, Evaluation, read_evaluation
-from tune.summary_data import BudgetFacts, Summary
+from tune.summary_data import BudgetFacts, QuestionStatus, Summary
 
 EVALUATION_TITLES = {"seen": "training places' test poses",
                      "unseen": "held-out places (other rooms)"}
@@ -89,21 +89,48 @@ def _confirmation(summary: Summary) -> list[str]:
     return confirmation_lines(summary.confirmation, summary.confirmation_problem)
 
 
-def _question(summary: Summary) -> list[str]:
-    question = summary.question
+def left_out_lines(question: QuestionStatus, resume: str) -> list[str]:
+    """What the answer could not read: damaged places.json files (a resume scores them again
+    from the run's checkpoint) and NaN or infinite place scores."""
+    lines = [f"- {md_text(line)}; left out (scored again by: {resume})"
+             for line in question.damaged]
+    lines += [f"- {md_text(line)} (a diverged model): that place is left out of every "
+              "comparison" for line in question.not_finite]
+    return ["", *lines] if lines else []
+
+
+def question_lines(question: QuestionStatus | None, experiment: str,
+                   confirmation: list[str]) -> list[str]:
+    """The question's section: the answer, or how far its runs got and how to go on."""
     if question is None:
         return []
     claim = md_text(question.claim, line_start=True)
+    resume = command_line("python -m tune.run --resume", experiment)
     if question.answer is None:
         return ["## The question", "", claim, "",
                 f"Not answered yet: {question.runs_finished} of {question.runs_planned} "
-                "fold runs finished; resume with: "
-                + command_line("python -m tune.run --resume", summary.experiment), ""]
+                "fold runs finished; resume with: " + resume,
+                *left_out_lines(question, resume), ""]
     lines = answer_lines(question.answer, claim, question.plan, question.control_model)
     if question.runs_finished < question.runs_planned:
         lines.append(f"From {question.runs_finished} of {question.runs_planned} fold "
                      "runs (the rest have not finished).")
-    return lines + ["", *_confirmation(summary), ""]
+    return lines + left_out_lines(question, resume) + ["", *confirmation, ""]
+
+
+def _question(summary: Summary) -> list[str]:
+    return question_lines(summary.question, summary.experiment, _confirmation(summary))
+
+
+def render_question_only(study: str, experiment: str, question: QuestionStatus,
+                         confirmation: list[str], trials: int) -> str:
+    """The summary before the search's first epoch (a stop between the question and the
+    search): the question's answer is on disk and worth reading."""
+    return "\n".join([
+        f"# Summary of {study} ({experiment})", "",
+        *question_lines(question, experiment, confirmation), "## The search", "",
+        f"No trial has finished an epoch yet ({trials} trial folder(s)); resume with: "
+        + command_line("python -m tune.run --resume", experiment)]) + "\n"
 
 
 def budget_lines(budget: BudgetFacts, max_t: int) -> list[str]:

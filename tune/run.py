@@ -329,6 +329,10 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         repair_after_kill(folder)
         found = Experiment(folder)
         found.check_unchanged()  # in the question's runs too: the journal is made before them
+        if found.spec.question is not None and local is not None:
+            from tune.folds import rescore_designs
+
+            rescore_designs(local)  # a finished run's damaged places.json: Ray won't rerun it
         if not ray_saved and local is not None:
             # Stopped before the search's first result (in the question's runs, or before Ray
             # saved its first state): the question resumes, and the search starts over (Ray's

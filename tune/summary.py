@@ -15,11 +15,16 @@ from pathlib import Path
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser, bounded_int, run_command
 from tune.experiment import Experiment
-from tune.markdown import evaluations_markdown, render_markdown
+from tune.markdown import (
+    confirmation_lines,
+    evaluations_markdown,
+    render_markdown,
+    render_question_only,
+)
 from tune.plots import draw_plots
-from tune.records import write_json
+from tune.records import read_confirmation, write_json
 from tune.report import write_report
-from tune.summary_data import TOP_ROWS, build_summary
+from tune.summary_data import TOP_ROWS, build_summary, question_status
 
 
 def write_summary(folder: Path, top: int = TOP_ROWS) -> tuple[str, list[Path], str | None]:
@@ -27,15 +32,26 @@ def write_summary(folder: Path, top: int = TOP_ROWS) -> tuple[str, list[Path], s
     folder, a full disk) or None: the text is worth reading either way."""
     experiment = Experiment(folder)
     trials = experiment.trials()
-    summary = build_summary(experiment, trials, top)
-    text = render_markdown(summary)
-    text += "\n".join(evaluations_markdown(experiment.folder, experiment.spec.scientific)) + "\n"
+    summary = None
+    if experiment.spec.question is not None and not any(t.best for t in trials):
+        # stopped between the question and the search's first epoch: the answer alone
+        question = question_status(experiment)
+        data: object = {"question": question, "search": None}
+        text = render_question_only(experiment.spec.name, str(experiment.folder), question,
+                                    confirmation_lines(*read_confirmation(experiment.folder)),
+                                    len(trials))
+    else:
+        data = summary = build_summary(experiment, trials, top)
+        text = render_markdown(summary) + "\n".join(
+            evaluations_markdown(experiment.folder, experiment.spec.scientific)) + "\n"
     try:
-        write_json(experiment.folder / "summary.json", summary)
+        write_json(experiment.folder / "summary.json", data)
         (experiment.folder / "summary.md").write_text(text)
+        if summary is None:
+            return text, [], None
         plots = draw_plots(experiment.folder, experiment.spec, *summary.plots)
         plots.append(write_report(experiment, trials, text, summary.importance,
-                                    summary.plots.budget))
+                                  summary.plots.budget))
     except OSError as err:
         return text, [], f"{err.filename or experiment.folder}: {err.strerror}"
     return text, plots, None
@@ -47,8 +63,8 @@ def print_summary(folder: Path, top: int = TOP_ROWS) -> None:
     if unwritten:
         print(f"not written (summary.md, summary.json, plots): {unwritten}")
     else:
-        print(f"written: {folder / 'summary.md'}, summary.json, "
-              + ", ".join(p.name for p in plots))
+        print(", ".join([f"written: {folder / 'summary.md'}", "summary.json",
+                         *(p.name for p in plots)]))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,12 +59,15 @@ class QuestionStatus(NamedTuple):
     answer: Answer | None
     plan: Plan | None  # the confirmation that reaches the target half-width
     control_model: str  # what the positive control trains (the plain U-Net in the studies)
+    damaged: tuple[str, ...] = ()  # places.json files that cannot be read: runs left out
+    not_finite: tuple[str, ...] = ()  # NaN or infinite place scores: those places left out
 
     def json_form(self) -> dict[str, Any]:
         found = (answer_json(self.answer, self.plan) if self.answer is not None
                  else {"verdict": None})
         return {**found, "claim": self.claim, "runs_finished": self.runs_finished,
-                "runs_planned": self.runs_planned}
+                "runs_planned": self.runs_planned, "damaged": list(self.damaged),
+                "not_finite": list(self.not_finite)}
 
 
 class TableRow(NamedTuple):
@@ -195,7 +198,7 @@ def question_status(experiment: Experiment) -> QuestionStatus | None:
     model = {"unet": "the plain U-Net"}.get(control.get("model", spec.model),
                                            control.get("model", spec.model))
     return QuestionStatus(spec.question.claim, result.finished, result.planned, result.answer,
-                          result.plan, model)
+                          result.plan, model, result.damaged, result.not_finite)
 
 
 def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | None = None,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ctrl_c_when, wait_for
+from helpers import copy_experiment, ctrl_c_when, wait_for
 
 from tune.experiment import read_rows
 from tune.folds import QUESTION_DIR, PlaceScores, read_runs
@@ -109,6 +109,62 @@ def test_sigterm_in_the_questions_runs_stops_them_with_the_resume_line(question_
         f"{experiment}"), out[-2000:]
     assert "Traceback" not in out
     assert list((experiment / QUESTION_DIR).glob("experiment_state-*.json"))  # state saved
+
+
+@pytest.mark.parametrize("damage", ["truncated", "emptied", "a list"])
+def test_a_damaged_places_json_is_named_and_a_resume_scores_it_again(question_experiment,
+                                                                     tmp_path, damage):
+    from tune.run import main as run_main
+    from tune.summary import write_summary
+
+    before = json.loads((question_experiment / "summary.json").read_text())["question"]
+    experiment = copy_experiment(question_experiment, tmp_path)
+    places = sorted((experiment / QUESTION_DIR).glob("trial_*/places.json"))[0]
+    text = places.read_text()
+    places.write_text({"truncated": text[: len(text) // 2], "emptied": "",
+                       "a list": '{"places": []}'}[damage])
+    summary, _, _ = write_summary(experiment)
+    assert "Not answered yet: 5 of 6 fold runs" in summary
+    assert f"{places}: unreadable (" in summary and "left out" in summary
+    assert run_main(["--resume", str(experiment)]) == 0
+    after = json.loads((experiment / "summary.json").read_text())["question"]
+    assert after["runs_finished"] == 6 and not after["damaged"]
+    # the same checkpoint scores the same places: the answer comes back as it was
+    assert after["effect_m"] == pytest.approx(before["effect_m"], abs=1e-6)
+    for key in ("place", "arm", "seed", "fold", "seen_rmse", "unseen_rmse", "train_rmse"):
+        assert [r[key] for r in after["per_place"]] == pytest.approx(
+            [r[key] for r in before["per_place"]]), key
+
+
+def test_a_nan_place_score_is_named_and_left_out(question_experiment, tmp_path):
+    from tune.summary import write_summary
+
+    experiment = copy_experiment(question_experiment, tmp_path)
+    places = sorted((experiment / QUESTION_DIR).glob("trial_*/places.json"))[0]
+    scores = json.loads(places.read_text())
+    place = sorted(scores["places"])[0]
+    scores["places"][place]["val_rmse"] = float("nan")
+    places.write_text(json.dumps(scores))
+    text, _, _ = write_summary(experiment)
+    assert f"{places.parent.name} scored {place} val_rmse nan (a diverged model)" in text
+    summary = json.loads((experiment / "summary.json").read_text())["question"]
+    arm = json.loads((places.parent / "params.json").read_text())["run"]["arm"]
+    assert (place, arm) not in {(row["place"], row["arm"]) for row in summary["per_place"]}
+    assert (place, arm) in {(row["place"], row["arm"]) for row in json.loads(
+        (question_experiment / "summary.json").read_text())["question"]["per_place"]}
+
+
+def test_the_summary_of_a_stop_between_the_question_and_the_search_shows_the_answer(
+        question_experiment, tmp_path):
+    from tune.summary import main as summary_main
+
+    experiment = copy_experiment(question_experiment, tmp_path)
+    for trial in experiment.glob("trial_*"):  # the search's trials: none has begun
+        shutil.rmtree(trial)
+    assert summary_main([str(experiment)]) == 0
+    text = (experiment / "summary.md").read_text()
+    assert "**Answer: " in text and "No trial has finished an epoch yet" in text
+    assert json.loads((experiment / "summary.json").read_text())["search"] is None
 
 
 def latest_checkpoints(run: Path) -> list[Path]:
