@@ -166,6 +166,20 @@ def new_location(storage: str, name: str, chosen: bool) -> Location:
             candidate = free_name(storage, name)
 
 
+def placed_line(location: Location, name: str) -> str:
+    """Where a new experiment goes, said first; when the study's name was taken (by make
+    run's link to its newest experiment, or an earlier search), by what."""
+    line = f"experiment: {location}"
+    taken = local_path(location.storage)
+    if location.name == name or taken is None:
+        return line
+    taken /= name
+    what = (f"a link to {os.readlink(taken)}" if taken.is_symlink()
+            else "an earlier experiment")
+    return (f"{line} (the study is named {name!r}; {taken} is taken: {what}; --name chooses "
+            "another)")
+
+
 @contextmanager
 def driving(folder: Path, command: str = "tune.run") -> Iterator[Path]:
     """Hold an experiment folder's driver lock while the block runs: one driver per

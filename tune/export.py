@@ -26,7 +26,7 @@ from baseres.cli import DefaultsHelpFormatter, OneLineParser, command_line, run_
 from baseres.config import TrainConfig
 from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
-from tune.experiment import Experiment, TrialSummary
+from tune.experiment import Experiment, TrialSummary, finite
 from tune.recheck import rank_key, retrained_means
 from tune.study import StudySpec
 
@@ -92,9 +92,9 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
         + f"; rank {rank} of {ranked} trials by best {metric}, the re-checked configs first by "
         "their mean over fresh seeds (baselines rank too; --rank N exports another)",
         f"best epoch {best_epoch(trial)} of the {trial.epochs_run} it ran ({trial.stop_reason}): "
-        f"{metric} {best[metric]:.6g}, "
-        f"val_delta1 {best.get('val_delta1', math.nan):.6g}, "
-        f"sparse {best.get('sparse', math.nan):.6g}",
+        # a figure the model does not report (a U-Net's sparse term) is left out, not nan
+        + ", ".join(f"{name} {best[name]:.6g}" for name in dict.fromkeys(
+            (metric, "val_delta1", "sparse")) if finite(best.get(name))),
     ]
     if state["epoch"] == best_epoch(trial):
         lines.append(f"weights of epoch {state['epoch']}: {weights_path(out).name} "

@@ -96,8 +96,11 @@ def test_a_unet_is_exported_without_the_base_and_curriculum_keys(smoke_experimen
     folders = [f for _, _, f in ranking(smoke_experiment)]
     unet = next(i for i, f in enumerate(folders, 1)
                 if json.loads((f / "params.json").read_text()).get("baseline") == "unet")
-    written = yaml.safe_load(export(smoke_experiment, tmp_path / "u.yaml", "--rank", str(unet)))
+    text = export(smoke_experiment, tmp_path / "u.yaml", "--rank", str(unet))
+    written = yaml.safe_load(text)
     assert written["model"] == "unet"
+    # its provenance names the figures a U-Net reports, none as nan
+    assert "nan" not in text and "sparse" not in text.split("best epoch")[1].split("\n")[0]
     for key in ("base_channel_divisor", "residual_range", "use_adaptive_loss", "warmup_epochs",
                 "warmup_fraction", "lambda_base_init", "lambda_sparse"):
         assert key not in written, key

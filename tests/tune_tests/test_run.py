@@ -12,7 +12,14 @@ import yaml
 from helpers import free_port, get_json, trials
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import JOURNAL_FILE, STUDY_FILE, free_name, new_location, read_rows
+from tune.experiment import (
+    JOURNAL_FILE,
+    STUDY_FILE,
+    free_name,
+    new_location,
+    placed_line,
+    read_rows,
+)
 from tune.run import main
 
 
@@ -227,6 +234,19 @@ def test_two_searches_started_at_once_never_share_a_folder(tmp_path):
     assert new_location(str(tmp_path), "smoke", chosen=False).name == "smoke-2"
     with pytest.raises(ValueError, match="smoke already exists"):
         new_location(str(tmp_path), "smoke", chosen=True)
+
+
+def test_the_first_line_says_where_the_experiment_goes_and_what_took_the_studys_name(tmp_path):
+    own = new_location(str(tmp_path), "generalization", chosen=False)
+    assert placed_line(own, "generalization") == f"experiment: {tmp_path / 'generalization'}"
+    (tmp_path / "generalization").rename(tmp_path / "generalization-20261206-0400")
+    (tmp_path / "generalization").symlink_to("generalization-20261206-0400")  # make run's link
+    copied = new_location(str(tmp_path), "generalization", chosen=False)
+    assert copied.name == "generalization-2"
+    assert placed_line(copied, "generalization") == (
+        f"experiment: {tmp_path / 'generalization-2'} (the study is named 'generalization'; "
+        f"{tmp_path / 'generalization'} is taken: a link to generalization-20261206-0400; "
+        "--name chooses another)")
 
 
 def test_unwritable_storage_fails_before_trials(tmp_path, capsys):
