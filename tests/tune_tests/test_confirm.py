@@ -143,3 +143,33 @@ def test_confirm_hides_rays_own_resume_hint(tmp_path, monkeypatch, capsys):
                                'Resume experiment with: Tuner.restore(path="...")', None, None)
     assert not logging.getLogger("ray.tune.tune").filter(record)  # never reaches the console
     assert "resume with: python -m tune.confirm" in capsys.readouterr().err
+
+
+def test_a_confirmation_plans_from_the_questions_own_folds_not_the_runs_that_started(
+        experiment, monkeypatch):
+    """`folds: 2` stopped after fold 0's runs began: the plan still has both folds."""
+    import shutil
+
+    import yaml
+
+    import tune.confirm
+    from tune.folds import read_runs
+
+    study = yaml.safe_load((experiment / STUDY_FILE).read_text())
+    study["question"]["folds"] = 2
+    (experiment / STUDY_FILE).write_text(yaml.safe_dump(study))
+    for run in read_runs(experiment / QUESTION_DIR):
+        if run.point["fold"] != 0:
+            shutil.rmtree(run.folder)
+    planned = {}
+
+    def instead_of_ray(spec, location, points, verbose):
+        planned["points"] = points
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.confirm, "start_ray", lambda *args: None)
+    monkeypatch.setattr(tune.confirm, "run_folds", instead_of_ray)
+    with pytest.raises(KeyboardInterrupt):
+        tune.confirm.confirm(experiment, 1)
+    assert {p["fold"] for p in planned["points"]} == {0, 1}
+    assert len(planned["points"]) == 3 * 2  # arms x folds x 1 seed
