@@ -167,6 +167,20 @@ def test_the_summary_of_a_stop_between_the_question_and_the_search_shows_the_ans
     assert json.loads((experiment / "summary.json").read_text())["search"] is None
 
 
+def test_the_positive_control_is_named_by_the_model_it_trains(question_experiment, tmp_path):
+    import yaml
+
+    from tune.experiment import Experiment
+    from tune.summary_data import question_status
+
+    assert question_status(Experiment(question_experiment)).control_model == "the plain U-Net"
+    experiment = copy_experiment(question_experiment, tmp_path)
+    study = yaml.safe_load((experiment / "study.yaml").read_text())
+    study["question"]["control"] = {"model": "base_residual", "base_channel_divisor": 1}
+    (experiment / "study.yaml").write_text(yaml.safe_dump(study))
+    assert question_status(Experiment(experiment)).control_model == "base_residual"
+
+
 def latest_checkpoints(run: Path) -> list[Path]:
     """The checkpoint Ray's saved state of `run` names as each unfinished trial's latest."""
     from ray.tune import ExperimentAnalysis
