@@ -21,6 +21,8 @@ from tune.plots import BudgetCurve
 
 REPORT_FILE = "report.html"
 PANEL_TRIALS = 2  # best searched trials whose panel is shown besides every baseline's
+PAGE_WIDTH = 1200  # px: the body's widest; a wider table scrolls inside it, a figure fits it
+WIDE = "wide"  # the class of the horizontally scrolling box around every table
 
 
 class Figure(NamedTuple):
@@ -68,7 +70,7 @@ def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 figure = draw(full)
-            body = figure.to_html(full_html=False, include_plotlyjs=False)
+            body = figure_html(figure)
         except Exception as err:  # a figure is advice: say why, draw the rest
             body = f"<p>Not drawn: {html.escape(f'{type(err).__name__}: {err}')}</p>"
         figures.append(Figure(title, body))
@@ -91,8 +93,15 @@ def budget_figure(curve: BudgetCurve) -> Figure:
     if curve.budget:
         figure.add_vline(x=curve.budget, annotation_text="budget")
     figure.update_layout(xaxis_title="epochs spent (every trial, baselines included)",
-                         yaxis_title="best val RMSE (m)", width=760, height=420)
-    return Figure(title, figure.to_html(full_html=False, include_plotlyjs=False))
+                         yaxis_title="best val RMSE (m)", height=420)
+    return Figure(title, figure_html(figure))
+
+
+def figure_html(figure) -> str:
+    """A plotly figure as a <div> as wide as the page, resizing with the window: a fixed width
+    (Optuna's slice plot asks 300 px per parameter) had run past the page's right edge."""
+    figure.update_layout(width=None, autosize=True)
+    return figure.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
 
 
 def full_budget_trials(study):
@@ -145,7 +154,11 @@ def markdown_as_html(text: str) -> str:
     converter.parser.blockprocessors.deregister("reference")  # link definitions
     for name in URL_PATTERNS:
         converter.inlinePatterns.deregister(name)
-    return converter.convert(text)
+    # every table in a box that scrolls sideways: the trial table has a column per searched
+    # parameter and metric, wider than the page (raw HTML is escaped above: these are all)
+    page = converter.convert(text)
+    return page.replace("<table>", f'<div class="{WIDE}"><table>').replace(
+        "</table>", "</table></div>")
 
 
 def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
@@ -162,7 +175,8 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
         data = base64.b64encode(panel.png).decode()
         parts.append(f"<h3>{html.escape(panel.label)}, epoch {panel.epoch}</h3>"
                      f'<img alt="{html.escape(panel.label)}" src="data:image/png;base64,{data}">')
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+    style = (f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH}px;margin:auto;padding:1em}}"
+             f".{WIDE}{{overflow-x:auto;max-width:100%}}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
              "padding:2px 6px}img{max-width:100%}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
