@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import Experiment, TrialSummary
+from tune.experiment import Experiment, Stop, TrialSummary
 from tune.plots import BudgetCurve
 
 REPORT_FILE = "report.html"
@@ -32,8 +32,25 @@ class Figure(NamedTuple):
 
 class Panel(NamedTuple):
     label: str
-    epoch: int
+    epoch: int  # the epoch the image is of
     png: bytes
+    note: str = ""  # how that epoch stands to the trial's last, where it is not the full budget
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label}, epoch {self.epoch}{self.note}"
+
+
+def panel_note(trial: TrialSummary, epoch: int) -> str:
+    """Whether the panel's epoch is the trial's last, for a trial that did not complete: a
+    trial stopped between two panels (drawn every image_every epochs) shows an earlier one."""
+    ran = trial.epochs_run
+    if trial.stop is Stop.COMPLETED and epoch == ran:
+        return ""
+    if epoch == ran:
+        return f", its last ({trial.stop_reason})"
+    return (f", its last panel of the {ran} epoch{'s' * (ran != 1)} it ran "
+            f"({trial.stop_reason})")
 
 
 def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
@@ -126,7 +143,8 @@ def last_panel(trial: TrialSummary) -> Panel | None:
         events.Reload()
         if PANEL_TAG in events.Tags().get("images", []):
             image = events.Images(PANEL_TAG)[-1]
-            return Panel(trial.label, image.step, image.encoded_image_string)
+            return Panel(trial.label, image.step, image.encoded_image_string,
+                         panel_note(trial, image.step))
     return None
 
 
@@ -173,7 +191,7 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
     parts.append("<h2>Decomposition panels: truth | final | base | residual</h2>")
     for panel in shown:
         data = base64.b64encode(panel.png).decode()
-        parts.append(f"<h3>{html.escape(panel.label)}, epoch {panel.epoch}</h3>"
+        parts.append(f"<h3>{html.escape(panel.heading)}</h3>"
                      f'<img alt="{html.escape(panel.label)}" src="data:image/png;base64,{data}">')
     style = (f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH}px;margin:auto;padding:1em}}"
              f".{WIDE}{{overflow-x:auto;max-width:100%}}"

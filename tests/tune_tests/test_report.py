@@ -214,3 +214,30 @@ def test_the_page_is_no_wider_than_a_1280_px_window_in_chromium(tmp_path, smoke_
     assert measured["scroll"] <= measured["inner"], measured
     assert measured["table"] > PAGE_WIDTH, measured  # the table is wide, and scrolls in its box
     assert len(measured["plots"]) == 5 and max(measured["plots"]) <= measured["inner"], measured
+
+
+# ------------------------------------------------------------------------ decomposition panels
+@pytest.mark.parametrize("panels, stop, reason, heading", [
+    ([1], "EARLY", "ASHA stop", "t, epoch 1, its last panel of the 3 epochs it ran (ASHA stop)"),
+    ([1, 3], "EARLY", "ASHA stop", "t, epoch 3, its last (ASHA stop)"),
+    ([1, 3], "COMPLETED", "completed", "t, epoch 3"),
+])
+def test_a_panel_names_its_epoch_and_whether_it_is_the_trials_last(tmp_path, panels, stop,
+                                                                   reason, heading):
+    """A trial that ran 3 epochs with panels at `panels`: the heading names the epoch of the
+    image shown, and for a trial that did not complete whether that is its last epoch."""
+    import numpy as np
+    from helpers import fake_trial
+    from torch.utils.tensorboard import SummaryWriter
+
+    from baseres.hooks import PANEL_TAG
+    from tune.experiment import Stop
+    from tune.report import last_panel
+
+    trial = fake_trial("t", [{"training_iteration": e, "val_rmse": 1.0} for e in (1, 2, 3)])
+    trial.folder, trial.stop, trial.stop_reason = tmp_path, Stop[stop], reason
+    with SummaryWriter(str(tmp_path / "t")) as writer:
+        for epoch in panels:
+            writer.add_image(PANEL_TAG, np.zeros((4, 4, 3), np.uint8), epoch, dataformats="HWC")
+    page = render("", [], [last_panel(trial)], "x")
+    assert f"<h3>{heading}</h3>" in page
