@@ -1,8 +1,9 @@
 """report.html: the summary as one self-contained page that opens with no network.
 
-The question's answer and the tables come from summary.md; beside them, Optuna's interactive
-figures of the journal (history with pruned trials, intermediate values, parallel coordinates,
-slice, importance) and the last decomposition panel (truth | final | base | residual) of every
+The question's answer and the tables come from summary.md; beside them, the question's figure
+(plot_question.png: its place gaps per arm and place), Optuna's interactive figures of the
+journal (history with pruned trials, intermediate values, parallel coordinates, slice,
+importance) and the last decomposition panel (truth | final | base | residual) of every
 baseline and of the best searched trials, read from their TensorBoard runs. plotly.js is
 inlined once.
 """
@@ -179,20 +180,27 @@ def markdown_as_html(text: str) -> str:
         "</table>", "</table></div>")
 
 
+def png_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
 def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
-           title: str) -> str:
-    """The page: summary.md as HTML, the figures, the panels; plotly.js inlined once."""
+           title: str, question_png: bytes | None = None) -> str:
+    """The page: summary.md as HTML, the question's figure, the search's figures, the panels;
+    plotly.js inlined once."""
     from plotly.offline import get_plotlyjs
 
     parts = [markdown_as_html(summary_markdown)]
+    if question_png is not None:
+        parts.append("<h2>The question's figure: place gaps per arm and place</h2>"
+                     + png_tag(question_png, "the question: place gaps per arm and place"))
     parts.append("<h2>Figures of the search (Optuna)</h2>")
     for figure in figures:
         parts.append(f"<h3>{html.escape(figure.title)}</h3>{figure.html}")
     parts.append("<h2>Decomposition panels: truth | final | base | residual</h2>")
     for panel in shown:
-        data = base64.b64encode(panel.png).decode()
-        parts.append(f"<h3>{html.escape(panel.heading)}</h3>"
-                     f'<img alt="{html.escape(panel.label)}" src="data:image/png;base64,{data}">')
+        parts.append(f"<h3>{html.escape(panel.heading)}</h3>{png_tag(panel.png, panel.label)}")
     style = (f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH}px;margin:auto;padding:1em}}"
              f".{WIDE}{{overflow-x:auto;max-width:100%}}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
@@ -203,11 +211,14 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
 
 
 def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str,
-                 importance: dict[str, float] | str, budget: BudgetCurve) -> Path:
-    """report.html beside summary.md, whose text it shows (written whole, or not at all)."""
+                 importance: dict[str, float] | str, budget: BudgetCurve,
+                 question_plot: Path | None = None) -> Path:
+    """report.html beside summary.md, whose text it shows (written whole, or not at all),
+    with the question's PNG where there is one."""
     figures = [budget_figure(budget), *optuna_figures(experiment, importance)]
     page = render(summary_markdown, figures, panels(trials),
-                  f"{experiment.spec.name}: {experiment.folder.name}")
+                  f"{experiment.spec.name}: {experiment.folder.name}",
+                  question_plot.read_bytes() if question_plot is not None else None)
     path = experiment.folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page)
