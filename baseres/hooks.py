@@ -88,8 +88,12 @@ class MetricsFile(Hook):
 
 
 class TensorBoard(Hook):
-    """Scalars in groups (scalar_tag), the decomposition panel every `image_every` epochs and,
-    given `hparams`, one HParams session of this run whose metric columns start with val_rmse.
+    """Scalars in groups (scalar_tag), the decomposition panel every `image_every` epochs (and
+    at the first and last) and, given `hparams`, one HParams session of this run whose metric
+    columns start with val_rmse.
+
+    `panel_epochs`: further epochs with a panel, where a scheduler may end the run early (so
+    that a run it stops has a panel of its last epoch).
 
     `defines_columns`: whether this run also writes the HParams column list. TensorBoard shows
     one run's list, whichever it reads first, so a run that sets fewer hparams than the others
@@ -97,10 +101,11 @@ class TensorBoard(Hook):
     """
 
     def __init__(self, log_dir: Path, hparams: dict[str, Any] | None = None,
-                 defines_columns: bool = True):
+                 defines_columns: bool = True, panel_epochs: tuple[int, ...] = ()):
         self.log_dir = Path(log_dir)
         self.hparams = hparams
         self.defines_columns = defines_columns
+        self.panel_epochs = set(panel_epochs)
         self.writer = None
 
     def on_fit_start(self, trainer):
@@ -125,7 +130,8 @@ class TensorBoard(Hook):
             if key != "epoch":
                 self.writer.add_scalar(scalar_tag(key), value, epoch)
         every = trainer.cfg.image_every
-        if every and (epoch % every == 0 or epoch == 1 or epoch == trainer.cfg.epochs):
+        if every and (epoch % every == 0 or epoch in (1, trainer.cfg.epochs)
+                      or epoch in self.panel_epochs):
             self.writer.add_image(PANEL_TAG, trainer.panel(), epoch, dataformats="HWC")
         self.writer.flush()
 

@@ -111,6 +111,41 @@ def gap_records(arm, gaps_by_seed: dict[int, list[float]], seen: float = 1.0,
             for place, fold, gap in zip("ABCD", (0, 0, 1, 1), gaps)]
 
 
+def drawn_columns(figure) -> dict[str, dict[str, list[float]]]:
+    """What the question's figure (tune.plots.question_figure) draws per column, keyed as
+    summary.json names its arms (or "contrast"): its place points (sorted) and its interval."""
+    drawn: dict[str, dict[str, list[float]]] = {}
+    for ax in figure.axes:
+        for artist in ax.get_children():
+            kind, _, key = (artist.get_gid() or "").partition(":")
+            if kind == "places":
+                drawn.setdefault(key, {})["places"] = sorted(artist.get_offsets()[:, 1])
+            elif kind == "interval":
+                (segment,) = artist.get_segments()
+                drawn.setdefault(key, {})["interval"] = [segment[0][1], segment[1][1]]
+    return drawn
+
+
+def expected_columns(question: dict) -> dict[str, dict[str, list[float]]]:
+    """The same from summary.json's `question`: per arm and place the mean of the seeds' place
+    gaps (per_place), the primary contrast's paired per place and seed, the intervals as
+    stated (`arms`, `ci95_m`)."""
+    gaps = {(str(r["arm"]), r["place"], r["seed"]): r["unseen_rmse"] - r["seen_rmse"]
+            for r in question["per_place"]}
+    first, second = (str(v) for v in question["values"])
+    gaps.update({("contrast", place, seed): gap - gaps[second, place, seed]
+                 for (arm, place, seed), gap in list(gaps.items()) if arm == first})
+
+    def means(key):
+        places = {p for a, p, _ in gaps if a == key}
+        return sorted(float(np.mean([g for (a, p, _), g in gaps.items() if (a, p) == (key, place)]))
+                      for place in places)
+
+    columns = {arm: {"places": means(arm), "interval": facts["place_gap"]["ci95_m"]}
+               for arm, facts in question["arms"].items()}
+    return columns | {"contrast": {"places": means("contrast"), "interval": question["ci95_m"]}}
+
+
 class CrashAfterEpoch2(Hook):
     """Stops a fit at the end of epoch 2, as Ctrl-C would; given `checkpoint`, it first saves
     the state after epoch 1 there (for a run without the Checkpoints hook)."""

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import fmean
 from typing import Any, NamedTuple
 
 from tune.compare import IsolationRow, ParetoPoint
 from tune.experiment import Stop, TrialSummary
+from tune.intervals import Interval
+from tune.question import Answer, arm_name, paired_gaps, place_gaps
 from tune.study import StudySpec
+
+QUESTION_PLOT = "plot_question.png"
 
 
 class ParamPoint(NamedTuple):
@@ -43,6 +48,31 @@ class BudgetCurve(NamedTuple):
     budget: int | None  # the study's budget in epochs
 
 
+class GapColumn(NamedTuple):
+    """One column of the question's figure: per (place, seed) an arm's place gap, or the
+    primary contrast's paired difference, with the answer's mean and raw 95 % interval."""
+
+    label: str
+    key: str  # the arm as summary.json's `arms` names it, or "contrast"
+    cells: dict[tuple[str, int], float]
+    interval: Interval
+
+    def by_place(self) -> dict[str, float]:
+        """Per place, its mean over the seeds it has: one point each."""
+        places = sorted({place for place, _ in self.cells})
+        return {place: fmean(v for (p, _), v in self.cells.items() if p == place)
+                for place in places}
+
+
+class QuestionPlot(NamedTuple):
+    arms: list[GapColumn]  # every arm, the positive control included
+    contrast: GapColumn  # values[0]'s place gap - values[1]'s, paired per place and seed
+    p_holm: float  # the primary contrast's, as the verdict reads it
+    places: int
+    seeds: int
+    budget_epochs: int
+
+
 class PlotData(NamedTuple):
     """What the PNGs draw, in draw_plots' order."""
 
@@ -52,6 +82,7 @@ class PlotData(NamedTuple):
     curves: list[Curve]
     pareto: tuple[list[ParetoPoint], list[ParetoPoint]]  # (full-budget points, the front)
     budget: BudgetCurve
+    question: QuestionPlot | None = None  # None: no question, or not answered yet
 
 
 def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, list[ParamPoint]]:
@@ -96,6 +127,21 @@ def reference_lines(trials: list[TrialSummary], reference: float) -> list[Refere
     return lines + [Reference("mean-depth map", reference)]
 
 
+def question_plot_data(answer: Answer | None, control_model: str) -> QuestionPlot | None:
+    """The answer's place gaps per arm and its primary contrast, each with the interval the
+    answer computed (summary.json's `arms` and `ci95_m`)."""
+    if answer is None:
+        return None
+    first, second = answer.values
+    arms = [GapColumn(arm_name(row.arm, answer.parameter, control_model), str(row.arm),
+                      place_gaps(answer.records, row.arm), row.place_gap)
+            for row in answer.arms]
+    contrast = GapColumn(f"{answer.parameter} {first} - {second}", "contrast",
+                         paired_gaps(answer.records, first, second), answer.primary.interval)
+    return QuestionPlot(arms, contrast, answer.primary.p_holm, answer.n_places,
+                        len(answer.seeds), answer.budget_epochs)
+
+
 def _pyplot():
     import matplotlib
 
@@ -108,7 +154,8 @@ def _pyplot():
 def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPoint]],
                isolation: list[IsolationRow], references: list[Reference],
                curves: list[Curve], pareto: tuple[list, list] = ((), ()),
-               budget: BudgetCurve | None = None) -> list[Path]:
+               budget: BudgetCurve | None = None,
+               question: QuestionPlot | None = None) -> list[Path]:
     import matplotlib.ticker
 
     plt = _pyplot()
@@ -180,7 +227,60 @@ def draw_plots(experiment: Path, spec: StudySpec, points: dict[str, list[ParamPo
         written.append(_pareto_plot(plt, experiment, spec, points, front))
     if budget is not None and budget.epochs:
         written.append(_budget_plot(plt, experiment, budget))
+    if question is not None:
+        written.append(_save(question_figure(question), experiment / QUESTION_PLOT))
     return written
+
+
+def question_figure(data: QuestionPlot):
+    """Left, each arm's place gaps; right, the primary contrast paired per place: a point per
+    place (its mean over seeds), the seeds lighter, and beside them the answer's mean and raw
+    95 % interval. The matplotlib figure, unsaved."""
+    plt = _pyplot()
+    fig, (arms_ax, contrast_ax) = plt.subplots(
+        1, 2, figsize=(1.9 * len(data.arms) + 2.6, 4.4),
+        gridspec_kw={"width_ratios": [len(data.arms), 1.2]}, layout="constrained")
+    for ax, columns in ((arms_ax, data.arms), (contrast_ax, [data.contrast])):
+        for x, column in enumerate(columns):
+            _gap_column(ax, x, column)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xticks(range(len(columns)), [
+            f"{c.label}\n{c.interval.places} places x {_count(c.interval.seeds, 'seed')}\n"
+            f"{c.interval.text()}" for c in columns], fontsize=7)
+        ax.set_xlim(-0.6, len(columns) - 0.4)
+        ax.tick_params(axis="y", labelsize=7)
+    arms_ax.set_ylabel("place gap: unseen - seen RMSE (m)", fontsize=8)
+    arms_ax.set_title("Each arm's place gap (the positive control should be above 0)",
+                      fontsize=8)
+    contrast_ax.set_ylabel("difference of place gaps (m)", fontsize=8)
+    contrast_ax.set_title(f"The answer, paired per place and seed\n"
+                          f"(Holm-adjusted p = {data.p_holm:.3g})", fontsize=8)
+    fig.suptitle(
+        f"The question: place gaps at {data.places} places, {_count(data.seeds, 'seed')}, "
+        f"models of {data.budget_epochs} epochs\nA blue point is one place, its mean over the "
+        "seeds (light: each seed); black: the mean and raw 95 % interval\n"
+        f"({data.contrast.interval.method})", fontsize=8)
+    return fig
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _gap_column(ax, x: int, column: GapColumn) -> None:
+    """One column: places spread across its left part in name order, the interval right."""
+    places = column.by_place()
+    spread = {place: x - 0.3 + 0.35 * i / max(len(places) - 1, 1)
+              for i, place in enumerate(places)}
+    ax.scatter([spread[place] for place, _ in column.cells], list(column.cells.values()),
+               s=8, color="tab:blue", alpha=0.25, linewidths=0, gid=f"seeds:{column.key}")
+    ax.scatter([spread[place] for place in places], list(places.values()), s=16,
+               color="tab:blue", gid=f"places:{column.key}")
+    effect = column.interval
+    if effect.defined:
+        ax.vlines(x + 0.25, effect.lo, effect.hi, color="black", linewidth=2,
+                  gid=f"interval:{column.key}")
+    ax.plot([x + 0.25], [effect.mean], marker="D", markersize=5, color="black")
 
 
 def _budget_plot(plt, experiment: Path, budget: BudgetCurve) -> Path:

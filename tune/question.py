@@ -62,6 +62,18 @@ def _cells(records: Sequence[PlaceRecord], arm: Any, value: str
     return {(r.place, r.seed): getattr(r, value) for r in records if r.arm == arm}
 
 
+def place_gaps(records: Sequence[PlaceRecord], arm: Any) -> dict[tuple[str, int], float]:
+    """(place, seed) -> one arm's place gap."""
+    return _cells(records, arm, "place_gap")
+
+
+def paired_gaps(records: Sequence[PlaceRecord], a: Any, b: Any
+                ) -> dict[tuple[str, int], float]:
+    """(place, seed) -> a's place gap - b's, over the pairs both arms have."""
+    gaps_a, gaps_b = place_gaps(records, a), place_gaps(records, b)
+    return {k: gaps_a[k] - gaps_b[k] for k in gaps_a if k in gaps_b}
+
+
 def arm_measure(records: Sequence[PlaceRecord], arm: Any, value: str = "place_gap"
                 ) -> Interval:
     """One arm's `value` over places and seeds."""
@@ -82,8 +94,7 @@ class Contrast(NamedTuple):
 
 
 def contrast(records: Sequence[PlaceRecord], a: Any, b: Any) -> Contrast:
-    gaps_a, gaps_b = _cells(records, a, "place_gap"), _cells(records, b, "place_gap")
-    effect = crossed_interval({k: gaps_a[k] - gaps_b[k] for k in gaps_a if k in gaps_b})
+    effect = crossed_interval(paired_gaps(records, a, b))
     return Contrast(a, b, effect, detectable_effect(effect))
 
 

@@ -1,8 +1,9 @@
 """report.html: the summary as one self-contained page that opens with no network.
 
-The question's answer and the tables come from summary.md; beside them, Optuna's interactive
-figures of the journal (history with pruned trials, intermediate values, parallel coordinates,
-slice, importance) and the last decomposition panel (truth | final | base | residual) of every
+The question's answer and the tables come from summary.md; beside them, the question's figure
+(plot_question.png: its place gaps per arm and place), Optuna's interactive figures of the
+journal (history with pruned trials, intermediate values, parallel coordinates, slice,
+importance) and the last decomposition panel (truth | final | base | residual) of every
 baseline and of the best searched trials, read from their TensorBoard runs. plotly.js is
 inlined once.
 """
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import Experiment, TrialSummary
+from tune.experiment import Experiment, Stop, TrialSummary
 from tune.plots import BudgetCurve
 
 REPORT_FILE = "report.html"
 PANEL_TRIALS = 2  # best searched trials whose panel is shown besides every baseline's
+PAGE_WIDTH = 1200  # px: the body's widest; a wider table scrolls inside it, a figure fits it
+WIDE = "wide"  # the class of the horizontally scrolling box around every table
 
 
 class Figure(NamedTuple):
@@ -30,8 +33,25 @@ class Figure(NamedTuple):
 
 class Panel(NamedTuple):
     label: str
-    epoch: int
+    epoch: int  # the epoch the image is of
     png: bytes
+    note: str = ""  # how that epoch stands to the trial's last, where it is not the full budget
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label}, epoch {self.epoch}{self.note}"
+
+
+def panel_note(trial: TrialSummary, epoch: int) -> str:
+    """Whether the panel's epoch is the trial's last, for a trial that did not complete: a
+    trial stopped between two panels (drawn every image_every epochs) shows an earlier one."""
+    ran = trial.epochs_run
+    if trial.stop is Stop.COMPLETED and epoch == ran:
+        return ""
+    if epoch == ran:
+        return f", its last ({trial.stop_reason})"
+    return (f", its last panel of the {ran} epoch{'s' * (ran != 1)} it ran "
+            f"({trial.stop_reason})")
 
 
 def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
@@ -68,7 +88,7 @@ def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 figure = draw(full)
-            body = figure.to_html(full_html=False, include_plotlyjs=False)
+            body = figure_html(figure)
         except Exception as err:  # a figure is advice: say why, draw the rest
             body = f"<p>Not drawn: {html.escape(f'{type(err).__name__}: {err}')}</p>"
         figures.append(Figure(title, body))
@@ -91,8 +111,15 @@ def budget_figure(curve: BudgetCurve) -> Figure:
     if curve.budget:
         figure.add_vline(x=curve.budget, annotation_text="budget")
     figure.update_layout(xaxis_title="epochs spent (every trial, baselines included)",
-                         yaxis_title="best val RMSE (m)", width=760, height=420)
-    return Figure(title, figure.to_html(full_html=False, include_plotlyjs=False))
+                         yaxis_title="best val RMSE (m)", height=420)
+    return Figure(title, figure_html(figure))
+
+
+def figure_html(figure) -> str:
+    """A plotly figure as a <div> as wide as the page, resizing with the window: a fixed width
+    (Optuna's slice plot asks 300 px per parameter) had run past the page's right edge."""
+    figure.update_layout(width=None, autosize=True)
+    return figure.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
 
 
 def full_budget_trials(study):
@@ -117,7 +144,8 @@ def last_panel(trial: TrialSummary) -> Panel | None:
         events.Reload()
         if PANEL_TAG in events.Tags().get("images", []):
             image = events.Images(PANEL_TAG)[-1]
-            return Panel(trial.label, image.step, image.encoded_image_string)
+            return Panel(trial.label, image.step, image.encoded_image_string,
+                         panel_note(trial, image.step))
     return None
 
 
@@ -145,24 +173,36 @@ def markdown_as_html(text: str) -> str:
     converter.parser.blockprocessors.deregister("reference")  # link definitions
     for name in URL_PATTERNS:
         converter.inlinePatterns.deregister(name)
-    return converter.convert(text)
+    # every table in a box that scrolls sideways: the trial table has a column per searched
+    # parameter and metric, wider than the page (raw HTML is escaped above: these are all)
+    page = converter.convert(text)
+    return page.replace("<table>", f'<div class="{WIDE}"><table>').replace(
+        "</table>", "</table></div>")
+
+
+def png_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
-           title: str) -> str:
-    """The page: summary.md as HTML, the figures, the panels; plotly.js inlined once."""
+           title: str, question_png: bytes | None = None) -> str:
+    """The page: summary.md as HTML, the question's figure, the search's figures, the panels;
+    plotly.js inlined once."""
     from plotly.offline import get_plotlyjs
 
     parts = [markdown_as_html(summary_markdown)]
+    if question_png is not None:
+        parts.append("<h2>The question's figure: place gaps per arm and place</h2>"
+                     + png_tag(question_png, "the question: place gaps per arm and place"))
     parts.append("<h2>Figures of the search (Optuna)</h2>")
     for figure in figures:
         parts.append(f"<h3>{html.escape(figure.title)}</h3>{figure.html}")
     parts.append("<h2>Decomposition panels: truth | final | base | residual</h2>")
     for panel in shown:
-        data = base64.b64encode(panel.png).decode()
-        parts.append(f"<h3>{html.escape(panel.label)}, epoch {panel.epoch}</h3>"
-                     f'<img alt="{html.escape(panel.label)}" src="data:image/png;base64,{data}">')
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+        parts.append(f"<h3>{html.escape(panel.heading)}</h3>{png_tag(panel.png, panel.label)}")
+    style = (f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH}px;margin:auto;padding:1em}}"
+             f".{WIDE}{{overflow-x:auto;max-width:100%}}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
              "padding:2px 6px}img{max-width:100%}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
@@ -171,11 +211,14 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
 
 
 def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str,
-                 importance: dict[str, float] | str, budget: BudgetCurve) -> Path:
-    """report.html beside summary.md, whose text it shows (written whole, or not at all)."""
+                 importance: dict[str, float] | str, budget: BudgetCurve,
+                 question_plot: Path | None = None) -> Path:
+    """report.html beside summary.md, whose text it shows (written whole, or not at all),
+    with the question's PNG where there is one."""
     figures = [budget_figure(budget), *optuna_figures(experiment, importance)]
     page = render(summary_markdown, figures, panels(trials),
-                  f"{experiment.spec.name}: {experiment.folder.name}")
+                  f"{experiment.spec.name}: {experiment.folder.name}",
+                  question_plot.read_bytes() if question_plot is not None else None)
     path = experiment.folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page)

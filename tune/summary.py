@@ -21,7 +21,7 @@ from tune.markdown import (
     render_markdown,
     render_question_only,
 )
-from tune.plots import draw_plots
+from tune.plots import QUESTION_PLOT, draw_plots
 from tune.records import read_confirmation, write_json
 from tune.report import write_report
 from tune.summary_data import TOP_ROWS, build_summary, question_status
@@ -51,7 +51,8 @@ def write_summary(folder: Path, top: int = TOP_ROWS) -> tuple[str, list[Path], s
             return text, [], None
         plots = draw_plots(experiment.folder, experiment.spec, *summary.plots)
         plots.append(write_report(experiment, trials, text, summary.importance,
-                                  summary.plots.budget))
+                                  summary.plots.budget,
+                                  next((p for p in plots if p.name == QUESTION_PLOT), None)))
     except OSError as err:
         return text, [], f"{err.filename or experiment.folder}: {err.strerror}"
     return text, plots, None

@@ -29,6 +29,7 @@ from tune.plots import (
     budget_curve_data,
     curve_data,
     param_plot_data,
+    question_plot_data,
     reference_lines,
 )
 from tune.quality import (
@@ -223,8 +224,9 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
     reference = _reference_rmse(trials)
     confirmation, problem = read_confirmation(experiment.folder)
     shown = trials[:top]
+    question = question_status(experiment)
     return Summary(
-        question=question_status(experiment),
+        question=question,
         experiment=str(experiment.folder),
         study=spec.name,
         trials=len(trials),
@@ -258,5 +260,7 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
         pareto=front,
         plots=PlotData(param_plot_data(trials, spec), isolation,
                        reference_lines(trials, reference), curve_data(trials, CURVES),
-                       (full_budget, front), budget_curve_data(trials, spec)),
+                       (full_budget, front), budget_curve_data(trials, spec),
+                       question_plot_data(question.answer, question.control_model)
+                       if question is not None else None),
     )

@@ -60,21 +60,24 @@ def trial_folder() -> Path:
     return Path.cwd()
 
 
-def train_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:
-    """One trial: fixed study values + this trial's sample, reported to Tune once per epoch."""
+def train_trial(config: dict[str, Any], fixed: dict[str, Any],
+                panel_epochs: tuple[int, ...] = ()) -> None:
+    """One trial: fixed study values + this trial's sample, reported to Tune once per epoch;
+    a decomposition panel also at `panel_epochs` (where ASHA may stop it)."""
     sample = {k: v for k, v in config.items() if k != BASELINE_KEY}
     # TensorBoard names a run after its folder: the baseline's name, else the trial id.
     label = config.get(BASELINE_KEY) or get_context().get_trial_id()
-    run_trial(sample, fixed, label, config.get(BASELINE_KEY))
+    run_trial(sample, fixed, label, config.get(BASELINE_KEY), panel_epochs=panel_epochs)
 
 
 def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
               baseline: str | None = None, extra_hooks: tuple[Hook, ...] = (),
-              role: str | None = None) -> None:
+              role: str | None = None, panel_epochs: tuple[int, ...] = ()) -> None:
     """Train fixed values + `sample` in Ray's trial folder, reporting every epoch; the
     `extra_hooks` run before each epoch's report (so their files go with its checkpoint).
     `role` says in TensorBoard's HParams what a run that is neither a baseline nor a sampled
-    trial is (a fold run of the question)."""
+    trial is (a fold run of the question); `panel_epochs`: epochs with a panel besides
+    TensorBoard's own."""
     trial_dir = trial_folder()
     cpus, gpus = trial_resources()
     cfg = TrainConfig.from_dict({**fixed, **sample}, source="trial config")
@@ -91,7 +94,8 @@ def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
     # would be most of a search's console.
     checkpoint_logger().setLevel(logging.WARNING)
     hooks = [ConfigFile(trial_dir), MetricsFile(trial_dir),
-             TensorBoard(trial_dir / label, hparams, defines_columns=bool(searched)),
+             TensorBoard(trial_dir / label, hparams, defines_columns=bool(searched),
+                         panel_epochs=panel_epochs),
              *extra_hooks, RayReport()]
     trainer = Trainer(cfg, hooks=hooks)
     checkpoint = get_checkpoint()
@@ -232,4 +236,8 @@ def build_trainable(spec: StudySpec, fixed: dict[str, Any], function=train_trial
     from ray.tune import with_parameters, with_resources
 
     resources = {"cpu": spec.resources["cpu"], "gpu": spec.resources.get("gpu", 0)}
-    return with_resources(with_parameters(function, fixed=fixed), resources)
+    # a search trial draws a panel wherever ASHA may stop it: one it stops has a panel of its
+    # last epoch, not only of an earlier one (every image_every epochs)
+    bound = ({"panel_epochs": spec.scheduler.stop_epochs()}
+             if function is train_trial and spec.scheduler is not None else {})
+    return with_resources(with_parameters(function, fixed=fixed, **bound), resources)

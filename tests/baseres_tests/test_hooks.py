@@ -81,3 +81,15 @@ def test_a_resumed_run_keeps_one_session_and_each_epoch_once(tmp_path, toy_data)
     assert len(starts) == 1
     events = EventAccumulator(str(log_dir)).Reload()
     assert [e.step for e in events.Scalars("metrics/val_rmse")] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("panel_epochs, panels", [((), [1, 4]), ((2, 3), [1, 2, 3, 4])])
+def test_a_panel_at_the_first_last_and_each_panel_epoch(tmp_path, toy_data, panel_epochs,
+                                                        panels):
+    """Every image_every (5) epochs, the first and the last, and the epochs a scheduler may stop
+    the run at (tune's search trials pass ASHA's)."""
+    trainer = Trainer(tiny_config(epochs=4, image_every=5), data=toy_data,
+                      hooks=[TensorBoard(tmp_path, panel_epochs=panel_epochs)])
+    trainer.fit(progress=False)
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0}).Reload()
+    assert [image.step for image in events.Images(PANEL_TAG)] == panels

@@ -260,3 +260,27 @@ def test_swapping_the_rooms_drawn_keeps_the_controls_place_gap_positive(tmp_path
     (tmp_path / "b").mkdir()
     assert control_place_gaps(halves, tmp_path / "a") > 0
     assert control_place_gaps(interleaved, tmp_path / "b") > 0
+
+
+def test_the_question_figure_is_written_shown_and_draws_summary_json(question_experiment):
+    """plot_question.png beside the other plots and in report.html; drawn again from the
+    experiment, a point per place (16) for each arm and the contrast, at the mean of its
+    per_place gaps, and the intervals of summary.json (the primary contrast's ci95_m)."""
+    from helpers import drawn_columns, expected_columns
+
+    from tune.plots import QUESTION_PLOT, question_figure
+    from tune.summary_data import build_summary
+
+    assert (question_experiment / QUESTION_PLOT).stat().st_size > 0
+    assert 'alt="the question: place gaps per arm and place"' in (
+        question_experiment / "report.html").read_text()
+    question = json.loads((question_experiment / "summary.json").read_text())["question"]
+    figure = question_figure(build_summary(question_experiment).plots.question)
+    drawn, expected = drawn_columns(figure), expected_columns(question)
+    assert set(drawn) == {"1", "4", "control", "contrast"} == set(expected)
+    for key, column in expected.items():
+        assert len(drawn[key]["places"]) == question["n_places"] == 16
+        assert drawn[key]["places"] == pytest.approx(column["places"]), key
+        assert drawn[key]["interval"] == pytest.approx(column["interval"]), key
+    assert drawn["contrast"]["interval"] == pytest.approx(question["ci95_m"])
+    assert "16 places, 1 seed, models of 3 epochs" in figure.get_suptitle()

@@ -1,5 +1,6 @@
 """The plot data the summary draws, built from hand-made trials."""
 
+import pytest
 from helpers import fake_trial
 
 from tune.plots import budget_curve_data
@@ -27,3 +28,28 @@ def test_the_budget_curve_steps_where_a_searched_trial_finishes_the_full_budget(
 def test_no_full_budget_searched_trial_draws_no_step(smoke_spec):
     curve = budget_curve_data([fake_trial("early", rows([0.5], 0))], smoke_spec)
     assert curve.epochs == [] and curve.best == [] and curve.baselines == []
+
+
+def test_the_question_figure_draws_each_place_per_arm_and_the_answers_intervals():
+    """Two seeds at places A..D: per arm (the positive control too) and for the primary
+    contrast a point per place, its seeds' mean, and the interval summary.json states."""
+    import json
+
+    from helpers import drawn_columns, expected_columns, gap_records
+
+    from tune.plots import question_figure, question_plot_data
+    from tune.question import CONTROL, answer, answer_json
+
+    records = (gap_records(1, {1: [0.3, 0.2, 0.25, 0.4], 2: [0.35, 0.1, 0.3, 0.45]})
+               + gap_records(4, {1: [0.1, 0.05, 0.2, 0.1], 2: [0.2, 0.1, 0.1, 0.2]})
+               + gap_records(CONTROL, {1: [0.8, 0.7, 0.9, 1.0], 2: [0.85, 0.6, 0.95, 1.1]}))
+    result = answer(records, "base_channel_divisor", (1, 4), [], 16, 0.02)
+    figure = question_figure(question_plot_data(result, "the plain U-Net"))
+    expected = expected_columns(json.loads(json.dumps(answer_json(result))))
+    drawn = drawn_columns(figure)
+    assert set(drawn) == {"1", "4", "control", "contrast"} == set(expected)
+    for key, column in expected.items():
+        assert len(drawn[key]["places"]) == 4
+        assert drawn[key]["places"] == pytest.approx(column["places"]), key
+        assert drawn[key]["interval"] == pytest.approx(column["interval"]), key
+    assert "4 places, 2 seeds, models of 16 epochs" in figure.get_suptitle()

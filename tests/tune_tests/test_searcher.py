@@ -234,3 +234,28 @@ def test_targets_reach_tpe_as_constraints(tmp_path, smoke_spec):
     assert list(b.constraints.values()) == pytest.approx([0.01, 0.0, -0.05])
     assert list(a.constraints.values()) == pytest.approx([-0.04, 1.0 - 0.85, -0.05])
     assert list(d.constraints.values()) == pytest.approx([-0.04, 1.0 - 0.85, 0.15])
+
+
+@pytest.mark.parametrize("grace, factor, max_t", [(1, 4, 3), (3, 2, 16), (10, 3, 100),
+                                                  (2, 2.5, 20)])
+def test_asha_stops_a_trial_only_at_the_epochs_its_spec_draws_a_panel_at(grace, factor, max_t):
+    """Ray's ASHA, given a trial that turns worse than the rung's leader at each epoch in turn:
+    the epochs it stops it at are AshaSpec.stop_epochs (where a search trial draws a panel)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tune.study.spec import AshaSpec
+
+    stops = set()
+    for worse_from in range(1, max_t):
+        asha = ASHAScheduler(time_attr="training_iteration", metric="val_rmse", mode="min",
+                             max_t=max_t, grace_period=grace, reduction_factor=factor)
+        for trial_id, good, bad in (("leader", 1.0, 1.0), ("t", 0.5, 2.0)):
+            asha.on_trial_add(None, FakeTrial(trial_id))
+            for epoch in range(1, max_t):  # at max_t every trial ends: no early stop
+                row = {"val_rmse": bad if epoch >= worse_from else good,
+                       "training_iteration": epoch}
+                if asha.on_trial_result(None, FakeTrial(trial_id), row) == "STOP":
+                    stops.add(epoch)
+                    break
+    planned = AshaSpec(grace, factor, max_t).stop_epochs()
+    assert stops and stops == {epoch for epoch in planned if epoch < max_t}, (stops, planned)

@@ -135,3 +135,27 @@ def test_a_resumed_trial_whose_latest_checkpoint_was_deleted_goes_on_from_one_le
         run_metadata=SimpleNamespace(checkpoint_manager=resumed)))
     latest = resumed.latest_checkpoint_result
     assert (Path(latest.checkpoint.path).name if latest else None) == goes_on_from
+
+
+def test_a_search_trial_stopped_between_panels_has_one_of_its_last_epoch(ray_session, tmp_path):
+    """smoke.yaml with ASHA's grace at 2: panels every 5 epochs fall at 1 and 3 (the last);
+    a search trial stopped after epoch 2 (as ASHA stops it there) has a panel of epoch 2."""
+    from ray.tune import RunConfig, SyncConfig, TuneConfig, Tuner
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from baseres.hooks import PANEL_TAG
+    from tune.study import load_study
+    from tune.trainable import build_trainable, trial_dirname
+
+    spec = load_study("smoke.yaml", ["scheduler.grace_period=2"])
+    assert spec.scheduler.stop_epochs() == (2,) and spec.fixed["epochs"] == 3
+    tuner = Tuner(build_trainable(spec, spec.fixed),
+                  param_space=dict(spec.baselines["seed_after"]),
+                  tune_config=TuneConfig(trial_dirname_creator=trial_dirname),
+                  run_config=RunConfig(name="x", storage_path=str(tmp_path), verbose=0,
+                                       stop={"training_iteration": 2},
+                                       sync_config=SyncConfig(sync_artifacts=True)))
+    assert not tuner.fit().errors
+    (run,) = [p for p in (tmp_path / "x").glob("trial_*/*") if any(p.glob("events.out.*"))]
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
+    assert [image.step for image in events.Images(PANEL_TAG)] == [1, 2]

@@ -410,7 +410,7 @@ class Checker(Rules):
                       also=("scheduler.max_t", "train.epochs"))
         # Ray's ASHA count of rungs (milestones grace * factor**k up to max_t); a factor near 1
         # made 10,986,124 of them (1.9 GB). More than one per epoch is never meaningful.
-        rungs = int(math.log(max_t / grace) / math.log(factor) + 1)
+        rungs = AshaSpec(grace, factor, max_t).rungs
         if rungs > max_t - grace + 1:
             self.fail("scheduler.reduction_factor",
                       "`rungs <= max_t - grace_period + 1` must hold (ASHA's rungs, "

@@ -3,6 +3,7 @@ names a study file may use, and the errors it raises. tune.study.load reads stud
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,18 @@ class AshaSpec(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "asha", **self._asdict()}
+
+    @property
+    def rungs(self) -> int:
+        """Ray's ASHA count of rungs: milestones grace * factor**k up to max_t."""
+        return int(math.log(self.max_t / self.grace_period) / math.log(self.reduction_factor)
+                   + 1)
+
+    def stop_epochs(self) -> tuple[int, ...]:
+        """The epochs at which ASHA can stop a trial early: at each rung, the first epoch at
+        or past its milestone (Ray compares an epoch >= the milestone)."""
+        return tuple(sorted({math.ceil(self.grace_period * self.reduction_factor ** k)
+                             for k in range(self.rungs)}))
 
 
 # ------------------------------------------------------------------------------------ spec
