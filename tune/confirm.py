@@ -44,6 +44,7 @@ from tune.cluster import (
     start_ray,
     stop_ray,
 )
+from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, Location, driving
 from tune.folds import (
@@ -167,9 +168,9 @@ def confirm(folder: str | Path, seeds: int, address: str | None = None,
         pace = (f", about {minutes * len(points) / max(spec.max_concurrent_trials, 1):.0f} "
                 f"min at the question's pace ({spec.max_concurrent_trials} at a time)"
                 if minutes is not None else "")
-        print(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds "
-              f"{plan['seeds']} = {len(points)} runs of {spec.epochs} epochs{pace}, in "
-              f"{design}", flush=True)
+        say(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds "
+            f"{plan['seeds']} = {len(points)} runs of {spec.epochs} epochs{pace}, in "
+            f"{design}")
         start_ray(address, str(experiment.folder), spec.resources)
         try:
             run_folds(spec, Location(str(experiment.folder), design.name), points, verbose)

@@ -56,8 +56,11 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     first = driver("--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "stopped",
                    "--max-concurrent", "1", "--set", f"train.epochs={EPOCHS}")
     printed = stop(first, [signal.SIGTERM], experiment, 2)
-    # the resume command is the last line, no summary scrolls it away
+    # the resume command is the last line (whole, on a line of its own when the line would
+    # pass 120 columns), no summary scrolls it away
     assert printed.strip().splitlines()[-1].endswith(
+        f"python -m tune.run --resume {experiment}"), printed[-3000:]
+    assert " ".join(printed.split()).endswith(
         f"resume with: python -m tune.run --resume {experiment}"), printed[-3000:]
     assert "Traceback" not in printed and "Tuner.restore" not in printed
     assert "Configuration for experiment" not in printed  # Ray's own box: off without --verbose
