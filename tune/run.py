@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print the resolved study; start nothing")
     parser.add_argument("--verbose", action="store_true",
-                        help="also print Ray's own status tables and per-trial results")
+                        help="also print Ray's own status tables, per-trial results and what "
+                        "its workers print")
     parser.add_argument("--wandb", metavar="PROJECT",
                         help="also log to Weights & Biases (offline without WANDB_API_KEY)")
     return parser
@@ -285,7 +286,7 @@ def drive(spec: StudySpec, location: Location, address: str | None,
     if address is None:
         prepare_data(spec, folds)
     # refuses head-local storage on a cluster, and a trial no node can hold
-    start_ray(address, location.storage, spec.resources)
+    start_ray(address, location.storage, spec.resources, verbose)
     (location.state_folder / STUDY_FILE).write_text(spec.to_yaml())
     create_study(spec)  # before the question: it stores the study a resume compares with
     if spec.question is not None and not answer_question(spec, location, folds, verbose):
@@ -343,7 +344,7 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         if not Tuner.can_restore(experiment):
             raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
                              f"(needs {study_file} and Ray's tuner state)")
-        start_ray(address, location.storage, found.spec.resources)
+        start_ray(address, location.storage, found.spec.resources, verbose)
         trainable = build_trainable(found.spec, found.spec.fixed)
         tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
         return fit(tuner, found.spec, location, verbose)
