@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -75,6 +76,10 @@ def quiet_ray_console(verbose: bool) -> None:
     # set either way: a process that runs several commands (a notebook, the tests) keeps
     # the environment of the one before
     os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"  # 1: Ray's default
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        # with --verbose, the forwarded lines of Ray's workers: their prefix uncoloured where
+        # the console is a file or a pipe (Ray colours it whatever the console)
+        os.environ["RAY_COLOR_PREFIX"] = "0"
     if verbose:
         return
     notice = token_auth_notice_logger()
@@ -82,13 +87,15 @@ def quiet_ray_console(verbose: bool) -> None:
         notice.addFilter(HideTokenAuthNotice())
 
 
-def start_ray(address: str | None, storage: str, resources: dict[str, float]) -> None:
-    """Ray for a search whose trials each need `resources` ({"cpu": ..., "gpu": ...})."""
+def start_ray(address: str | None, storage: str, resources: dict[str, float],
+              verbose: bool = False) -> None:
+    """Ray for a search whose trials each need `resources` ({"cpu": ..., "gpu": ...});
+    `verbose`: what its workers print is forwarded to this console (see _init_ray)."""
     import ray
 
     global _own_ray
     if not ray.is_initialized():  # tests and notebooks may hold a Ray already
-        _init_ray(address)
+        _init_ray(address, verbose)
         _own_ray = True
     nodes = alive_nodes()
     try:
@@ -163,7 +170,12 @@ def check_a_node_fits(resources: dict[str, float], local: bool,
     logger.warning("tune: %s: trials wait until such a node joins", problem)
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, verbose: bool) -> None:
+    """log_to_driver only with --verbose: Ray forwards each line a worker prints (a restored
+    trial's "Restored on ... from checkpoint", a stopped worker's traceback) to this console,
+    prefixed "(fold_trial pid=...)", coloured, and late, up to the driver's exit, after the
+    summary. The commands say each trial's end themselves (tune.console); a trial's error is
+    in its error.txt, every worker's log in Ray's session folder."""
     import ray
 
     if address is None:
@@ -171,10 +183,11 @@ def _init_ray(address: str | None) -> None:
         # ray_current_cluster file names, live (not local at all) or dead (minutes of
         # retries). No dashboard: a local search needs no web server. Its servers listen on
         # localhost (keep_ray_on_localhost) and Ray 2.60 also guards them with a token.
-        ray.init(address="local", include_dashboard=False, configure_logging=False)
+        ray.init(address="local", include_dashboard=False, configure_logging=False,
+                 log_to_driver=verbose)
         return
     try:
-        ray.init(address=address, configure_logging=False)
+        ray.init(address=address, configure_logging=False, log_to_driver=verbose)
     except ConnectionError as err:
         # Ray 2.60 turns token authentication on for a cluster started where a token exists,
         # and a process joining an explicit address never turns it on itself.

@@ -44,6 +44,7 @@ from tune.cluster import (
     start_ray,
     stop_ray,
 )
+from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, Location, driving
 from tune.folds import (
@@ -167,10 +168,10 @@ def confirm(folder: str | Path, seeds: int, address: str | None = None,
         pace = (f", about {minutes * len(points) / max(spec.max_concurrent_trials, 1):.0f} "
                 f"min at the question's pace ({spec.max_concurrent_trials} at a time)"
                 if minutes is not None else "")
-        print(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds "
-              f"{plan['seeds']} = {len(points)} runs of {spec.epochs} epochs{pace}, in "
-              f"{design}", flush=True)
-        start_ray(address, str(experiment.folder), spec.resources)
+        say(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds "
+            f"{plan['seeds']} = {len(points)} runs of {spec.epochs} epochs{pace}, in "
+            f"{design}")
+        start_ray(address, str(experiment.folder), spec.resources, verbose)
         try:
             run_folds(spec, Location(str(experiment.folder), design.name), points, verbose)
         finally:
@@ -208,7 +209,7 @@ def confirm_search(experiment: Experiment, seeds: int, address: str | None,
     plan = check_plan(design, {"arms": [a.name for a in arms], "folds": 1,
                                "seeds": fresh_seeds(used | {search_seed(spec)}, seeds)},
                       seeds, folder)
-    start_ray(address, str(folder), spec.resources)
+    start_ray(address, str(folder), spec.resources, verbose)
     try:
         complete = run_recheck(spec, Location.of(str(folder)), plan["seeds"], design.name,
                                verbose)
@@ -243,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(what a study without a question does) instead of the question's arms")
     parser.add_argument("--address", help="join a running Ray cluster (default: a local Ray)")
     parser.add_argument("--verbose", action="store_true",
-                        help="also print Ray's own status tables and per-run results")
+                        help="also print Ray's own status tables, per-run results and what "
+                        "its workers print")
     return parser
 
 

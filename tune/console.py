@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from tune.console_text import console_text
 from tune.study import BASELINE_KEY, RUN_KEY
 
 
@@ -39,7 +40,7 @@ class ConsoleProgress(Callback):
         self.done = 0
 
     def say(self, text: str) -> None:
-        print(text, file=self.out or sys.stdout, flush=True)
+        print(console_text(text), file=self.out or sys.stdout, flush=True)
         self.last_line = time.monotonic()  # the periodic line fills silences only
 
     def _best(self, trial) -> str:

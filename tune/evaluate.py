@@ -21,6 +21,7 @@ from baseres.cli import DefaultsHelpFormatter, Interrupted, OneLineParser, bound
 from baseres.config import TrainConfig
 from baseres.data.cache import load_split, resolve_data_root
 from baseres.trainer import Trainer
+from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary, driving
 from tune.markdown import evaluation_table
@@ -114,12 +115,12 @@ def _main(args: argparse.Namespace) -> int:
     try:
         report = evaluate(args.experiment, args.split, args.top, args.again)
         experiment = Experiment(args.experiment)
-        print(evaluation_table(report, experiment.spec.scientific))
+        say(evaluation_table(report, experiment.spec.scientific))
         write_summary(experiment.folder)
     except KeyboardInterrupt:  # the report is written whole at the end, or not at all
         raise Interrupted(f"nothing was written (run it again to score the {args.split} "
                           "split)") from None
-    print(f"written: {evaluation_file(experiment.folder, args.split)} and the table in "
+    say(f"written: {evaluation_file(experiment.folder, args.split)} and the table in "
           f"{experiment.folder / 'summary.md'}")
     return 0
 

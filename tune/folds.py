@@ -18,6 +18,7 @@ from baseres.cli import command_line
 from baseres.config import one_line
 from baseres.hooks import Hook
 from tune.cluster import sigterm_as_ctrl_c
+from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Location, finite, numbered_folders, read_rows
 from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
@@ -126,8 +127,7 @@ def prepare_places(spec: StudySpec, folds: tuple[tuple[str, ...], ...], root: Pa
     for place in places:
         for split in ("train", "val"):
             load_split(place_config(base, place), split, root, progress=False)
-    print(f"the question's {len(places)} places: each one's train and val rows cached",
-          flush=True)
+    say(f"the question's {len(places)} places: each one's train and val rows cached")
 
 
 def run_folds(spec: StudySpec, location: Location, points: list[dict[str, Any]],
@@ -219,8 +219,8 @@ def rescore_designs(folder: Path) -> None:
     """rescore() in the question's folder and every confirmation's, saying what it mended."""
     for design in design_folders(folder):
         for run in rescore(design):
-            print(f"{run / PLACES_FILE}: was missing or unreadable; scored again from the "
-                  "run's last checkpoint", flush=True)
+            say(f"{run / PLACES_FILE}: was missing or unreadable; scored again from the "
+                "run's last checkpoint")
 
 
 def place_records(runs: list[FoldRun]) -> list[PlaceRecord]:

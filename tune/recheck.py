@@ -21,6 +21,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tune.console_text import say
 from tune.experiment import TrialSummary, finite, numbered_folders, read_rows
 from tune.intervals import ALPHA, Interval, holm, t_interval
 from tune.study import BASELINE_KEY, RUN_KEY, StudySpec
@@ -87,8 +88,8 @@ def run_recheck(spec: StudySpec, location, seeds: list[int], design: str = RECHE
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / PLAN_FILE, {"arms": [a.name for a in arms], "folds": 1,
                                      "seeds": seeds})
-    print(f"re-checking the search's winners: {len(arms)} configs x {len(seeds)} fresh seeds "
-          f"{seeds} = {len(points)} runs of {spec.epochs} epochs", flush=True)
+    say(f"re-checking the search's winners: {len(arms)} configs x {len(seeds)} fresh seeds "
+        f"{seeds} = {len(points)} runs of {spec.epochs} epochs")
     run_folds(spec, location.child(design), points, verbose, function=recheck_trial)
     finished = sum(run.value is not None for run in read_recheck([out], spec.max_t))
     return finished >= len(points)

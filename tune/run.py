@@ -32,6 +32,7 @@ from tune.cluster import (
     start_ray,
     stop_ray,
 )
+from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import (
     JOURNAL_FILE,
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print the resolved study; start nothing")
     parser.add_argument("--verbose", action="store_true",
-                        help="also print Ray's own status tables and per-trial results")
+                        help="also print Ray's own status tables, per-trial results and what "
+                        "its workers print")
     parser.add_argument("--wandb", metavar="PROJECT",
                         help="also log to Weights & Biases (offline without WANDB_API_KEY)")
     return parser
@@ -168,22 +170,22 @@ def print_outcome(location: Location, spec: StudySpec, rechecked: bool) -> bool:
     if not search_ended(location, spec):
         used = spent(Experiment(folder).optuna_study(), LOST)
         if local is not None:
-            print(f"\nthe results so far: {command_line('python -m tune.summary', experiment)}")
-        print(f"search incomplete ({used.finished} trials finished, {used.epochs} epochs of "
-              f"{budget_text(spec)}); resume with: {resume}")
+            say(f"\nthe results so far: {command_line('python -m tune.summary', experiment)}")
+        say(f"search incomplete ({used.finished} trials finished, {used.epochs} epochs of "
+            f"{budget_text(spec)}); resume with: {resume}")
         return False
     if not rechecked:
-        print(f"the re-check of the search's winners is incomplete; resume with: {resume}")
+        say(f"the re-check of the search's winners is incomplete; resume with: {resume}")
         return False
     if local is None:
-        print(f"\nto summarise, copy {experiment} to this machine with {STUDY_FILE} and "
-              f"{JOURNAL_FILE} from {folder}, then run python -m tune.summary on the copy")
+        say(f"\nto summarise, copy {experiment} to this machine with {STUDY_FILE} and "
+            f"{JOURNAL_FILE} from {folder}, then run python -m tune.summary on the copy")
         return True
     from tune.summary import print_summary
 
     print()
     print_summary(local)
-    print(command_line("tensorboard --logdir", experiment))
+    say(command_line("tensorboard --logdir", experiment))
     return True
 
 
@@ -206,7 +208,7 @@ def prepare_data(spec: StudySpec, folds: tuple[tuple[str, ...], ...] = ()) -> No
             prepare_places(spec, folds, root)
     except DataError as err:
         raise UsageError(str(err)) from None
-    print(f"data ready: {root} (features cached for every trial)", flush=True)
+    say(f"data ready: {root} (features cached for every trial)")
 
 
 def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
@@ -234,9 +236,8 @@ def answer_question(spec: StudySpec, location: Location, folds, verbose: bool = 
     from tune.folds import QUESTION_DIR, fold_points, read_runs, run_folds, unfinished
 
     points = fold_points(spec.question, folds, spec.question.seeds)
-    print(f"the question: {len(spec.question.arms())} arms x {len(folds)} folds x "
-          f"{len(spec.question.seeds)} seeds = {len(points)} runs of "
-          f"{spec.epochs} epochs", flush=True)
+    say(f"the question: {len(spec.question.arms())} arms x {len(folds)} folds x "
+        f"{len(spec.question.seeds)} seeds = {len(points)} runs of {spec.epochs} epochs")
     local = location.local
     if local is not None and not unfinished(read_runs(local / QUESTION_DIR), len(points)):
         return True
@@ -286,7 +287,7 @@ def drive(spec: StudySpec, location: Location, address: str | None,
     if address is None:
         prepare_data(spec, folds)
     # refuses head-local storage on a cluster, and a trial no node can hold
-    start_ray(address, location.storage, spec.resources)
+    start_ray(address, location.storage, spec.resources, verbose)
     (location.state_folder / STUDY_FILE).write_text(spec.to_yaml())
     create_study(spec)  # before the question: it stores the study a resume compares with
     if spec.question is not None and not answer_question(spec, location, folds, verbose):
@@ -344,7 +345,7 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         if not Tuner.can_restore(experiment):
             raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
                              f"(needs {study_file} and Ray's tuner state)")
-        start_ray(address, location.storage, found.spec.resources)
+        start_ray(address, location.storage, found.spec.resources, verbose)
         trainable = build_trainable(found.spec, found.spec.fixed)
         tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
         return fit(tuner, found.spec, location, verbose)

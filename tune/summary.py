@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser, bounded_int, run_command
+from tune.console_text import say
 from tune.experiment import Experiment
 from tune.markdown import (
     confirmation_lines,
@@ -60,11 +61,11 @@ def write_summary(folder: Path, top: int = TOP_ROWS) -> tuple[str, list[Path], s
 
 def print_summary(folder: Path, top: int = TOP_ROWS) -> None:
     text, plots, unwritten = write_summary(folder, top)
-    print(text)
+    say(text)  # a terminal's width; summary.md keeps the whole text and tables
     if unwritten:
-        print(f"not written (summary.md, summary.json, plots): {unwritten}")
+        say(f"not written (summary.md, summary.json, plots): {unwritten}")
     else:
-        print(", ".join([f"written: {folder / 'summary.md'}", "summary.json",
+        say(", ".join([f"written: {folder / 'summary.md'}", "summary.json",
                          *(p.name for p in plots)]))
 
 

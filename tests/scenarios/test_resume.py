@@ -2,6 +2,7 @@
 folder, a second driver, a kill before Ray saved anything."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,13 +29,20 @@ def driver(*args):
                             start_new_session=True)
 
 
+def no_worker_lines(printed: str) -> bool:
+    """Whether nothing Ray's workers print reached the console, as without --verbose (Ray
+    forwards it as "(train_trial pid=...) ..." or "(fold_trial pid=...) ...", coloured, up
+    to the driver's exit)."""
+    return "\x1b[" not in printed and not re.search(r"\(\w+ pid=\d+", printed)
+
+
 def checkpoints(experiment):
     return len(list(experiment.glob("trial_*/checkpoint_*")))
 
 
-def stop(process, signals, experiment, more: int) -> str:
+def stop(process, signals, experiment, more: int, timeout: float = 180) -> str:
     """Wait for `more` new checkpoints, send the signals half a second apart, return what
-    the driver printed."""
+    the driver printed by its exit (`timeout` seconds after the signals at most)."""
     seen = checkpoints(experiment)
     try:
         wait_for(lambda: checkpoints(experiment) >= seen + more, 300, "checkpoints")
@@ -42,7 +50,7 @@ def stop(process, signals, experiment, more: int) -> str:
             os.killpg(process.pid, number) if number == signal.SIGKILL else process.send_signal(
                 number)
             time.sleep(0.5)
-        output, _ = process.communicate(timeout=180)
+        output, _ = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -56,8 +64,11 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     first = driver("--space", "smoke.yaml", "--storage", str(tmp_path), "--name", "stopped",
                    "--max-concurrent", "1", "--set", f"train.epochs={EPOCHS}")
     printed = stop(first, [signal.SIGTERM], experiment, 2)
-    # the resume command is the last line, no summary scrolls it away
+    # the resume command is the last line (whole, on a line of its own when the line would
+    # pass 120 columns), no summary scrolls it away
     assert printed.strip().splitlines()[-1].endswith(
+        f"python -m tune.run --resume {experiment}"), printed[-3000:]
+    assert " ".join(printed.split()).endswith(
         f"resume with: python -m tune.run --resume {experiment}"), printed[-3000:]
     assert "Traceback" not in printed and "Tuner.restore" not in printed
     assert "Configuration for experiment" not in printed  # Ray's own box: off without --verbose
@@ -67,6 +78,7 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     assert second.returncode != 0 and "Traceback" not in printed, printed[-3000:]
     assert printed.strip().splitlines()[-1].endswith(
         f"resume with: python -m tune.run --resume {experiment}"), printed[-3000:]
+    assert no_worker_lines(printed), printed[-3000:]  # its restored trials said nothing
 
     third = driver("--resume", str(experiment))
     stop(third, [signal.SIGKILL], experiment, 1)  # the driver and its Ray, no clean-up
@@ -75,7 +87,11 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
     original_trials = sorted(p.name for p in experiment.glob("trial_*"))
 
     moved = copy_experiment(experiment, tmp_path / "elsewhere")
-    assert main(["--resume", str(moved)]) == 0
+    last = driver("--resume", str(moved))
+    printed = stop(last, [], moved, 0, timeout=900)  # no signal: to its end
+    assert last.returncode == 0, printed[-3000:]
+    assert "# Summary of smoke" in printed
+    assert no_worker_lines(printed), printed[-3000:]
     assert (experiment / JOURNAL_FILE).read_bytes() == original_journal  # the copy's own
     assert sorted(p.name for p in experiment.glob("trial_*")) == original_trials  # and trials
 

@@ -6,6 +6,7 @@ import math
 import pytest
 from helpers import copy_experiment
 
+from tune.console_text import WIDTH
 from tune.evaluate import main as evaluate_main
 from tune.experiment import Experiment
 
@@ -37,7 +38,10 @@ def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys, smoke_s
     assert "## Evaluation on the test split" in text
     # seen and unseen are different rooms here: named so, never differenced
     assert "held-out places (other rooms) RMSE" in text and "unseen - seen ratio" not in text
-    capsys.readouterr()
+    printed = capsys.readouterr().out  # the table, aligned and cut to the console's width
+    assert max(len(line) for line in text.splitlines()) > WIDTH
+    assert max(len(line) for line in printed.splitlines()) <= WIDTH, printed
+    assert "summary.md has the full table" in printed
     # the test split is read once
     assert evaluate_main([str(experiment), "--split", "test"]) == 2
     err = capsys.readouterr().err

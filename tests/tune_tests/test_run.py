@@ -310,3 +310,36 @@ def test_a_trial_no_node_can_hold_is_refused_before_trials(tmp_path, capsys, fla
     assert "Traceback" not in err
     assert not list(tmp_path.iterdir())
     assert ray.is_initialized() == ray_before  # a Ray it started itself is stopped again
+
+
+@pytest.mark.slow
+def test_with_verbose_a_workers_line_reaches_a_pipe_uncoloured(tmp_path):
+    """--verbose forwards what Ray's workers print (without it, nothing: test_resume.py), and
+    Ray colours its "(worker pid=...)" prefix unless told not to: never into a file or pipe."""
+    script = ("import select, sys, ray\n"
+              "from tune.cluster import quiet_ray_console, start_ray, stop_ray\n"
+              "quiet_ray_console(verbose=True)\n"
+              "start_ray(None, '.', {'cpu': 1}, verbose=True)\n"
+              "@ray.remote\n"
+              "def worker():\n"
+              "    print('a line of a worker', flush=True)\n"
+              "ray.get(worker.remote())\n"
+              "select.select([sys.stdin], [], [], 300)  # until the test has read the line\n"
+              "stop_ray()\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp_path, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        printed = []
+        for line in proc.stdout:  # Ray forwards the line within seconds
+            printed.append(line)
+            if "a line of a worker" in line:
+                break
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0, "".join(printed)[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+    assert printed[-1].rstrip("\n").endswith(") a line of a worker"), printed[-5:]
+    assert printed[-1].startswith("(worker pid=") and "\x1b[" not in "".join(printed)
