@@ -269,8 +269,9 @@ def arm_name(arm: Any, parameter: str, control_model: str = "the plain U-Net") -
 
 def _test_text(test: Comparison, family: int) -> str:
     effect = test.interval
-    return (f"{effect.text()} over {effect.places} places x {effect.seeds} seeds (raw 95 % "
-            f"interval; Holm-adjusted p = {test.p_holm:.3g} over {family} comparisons)")
+    seeds = f"{effect.seeds} seed" + "s" * (effect.seeds != 1)
+    return (f"{effect.text()} over {effect.places} places x {seeds} (raw 95 % interval; "
+            f"Holm-adjusted p = {test.p_holm:.3g} over {family} comparisons)")
 
 
 def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
