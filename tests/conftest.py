@@ -1,14 +1,18 @@
 """Test-session set-up: hermetic caches, no Ray telemetry; the shared fixtures: data, the smoke
 study, and the session's Ray with the searches several test folders read."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # Before anything imports ray or baseres: keep the generated data and feature caches of the
-# test session away from the user's ~/.cache, and Ray's usage reporting off.
+# test session away from the user's ~/.cache, and Ray's usage reporting off. The cache (about
+# 500 MB after the whole suite) goes when the session ends.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="baseres-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 import pytest  # noqa: E402
 from helpers import FIXTURE_ROOT, QUESTION, random_split  # noqa: E402
