@@ -46,6 +46,10 @@ def test_summary_of_the_smoke_search(smoke_experiment, tmp_path, smoke_spec):
     assert 0 <= sampler["proposed"] <= sampler["searched"] == smoke_spec.num_samples - len(
         smoke_spec.baselines)
     assert summary["question"] is None and summary["confirmation"] is None
+    # without a question: the search's heading all the same, and no "question above"
+    text = (experiment / "summary.md").read_text()
+    assert "## The search" in text and "## The question" not in text
+    assert "question above" not in text and "no controlled comparison" in text
     # smoke's one searched trial is stopped at epoch 1 (ASHA): none is called best
     assert summary["verdict"][1].startswith("No searched trial ran the full budget")
     assert summary["budget"]["searched_full_budget"] == 0 and summary["recheck"] is None
