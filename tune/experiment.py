@@ -167,8 +167,8 @@ def new_location(storage: str, name: str, chosen: bool) -> Location:
 
 
 def placed_line(location: Location, name: str) -> str:
-    """Where a new experiment goes, said first; when the study's name was taken (by make
-    run's link to its newest experiment, or an earlier search), by what."""
+    """Where a new experiment goes, said first; when `name` (the study's, no --name given)
+    was taken (by make run's link to its newest experiment, or an earlier search), by what."""
     line = f"experiment: {location}"
     taken = local_path(location.storage)
     if location.name == name or taken is None:
@@ -176,8 +176,9 @@ def placed_line(location: Location, name: str) -> str:
     taken /= name
     what = (f"a link to {os.readlink(taken)}" if taken.is_symlink()
             else "an earlier experiment")
-    return (f"{line} (the study is named {name!r}; {taken} is taken: {what}; --name chooses "
-            "another)")
+    # two lines: the path alone may take most of a console's width
+    return (f"{line}\n  (the study is named {name!r}; {taken} is taken: {what}; --name "
+            "chooses another)")
 
 
 @contextmanager

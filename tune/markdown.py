@@ -92,7 +92,7 @@ def _confirmation(summary: Summary) -> list[str]:
 def left_out_lines(question: QuestionStatus, resume: str) -> list[str]:
     """What the answer could not read: damaged places.json files (a resume scores them again
     from the run's checkpoint) and NaN or infinite place scores."""
-    lines = [f"- {md_text(line)}; left out (scored again by: {resume})"
+    lines = [f"- {md_text(line)}; left out, scored again by: {resume}"
              for line in question.damaged]
     lines += [f"- {md_text(line)} (a diverged model): that place is left out of every "
               "comparison" for line in question.not_finite]

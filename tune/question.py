@@ -300,9 +300,10 @@ def answer_lines(result: Answer, claim: str, plan: Plan | None = None,
                       f"{result.primary.detectable:.3f} m (80 % power, two-sided 5 %, seeds "
                       "and places counted)."]
     if plan is not None:
-        when = f", about {plan.minutes:.0f} min here" if plan.minutes is not None else ""
+        # the command last, with no punctuation after it: the line pastes as printed
+        when = f" (about {plan.minutes:.0f} min here)" if plan.minutes is not None else ""
         lines += ["", f"For a half-width of {result.half_width_target:.3f} m the components "
-                      f"call for {result.seeds_needed} seeds in all: {plan.command}{when}."]
+                      f"call for {result.seeds_needed} seeds in all{when}: {plan.command}"]
     elif result.seeds_needed is None and effect.components is not None:
         lines += ["", f"No number of seeds up to 100 reaches a half-width of "
                       f"{result.half_width_target:.3f} m at {result.n_places} places: the "

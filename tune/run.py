@@ -388,7 +388,7 @@ def _main(args: argparse.Namespace) -> int:
         location = new_location(args.storage, args.name or spec.name,
                                 chosen=args.name is not None)
         experiment = location.uri
-        print(placed_line(location, spec.name), flush=True)
+        print(placed_line(location, args.name or spec.name), flush=True)
         complete = launch(spec, location, args.address, args.wandb, verbose=args.verbose)
     except KeyboardInterrupt as interrupt:
         stop_ray()  # before the command's line: nothing Ray's workers print comes after it

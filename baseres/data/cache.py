@@ -265,8 +265,8 @@ def _build(folder, refs, settings, skip_bad, progress, root, split) -> dict:
     if folder.exists():  # incomplete or damaged: never read, rebuild from the sources
         shutil.rmtree(folder)
     if progress:
-        logger.info("baseres: computing the features of split %r (%s samples) into %s", split,
-                    len(refs), folder)
+        logger.info("baseres: features of split %r (%s samples) into %s", split, len(refs),
+                    folder)
     tmp, skipped, valid = _compute(refs, settings, skip_bad, progress, str(folder))
     manifest = {
         "root": str(root), "split": split, "settings": settings.as_dict(),

@@ -108,8 +108,8 @@ def test_two_searches_at_once_share_one_data_build(tmp_path):
         outputs.append(output)
     printed = "".join(outputs)
     assert printed.count("baseres: generating") == 1  # the synthetic set, once
-    assert printed.count("baseres: computing the features of split 'train'") == 1
-    assert printed.count("baseres: computing the features of split 'val'") == 1
+    assert printed.count("baseres: features of split 'train'") == 1
+    assert printed.count("baseres: features of split 'val'") == 1
     for i in (1, 2):
         (trial,) = (tmp_path / "results" / f"search-{i}").glob("trial_*")
         assert (trial / "result.json").read_text().strip()

@@ -244,7 +244,7 @@ def test_the_first_line_says_where_the_experiment_goes_and_what_took_the_studys_
     copied = new_location(str(tmp_path), "generalization", chosen=False)
     assert copied.name == "generalization-2"
     assert placed_line(copied, "generalization") == (
-        f"experiment: {tmp_path / 'generalization-2'} (the study is named 'generalization'; "
+        f"experiment: {tmp_path / 'generalization-2'}\n  (the study is named 'generalization'; "
         f"{tmp_path / 'generalization'} is taken: a link to generalization-20261206-0400; "
         "--name chooses another)")
 

@@ -208,9 +208,8 @@ def _generate(
     if not marker.exists():
         _write_atomic(marker, json.dumps({"digest": digest}).encode())
     if progress:
-        logger.info("baseres: generating %s synthetic samples (BatVision V2 layout, seed %s, "
-                    "generator %s) into %s", params.num_samples, params.seed, GENERATOR_VERSION,
-                    announce)
+        logger.info("baseres: generating %s synthetic samples (seed %s, generator %s) into %s",
+                    params.num_samples, params.seed, GENERATOR_VERSION, announce)
 
     todo = range(params.num_samples)
     bar = tqdm(total=len(todo), desc="synthetic data", unit="sample",
