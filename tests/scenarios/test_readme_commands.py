@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import copy_experiment
+from helpers import copy_experiment, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +30,6 @@ def everyday_commands() -> list[str]:
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def any_free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def answers(url: str) -> int:
@@ -89,7 +83,7 @@ def test_every_everyday_command_of_the_readme_runs_as_pasted(question_experiment
         if any(command.startswith(server) or f"-m {server} " in command
                for server in SERVERS):
             if "tune.dashboard" in command and not port_free(8080):
-                command += f" --port {any_free_port()}"  # 8080 is taken on this machine
+                command += f" --port {free_port()}"  # 8080 is taken on this machine
             serve_then_stop(command, tmp_path, env)
             continue
         done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, text=True,
