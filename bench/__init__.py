@@ -88,7 +88,7 @@ def in_new_process(module: str, function: str, *args: str,
 class Search:
     experiment: Path
     driver_peak_mib: float  # the tune.run process alone, not Ray's servers or trial workers
-    trials: list  # tune.experiment.TrialSummary, best first
+    trials: list  # tune.experiment.TrialRecord, best first
 
 
 def run_search(spec: dict[str, Any], storage: Path) -> Search:

@@ -88,17 +88,21 @@ def service_policy(kind: str, scheduler: Callable | None = None,
 
     @contextmanager
     def build(setting: Setting, seed: int, lookup: Lookup):
-        from tune.experiment import driving
+        from tune.experiment import HoldsFolder, driving
         from tune.searcher import StudySearcher, create_study
 
         spec = replace(setting.spec, sampler=setting.spec.sampler._replace(**keys, type=kind,
                                                                            seed=seed))
-        with tempfile.TemporaryDirectory(dir=SCRATCH) as folder, driving(Path(folder)):
-            create_study(spec)
-            searcher = StudySearcher(spec)
+        with (tempfile.TemporaryDirectory(dir=SCRATCH) as scratch,
+              driving(Path(scratch)) as folder):
+            create_study(spec, folder)
+            searcher = StudySearcher(spec, folder)
             if unnamed_sampler is not None:
                 searcher.study.sampler = unnamed_sampler(seed)
-            yield RayDriver(searcher, scheduler(setting) if scheduler else None, lookup)
+            chosen = scheduler(setting) if scheduler else None
+            if isinstance(chosen, HoldsFolder):  # the service's ASHA reads the journal too
+                chosen.hold(folder)
+            yield RayDriver(searcher, chosen, lookup)
     return build
 
 

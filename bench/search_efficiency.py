@@ -16,6 +16,7 @@ from pathlib import Path
 
 from baseres.data.synth import SynthParams, ensure_synthetic
 from bench import row, run_alone, run_search, study
+from tune.experiment import diverged
 
 GOAL = 1 / 3
 DATA = SynthParams(num_train=400, num_val=200, num_test=0)
@@ -36,7 +37,7 @@ def search_study(name: str, root: Path, trials: int, epochs: int, seed: int,
 def epoch_reports(trials) -> list[dict]:
     """Every epoch any trial reported, in the order they happened (a divergence report is no
     epoch)."""
-    rows = [r for t in trials for r in t.rows if not r.get("diverged")]
+    rows = [r for t in trials for r in t.rows if not diverged(r)]
     return sorted(rows, key=lambda r: (r["timestamp"], r["trial_id"], r["training_iteration"]))
 
 

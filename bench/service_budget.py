@@ -69,11 +69,11 @@ def full_budget(driver, trace: list[float]) -> tuple[int, float]:
     """From the service's journal: the searched trials that reported max_t epochs, and the
     best val RMSE any of them reported (inf: none did)."""
     from tune.budget import epochs_reported
-    from tune.experiment import BASELINE
+    from tune.study import BASELINE_KEY
 
     spec = driver.searcher.spec
     full = [t for t in driver.searcher.study.get_trials(deepcopy=False)
-            if not t.user_attrs.get(BASELINE) and epochs_reported(t) >= spec.max_t]
+            if not t.user_attrs.get(BASELINE_KEY) and epochs_reported(t) >= spec.max_t]
     return len(full), min((min(t.intermediate_values.values()) for t in full), default=math.inf)
 
 

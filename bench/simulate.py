@@ -51,6 +51,7 @@ from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from bench.curves import Curve
+from tune.experiment import DIVERGED
 from tune.study import BASELINE_KEY
 
 METRIC = "val_rmse"
@@ -217,7 +218,7 @@ def records(curve: Curve, max_t: int) -> list[dict[str, Any]]:
     rows = [{TIME_ATTR: epoch, METRIC: value, "train_sparse": sparse}
             for epoch, (value, sparse) in enumerate(zip(curve.val_rmse, curve.train_sparse), 1)]
     if len(rows) < max_t:
-        rows.append({TIME_ATTR: len(rows) + 1, METRIC: math.nan, "diverged": 1.0})
+        rows.append({TIME_ATTR: len(rows) + 1, METRIC: math.nan, DIVERGED: 1.0})
     return rows
 
 

@@ -15,7 +15,7 @@ import yaml
 from baseres.config import TrainConfig
 from baseres.data.cache import SplitArrays
 from baseres.hooks import Hook
-from tune.experiment import TrialSummary, journal_storage, read_rows
+from tune.experiment import TrialRecord, journal_storage, read_rows
 from tune.question import PlaceRecord
 from tune.study import StudyError, load_study
 
@@ -95,11 +95,11 @@ def journal(experiment: Path, study: str = "smoke") -> list:
 
 
 def fake_trial(trial_id: str = "t", rows: list[dict] | None = None, status: str = "TERMINATED",
-               error: str = "", **params) -> TrialSummary:
-    """A trial summary made by hand; without `rows`, one epoch of val RMSE 2.0 m."""
+               error: str = "", **params) -> TrialRecord:
+    """A trial record made by hand; without `rows`, one epoch of val RMSE 2.0 m."""
     rows = rows if rows is not None else [
         {"training_iteration": 1, "val_rmse": 2.0, "val_delta1": 0.3, "sparse": 0.25}]
-    return TrialSummary(trial_id, Path(trial_id), params, rows, status, error)
+    return TrialRecord(trial_id, Path(trial_id), params, rows, status, error)
 
 
 def gap_records(arm, gaps_by_seed: dict[int, list[float]], seen: float = 1.0,

@@ -10,28 +10,31 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS, DONE, SHOULD_CHECKPOINT
 
-from tune.experiment import STOP_TEXT, held_folder
+from tune.experiment import DIVERGED, REASON, HoldsFolder
 from tune.study import StudySpec
 
 logger = logging.getLogger(__name__)
 
 
-class DiskGuard(Callback):
+class DiskGuard(HoldsFolder, Callback):
     """Stops the search as Ctrl-C does (Ray saves its state, the resume hint is printed) when
-    the experiment's disk runs short, before trials fail one by one and a write is cut."""
+    the experiment's disk runs short, before trials fail one by one and a write is cut.
+    It watches the disk of the folder its driver holds (also after a resume of a moved one)."""
 
-    def __init__(self, min_free_bytes: int, every_s: float = 5.0):
+    def __init__(self, min_free_bytes: int, folder: Path, every_s: float = 5.0):
         self.min_free, self.every_s, self.checked = min_free_bytes, every_s, 0.0
+        self.hold(folder)
 
     def on_step_begin(self, iteration, trials, **info) -> None:
         if time.monotonic() - self.checked < self.every_s:
             return
         self.checked = time.monotonic()
-        folder = held_folder()  # this driver's, also after a resume of a moved folder
+        folder = self.folder
         free = shutil.disk_usage(folder).free
         if free < self.min_free:
             self.checked = math.inf  # once
@@ -77,8 +80,8 @@ class KeepSearchKeys(Callback):
 
     def __init__(self, spec: StudySpec):
         targets = {metric for level in spec.targets.values() for metric in level}
-        # "diverged" and its STOP_TEXT: how the searcher tells a divergence (on_trial_complete)
-        self.kept = self.RAY_KEYS | {"epoch", spec.metric, "diverged", STOP_TEXT, *targets}
+        # a divergence and its words: how the searcher tells one (on_trial_complete)
+        self.kept = self.RAY_KEYS | {"epoch", spec.metric, DIVERGED, REASON, *targets}
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         for key in [k for k in result if k not in self.kept]:

@@ -1,7 +1,7 @@
 """Judging trials: against the study's targets (relative ones resolved against a baseline),
 against each other at equal budgets, and the verdict in words that a summary opens with.
 
-Plain functions over TrialSummary records (tune.experiment), so each rule is tested apart.
+Plain functions over TrialRecords (tune.experiment), so each rule is tested apart.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from tune.experiment import TrialSummary, finite
+from tune.experiment import TrialRecord
+from tune.numbers import finite
 from tune.study import BASELINE_KEY, Relative, StudySpec
 
 
@@ -47,7 +48,7 @@ class TargetCheck(NamedTuple):
                 f"{verdict}")
 
 
-def resolve_bound(bound, metric: str, baselines: dict[str, TrialSummary]
+def resolve_bound(bound, metric: str, baselines: dict[str, TrialRecord]
                   ) -> tuple[float | None, str, str]:
     """(value, scale text, why unresolved) of one bound; relative bounds use the baseline's
     value of the same metric at its best epoch."""
@@ -60,8 +61,8 @@ def resolve_bound(bound, metric: str, baselines: dict[str, TrialSummary]
     return bound.times * reference, f"{bound} ({reference:.4g})", ""
 
 
-def judge_targets(trial: TrialSummary, spec: StudySpec,
-                  baselines: dict[str, TrialSummary]) -> list[TargetCheck]:
+def judge_targets(trial: TrialRecord, spec: StudySpec,
+                  baselines: dict[str, TrialRecord]) -> list[TargetCheck]:
     checks = []
     for level, metrics in spec.targets.items():
         for metric, bounds in metrics.items():
@@ -82,7 +83,7 @@ def judge_targets(trial: TrialSummary, spec: StudySpec,
 
 
 # ----------------------------------------------------------------------------- equal budgets
-def best_within(trial: TrialSummary, epochs: int) -> dict[str, Any] | None:
+def best_within(trial: TrialRecord, epochs: int) -> dict[str, Any] | None:
     """The trial's best row (lowest finite val_rmse) among its first `epochs` epochs."""
     rows = [r for r in trial.rows if finite(r.get("val_rmse"))
             and int(r.get("training_iteration", r.get("epoch", 0))) <= epochs]
@@ -101,7 +102,7 @@ class Comparison(NamedTuple):
         return self.a_rmse / self.b_rmse if self.b_rmse > 0 else math.nan
 
 
-def compare(a: TrialSummary, b: TrialSummary) -> Comparison | None:
+def compare(a: TrialRecord, b: TrialRecord) -> Comparison | None:
     epoch = min(a.epochs_run, b.epochs_run)
     rows = best_within(a, epoch), best_within(b, epoch)
     if epoch < 1 or None in rows:
@@ -118,7 +119,7 @@ class IsolationRow(NamedTuple):
     stopped: int  # trials of this value stopped before it (not compared)
 
 
-def isolation_table(trials: list[TrialSummary], spec: StudySpec) -> list[IsolationRow]:
+def isolation_table(trials: list[TrialRecord], spec: StudySpec) -> list[IsolationRow]:
     """Per value of the study's scientific parameter, the best base + residual trial among
     those that ran the full budget (equal budgets); the trials stopped earlier are counted
     apart, never compared."""
@@ -150,7 +151,7 @@ class ParetoPoint(NamedTuple):
     scientific: Any  # the trial's value of the study's scientific parameter
 
 
-def base_parameters(trial: TrialSummary, spec: StudySpec) -> int:
+def base_parameters(trial: TrialRecord, spec: StudySpec) -> int:
     """The trial's base-decoder parameters, counted on the meta device (nothing allocated)."""
     import torch
 
@@ -161,7 +162,7 @@ def base_parameters(trial: TrialSummary, spec: StudySpec) -> int:
         return build_model(config).param_counts()["base_decoder"]
 
 
-def full_budget_points(trials: list[TrialSummary], spec: StudySpec) -> list[ParetoPoint]:
+def full_budget_points(trials: list[TrialRecord], spec: StudySpec) -> list[ParetoPoint]:
     """Base + residual trials that ran the full budget (so compared at equal budgets), each
     as its base-decoder size and best val RMSE."""
     full = [t for t in trials if t.model == "base_residual" and t.best
@@ -193,7 +194,7 @@ def _percent(ratio: float) -> str:
     return f"{abs(change):.1f} % {'better' if change < 0 else 'worse'}"
 
 
-def verdict(ranked: list[TrialSummary], baselines: dict[str, TrialSummary],
+def verdict(ranked: list[TrialRecord], baselines: dict[str, TrialRecord],
             checks: dict[str, list[TargetCheck]], max_t: int, unit: str = "m") -> list[str]:
     """The summary's opening sentences: the best of the trials that ran the full budget, the
     best searched one (selected from N: optimistic until re-trained) and how it compares with

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from tune.console_text import console_text
+from tune.experiment import diverged, trial_end
 from tune.study import BASELINE_KEY, RUN_KEY
 
 
@@ -75,16 +76,12 @@ class ConsoleProgress(Callback):
         self.done += 1
         last = trial.last_result or {}
         epoch = int(last.get("training_iteration", self.epoch.get(trial.trial_id, 0)))
-        if last.get("diverged"):
-            how = f"diverged at epoch {epoch}"
-        elif epoch >= self.budget:
-            how = "completed"
-        else:
-            how = f"stopped early at epoch {epoch} (ASHA)"
-        self.say(f"{trial_name(trial)}: {how}, {self._best(trial)}")
+        end = trial_end(diverged=diverged(last), epochs=epoch, max_t=self.budget)
+        self.say(f"{trial_name(trial)}: {end.console_text(epoch)}, {self._best(trial)}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.running.pop(trial.trial_id, None)
         self.done += 1
-        self.say(f"{trial_name(trial)}: error after its retries; see "
-                 f"{trial.path}/error.txt")
+        epoch = self.epoch.get(trial.trial_id, 0)
+        end = trial_end(error=True, epochs=epoch, max_t=self.budget)
+        self.say(f"{trial_name(trial)}: {end.console_text(epoch, trial.path)}")

@@ -23,10 +23,11 @@ from baseres.data.cache import load_split, resolve_data_root
 from baseres.trainer import Trainer
 from tune.console_text import say
 from tune.errors import UsageError
-from tune.experiment import Experiment, TrialSummary, driving
+from tune.experiment import Experiment, TrialRecord, driving
 from tune.markdown import evaluation_table
 from tune.recheck import rank_key, retrained_means
 from tune.records import EvaluatedTrial, Evaluation, evaluation_file, write_json
+from tune.study import BASELINE_KEY
 from tune.summary import write_summary
 
 SPLITS = ("test", "val")
@@ -40,7 +41,7 @@ def columns(cfg: TrainConfig, split: str) -> dict[str, str]:
     return {split: split}
 
 
-def score_trial(trial: TrialSummary, split: str) -> EvaluatedTrial:
+def score_trial(trial: TrialRecord, split: str) -> EvaluatedTrial:
     from tune.export import pick_checkpoint
 
     cfg = TrainConfig.from_yaml(trial.folder / "config.yaml").replace(
@@ -62,7 +63,7 @@ def score_trial(trial: TrialSummary, split: str) -> EvaluatedTrial:
         scores[name] = {**{k: values[k] for k in METRICS}, "samples": len(arrays),
                         "mean_map_rmse": reference, "rmse_ratio": values["rmse"] / reference}
     return EvaluatedTrial(trial.trial_id, trial.label, trial.baseline, trial.model,
-                          {k: v for k, v in trial.params.items() if k != "baseline"},
+                          {k: v for k, v in trial.params.items() if k != BASELINE_KEY},
                           int(state["epoch"]), str(checkpoint), trial.best_val_rmse, scores)
 
 

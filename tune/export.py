@@ -26,12 +26,13 @@ from baseres.cli import DefaultsHelpFormatter, OneLineParser, command_line, run_
 from baseres.config import TrainConfig
 from baseres.hooks import CHECKPOINT_FILE
 from tune.errors import UsageError
-from tune.experiment import Experiment, TrialSummary, finite
+from tune.experiment import Experiment, TrialRecord
+from tune.numbers import finite
 from tune.recheck import rank_key, retrained_means
 from tune.study import StudySpec
 
 
-def pick_trial(experiment: Experiment, rank: int) -> tuple[TrialSummary, int]:
+def pick_trial(experiment: Experiment, rank: int) -> tuple[TrialRecord, int]:
     """The trial at `rank` (1 = best: the re-checked best where the search's winners were
     re-trained, else the best by val RMSE) and how many were ranked."""
     metric = experiment.spec.metric
@@ -54,11 +55,11 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read the checkpoint: {message}") from None
 
 
-def best_epoch(trial: TrialSummary) -> int:
+def best_epoch(trial: TrialRecord) -> int:
     return int(trial.best["epoch"])
 
 
-def pick_checkpoint(trial: TrialSummary, metric: str) -> tuple[Path, dict[str, Any]]:
+def pick_checkpoint(trial: TrialRecord, metric: str) -> tuple[Path, dict[str, Any]]:
     """The trial's checkpoint of its best epoch; else (not kept) its lowest-`metric` one."""
     saved = [(path, _load_checkpoint(path))
              for path in sorted(trial.folder.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))]
@@ -82,7 +83,7 @@ def weights_path(out: Path) -> Path:
     return out.with_suffix(".pt") if out.suffix in (".yaml", ".yml") else Path(f"{out}.pt")
 
 
-def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int, ranked: int,
+def provenance(experiment: Path, spec: StudySpec, trial: TrialRecord, rank: int, ranked: int,
                checkpoint: Path, state: dict[str, Any], cfg: TrainConfig, out: Path) -> str:
     best, metric = trial.best, spec.metric
     lines = [
@@ -91,7 +92,7 @@ def provenance(experiment: Path, spec: StudySpec, trial: TrialSummary, rank: int
         (f"baseline {trial.baseline}" if trial.baseline else "sampled by the search")
         + f"; rank {rank} of {ranked} trials by best {metric}, the re-checked configs first by "
         "their mean over fresh seeds (baselines rank too; --rank N exports another)",
-        f"best epoch {best_epoch(trial)} of the {trial.epochs_run} it ran ({trial.stop_reason}): "
+        f"best epoch {best_epoch(trial)} of the {trial.epochs_run} it ran ({trial.end_text}): "
         # a figure the model does not report (a U-Net's sparse term) is left out, not nan
         + ", ".join(f"{name} {best[name]:.6g}" for name in dict.fromkeys(
             (metric, "val_delta1", "sparse")) if finite(best.get(name))),

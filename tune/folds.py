@@ -20,7 +20,8 @@ from baseres.hooks import Hook
 from tune.cluster import sigterm_as_ctrl_c
 from tune.console_text import say
 from tune.errors import UsageError
-from tune.experiment import Location, finite, numbered_folders, read_rows
+from tune.experiment import Location, numbered_folders, read_rows
+from tune.numbers import finite
 from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
 

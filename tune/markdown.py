@@ -11,7 +11,7 @@ from typing import Any
 
 from baseres.cli import command_line
 from tune.compare import TargetCheck, band_text
-from tune.experiment import finite
+from tune.numbers import finite
 from tune.quality import BOUNDARY_SHARE, SamplerFacts
 from tune.question import answer_lines
 from tune.recheck import better_than_baseline

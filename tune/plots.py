@@ -9,7 +9,7 @@ from statistics import fmean
 from typing import Any, NamedTuple
 
 from tune.compare import IsolationRow, ParetoPoint
-from tune.experiment import Stop, TrialSummary
+from tune.experiment import TrialEnd, TrialRecord, diverged
 from tune.intervals import Interval
 from tune.question import Answer, arm_name, paired_gaps, place_gaps
 from tune.study import StudySpec
@@ -85,20 +85,20 @@ class PlotData(NamedTuple):
     question: QuestionPlot | None = None  # None: no question, or not answered yet
 
 
-def param_plot_data(trials: list[TrialSummary], spec: StudySpec) -> dict[str, list[ParamPoint]]:
+def param_plot_data(trials: list[TrialRecord], spec: StudySpec) -> dict[str, list[ParamPoint]]:
     """Per searched parameter, one point per trial that has it (a U-Net baseline has none)."""
-    return {name: [ParamPoint(t.params[name], t.best_val_rmse, t.stop is not Stop.COMPLETED,
+    return {name: [ParamPoint(t.params[name], t.best_val_rmse, t.end is not TrialEnd.COMPLETED,
                               t.trial_id)
                    for t in trials if t.best and name in t.params]
             for name in spec.space}
 
 
-def budget_curve_data(trials: list[TrialSummary], spec: StudySpec) -> BudgetCurve:
+def budget_curve_data(trials: list[TrialRecord], spec: StudySpec) -> BudgetCurve:
     """Every reported epoch in the order Ray timed it; a step where a searched trial
     reported its last epoch of the full budget."""
     epochs = sorted((row.get("timestamp", 0), order, step, trial)
                     for order, trial in enumerate(trials)
-                    for step, row in enumerate(r for r in trial.rows if not r.get("diverged")))
+                    for step, row in enumerate(r for r in trial.rows if not diverged(r)))
     spent, best, xs, ys = 0, math.inf, [], []
     for _, _, step, trial in epochs:
         spent += 1
@@ -111,7 +111,7 @@ def budget_curve_data(trials: list[TrialSummary], spec: StudySpec) -> BudgetCurv
     return BudgetCurve(xs, ys, baselines, spec.budget.epochs)
 
 
-def curve_data(trials: list[TrialSummary], top: int) -> list[Curve]:
+def curve_data(trials: list[TrialRecord], top: int) -> list[Curve]:
     """The `top` best trials and every baseline, best first."""
     ranked = [t for t in trials if t.best]
     shown = [t for i, t in enumerate(ranked) if i < top or t.baseline]
@@ -119,7 +119,7 @@ def curve_data(trials: list[TrialSummary], top: int) -> list[Curve]:
                   [r.get("val_rmse", math.nan) for r in t.rows]) for t in shown]
 
 
-def reference_lines(trials: list[TrialSummary], reference: float) -> list[Reference]:
+def reference_lines(trials: list[TrialRecord], reference: float) -> list[Reference]:
     """Baselines of another model and the mean-depth map, drawn beside the divisor axis."""
     lines = [Reference(t.baseline if t.baseline == t.model else f"{t.baseline} ({t.model})",
                        t.best_val_rmse)

@@ -13,8 +13,11 @@ Ray hooks that tune overrides under their private names, checked by the same tes
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -65,6 +68,61 @@ def generator_experiment(generator):
     with its state (``SearchGenerator._experiment``); its ``spec["storage"]`` is the
     StorageContext each new trial gets."""
     return generator._experiment
+
+
+def storage_placed(storage, folder: Path):
+    """The StorageContext `storage` (which Ray saved with a SearchGenerator's experiment) with
+    its experiment in the local `folder`: a copy with ``storage_fs_path`` and
+    ``experiment_dir_name`` changed, which Ray reads and offers no call to change; `storage`
+    itself on remote storage (its place is the one Ray was given) or where it is `folder`."""
+    if storage.storage_filesystem.type_name != "local":
+        return storage
+    if (storage.storage_fs_path, storage.experiment_dir_name) == (str(folder.parent),
+                                                                  folder.name):
+        return storage
+    placed = copy.copy(storage)  # what Ray gives new trials, but the folder
+    placed.storage_fs_path, placed.experiment_dir_name = str(folder.parent), folder.name
+    return placed
+
+
+def restored_parts(tuner) -> list:
+    """The search algorithm, the scheduler and the callbacks of a Tuner as ``Tuner.restore``
+    unpickled them from tuner.pkl (``Tuner._local_tuner``, its ``_tune_config`` and run
+    config): the objects that go on with the search, which no public call reaches."""
+    internal = tuner._local_tuner
+    config = internal._tune_config
+    return [config.search_alg, config.scheduler, *(internal.get_run_config().callbacks or [])]
+
+
+RAY_TUNER_FILE = "tuner.pkl"  # Ray's Tuner as it began, which Tuner.restore needs
+
+
+def has_saved_state(experiment: Path) -> bool:
+    """Whether Ray saved an experiment's state (an ``experiment_state-*.json``) in its
+    folder: a resume needs one."""
+    return any(Path(experiment).glob("experiment_state-*.json"))
+
+
+def saved_trial_statuses(experiment: Path) -> dict[str, str]:
+    """trial id -> Ray's status of each trial in the newest ``experiment_state-*.json`` of an
+    experiment folder ({} without one, or one Ray's format no longer matches): the file's
+    ``trial_data`` holds each trial's JSON state first (``Trial.get_json_state``), which no
+    public call reads back without Ray's TuneController."""
+    states = sorted(Path(experiment).glob("experiment_state-*.json"))
+    if not states:
+        return {}
+    try:
+        data = json.loads(states[-1].read_text())
+        trials = [json.loads(entry[0]) for entry in data["trial_data"]]
+        return {t["trial_id"]: t["status"] for t in trials}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
+
+
+def checkpoint_manager(trial):
+    """A Ray Trial's checkpoint manager (``Trial.run_metadata.checkpoint_manager``, the
+    ``_CheckpointManager`` of its kept checkpoints), which no public call returns."""
+    return trial.run_metadata.checkpoint_manager
 
 
 def keep_checkpoint_results(manager, keep: Callable[[Any], bool]) -> None:

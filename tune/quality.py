@@ -8,8 +8,8 @@ import warnings
 from typing import NamedTuple
 
 from tune.errors import UsageError
-from tune.experiment import BASELINE, LOST, RAY_ID, Experiment, TrialSummary
-from tune.study import StudySpec
+from tune.experiment import LOST, RAY_ID, Experiment, TrialRecord
+from tune.study import BASELINE_KEY, StudySpec
 
 EVEN_IMPORTANCE = 0.02  # importances this close to each other say nothing about the parameters
 BOUNDARY_SHARE = 0.10  # a best value this close to an end of its range asks for a wider range
@@ -23,7 +23,7 @@ class BoundaryFlag(NamedTuple):
     side: str  # "low" or "high"
 
 
-def boundary_flags(best: TrialSummary, spec: StudySpec) -> list[BoundaryFlag]:
+def boundary_flags(best: TrialRecord, spec: StudySpec) -> list[BoundaryFlag]:
     """Numeric parameters whose best value sits within BOUNDARY_SHARE of an end of its range
     (measured in log space for log ranges): the optimum may lie outside the range."""
     flags = []
@@ -50,7 +50,7 @@ def param_importance(experiment: Experiment) -> dict[str, float] | str:
     try:
         study = experiment.optuna_study()
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-                    and t.params and not t.user_attrs.get(BASELINE)]
+                    and t.params and not t.user_attrs.get(BASELINE_KEY)]
         if len(complete) < 3:
             return (f"needs >= 3 searched trials that ran the full budget, has "
                     f"{len(complete)} (baselines not counted)")
@@ -93,7 +93,7 @@ def sampler_facts(experiment: Experiment) -> SamplerFacts:
         return SamplerFacts(sampler.type, 0, None, None, None, 0, str(err))
     done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                              optuna.trial.TrialState.PRUNED)]
-    searched = [t for t in trials if t.params and not t.user_attrs.get(BASELINE)
+    searched = [t for t in trials if t.params and not t.user_attrs.get(BASELINE_KEY)
                 and not t.user_attrs.get(LOST) and t.datetime_start]
     if sampler.type != "tpe":
         return SamplerFacts(sampler.type, len(searched), None, None, None, 0)

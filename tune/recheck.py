@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tune.console_text import say
-from tune.experiment import TrialSummary, finite, numbered_folders, read_rows
+from tune.experiment import TrialRecord, numbered_folders, read_rows
 from tune.intervals import ALPHA, Interval, holm, t_interval
+from tune.numbers import finite
 from tune.study import BASELINE_KEY, RUN_KEY, StudySpec
 
 RECHECK_DIR = "recheck"
@@ -40,7 +41,7 @@ class RecheckArm(NamedTuple):
     search_value: float  # its best epoch's val RMSE in the search (one seed)
 
 
-def recheck_arms(trials: list[TrialSummary], spec: StudySpec, top: int) -> list[RecheckArm]:
+def recheck_arms(trials: list[TrialRecord], spec: StudySpec, top: int) -> list[RecheckArm]:
     """The top searched configs that ran the full budget, the best baseline, the U-Net."""
     by_value = attrgetter("best_val_rmse")
     searched = sorted(searched_at_full_budget(trials, spec.max_t), key=by_value)[:top]
@@ -100,7 +101,7 @@ def search_seed(spec: StudySpec) -> int:
     return spec.trial_config(spec.low_corner()).seed
 
 
-def searched_at_full_budget(trials: list[TrialSummary], max_t: int) -> list[TrialSummary]:
+def searched_at_full_budget(trials: list[TrialRecord], max_t: int) -> list[TrialRecord]:
     """The searched trials that ran the full budget: the ones the search selects from."""
     return [t for t in trials if not t.baseline and t.best and t.epochs_run >= max_t]
 
@@ -194,7 +195,7 @@ def better_than_baseline(row: RecheckRow) -> bool:
             and row.p_holm < ALPHA and row.versus_best_baseline.mean < 0)
 
 
-def recheck_result(folder: Path, spec: StudySpec, trials: list[TrialSummary]
+def recheck_result(folder: Path, spec: StudySpec, trials: list[TrialRecord]
                    ) -> Recheck | None:
     """The re-check's statistics over every finished run of the experiment's re-check
     folders, against its stored plans; None before a run finished."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import Experiment, Stop, TrialSummary
+from tune.experiment import Experiment, TrialEnd, TrialRecord
 from tune.plots import BudgetCurve
 
 REPORT_FILE = "report.html"
@@ -42,16 +42,16 @@ class Panel(NamedTuple):
         return f"{self.label}, epoch {self.epoch}{self.note}"
 
 
-def panel_note(trial: TrialSummary, epoch: int) -> str:
+def panel_note(trial: TrialRecord, epoch: int) -> str:
     """Whether the panel's epoch is the trial's last, for a trial that did not complete: a
     trial stopped between two panels (drawn every image_every epochs) shows an earlier one."""
     ran = trial.epochs_run
-    if trial.stop is Stop.COMPLETED and epoch == ran:
+    if trial.end is TrialEnd.COMPLETED and epoch == ran:
         return ""
     if epoch == ran:
-        return f", its last ({trial.stop_reason})"
+        return f", its last ({trial.end_text})"
     return (f", its last panel of the {ran} epoch{'s' * (ran != 1)} it ran "
-            f"({trial.stop_reason})")
+            f"({trial.end_text})")
 
 
 def optuna_figures(experiment: Experiment, importance: dict[str, float] | str
@@ -133,7 +133,7 @@ def full_budget_trials(study):
     return copy
 
 
-def last_panel(trial: TrialSummary) -> Panel | None:
+def last_panel(trial: TrialRecord) -> Panel | None:
     """The trial's last decomposition panel in its TensorBoard run, or None."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -149,7 +149,7 @@ def last_panel(trial: TrialSummary) -> Panel | None:
     return None
 
 
-def panels(trials: list[TrialSummary]) -> list[Panel]:
+def panels(trials: list[TrialRecord]) -> list[Panel]:
     """The last panel of every baseline and of the best searched trials."""
     ranked = [t for t in trials if t.best]
     chosen = [t for t in ranked if t.baseline] + [t for t in ranked if not t.baseline][
@@ -210,7 +210,7 @@ def render(summary_markdown: str, figures: list[Figure], shown: list[Panel],
             + "\n".join(parts) + "</body></html>\n")
 
 
-def write_report(experiment: Experiment, trials: list[TrialSummary], summary_markdown: str,
+def write_report(experiment: Experiment, trials: list[TrialRecord], summary_markdown: str,
                  importance: dict[str, float] | str, budget: BudgetCurve,
                  question_plot: Path | None = None) -> Path:
     """report.html beside summary.md, whose text it shows (written whole, or not at all),

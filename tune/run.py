@@ -12,6 +12,7 @@ import argparse
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from baseres.cli import (
     CommandLineError,
@@ -47,6 +48,7 @@ from tune.experiment import (
     read_rows,
     repair_after_kill,
 )
+from tune.private_api import RAY_TUNER_FILE, has_saved_state
 from tune.study import StudySpec, check_experiment_name, load_study
 
 RESUME = "python -m tune.run --resume"  # finishes the search whose folder follows
@@ -109,24 +111,24 @@ def study_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
-def build_scheduler(spec: StudySpec):
+def build_scheduler(spec: StudySpec, folder: Path):
     if spec.scheduler is None:
         return None
     from tune.searcher import BaselinesRunFull
 
-    return BaselinesRunFull(spec.name, time_attr="training_iteration",
+    return BaselinesRunFull(spec.name, folder, time_attr="training_iteration",
                             **spec.scheduler._asdict())
 
 
-def search_run_config(spec: StudySpec, location: Location, wandb_project: str | None,
-                      verbose: bool = False):
+def search_run_config(spec: StudySpec, location: Location, folder: Path,
+                      wandb_project: str | None, verbose: bool = False):
     from ray.tune import CheckpointConfig
 
     from tune.callbacks import DiskGuard, KeepSearchKeys, ReturnFreedMemory
     from tune.console import ConsoleProgress
     from tune.trainable import run_config
 
-    callbacks = [DiskGuard(MIN_FREE_BYTES), ReturnFreedMemory(),
+    callbacks = [DiskGuard(MIN_FREE_BYTES, folder), ReturnFreedMemory(),
                  ConsoleProgress(spec.max_t, spec.num_samples)]  # None: no count known
     if wandb_project:
         from tune.integrations import wandb_callback
@@ -264,40 +266,40 @@ def launch(spec: StudySpec, location: Location, address: str | None,
     far as starting (writing its study.yaml) leaves nothing behind."""
     folder = location.state_folder
     try:
-        with driving(folder):
-            return drive(spec, location, address, wandb_project, verbose)
+        with driving(folder) as held:
+            return drive(spec, location, held, address, wandb_project, verbose)
     except BaseException:
         if not (folder / STUDY_FILE).is_file():
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def drive(spec: StudySpec, location: Location, address: str | None,
+def drive(spec: StudySpec, location: Location, folder: Path, address: str | None,
           wandb_project: str | None, verbose: bool = False) -> bool:
     """The question's fold runs, then the search, at `location`, whose driver lock this
-    process holds. Whether the search completed."""
+    process holds on `folder` (its state folder). Whether the search completed."""
     from ray.tune import TuneConfig, Tuner
 
     from tune.searcher import StudySearchGenerator, create_study
     from tune.trainable import build_trainable, trial_dirname
 
     # --wandb needs wandb
-    config = search_run_config(spec, location, wandb_project, verbose)
+    config = search_run_config(spec, location, folder, wandb_project, verbose)
     folds = question_folds(spec) if spec.question is not None else ()
     if address is None:
         prepare_data(spec, folds)
     # refuses head-local storage on a cluster, and a trial no node can hold
     start_ray(address, location.storage, spec.resources, verbose)
     (location.state_folder / STUDY_FILE).write_text(spec.to_yaml())
-    create_study(spec)  # before the question: it stores the study a resume compares with
+    create_study(spec, folder)  # before the question: it stores the study a resume compares with
     if spec.question is not None and not answer_question(spec, location, folds, verbose):
         raise Interrupted("resume with: " + command_line(RESUME, location),
                           what="the question's runs are incomplete")
     tuner = Tuner(
         build_trainable(spec, spec.fixed),
         tune_config=TuneConfig(metric=spec.metric, mode=spec.mode,
-                               search_alg=StudySearchGenerator(spec),
-                               scheduler=build_scheduler(spec),
+                               search_alg=StudySearchGenerator(spec, folder),
+                               scheduler=build_scheduler(spec, folder),
                                # -1: trials come until the budget is spent
                                num_samples=spec.num_samples or -1,
                                trial_dirname_creator=trial_dirname,
@@ -312,7 +314,7 @@ def drive(spec: StudySpec, location: Location, address: str | None,
 def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
     from ray.tune import Tuner
 
-    from tune.trainable import build_trainable
+    from tune.trainable import build_trainable, restored_tuner
 
     location = Location.of(experiment)
     experiment, folder, local = location.uri, location.state_folder, location.local
@@ -321,8 +323,8 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
                          f"(needs {study_file} and Ray's tuner state)")
     # the lock first: nothing a running driver holds is read as left over, or deleted
-    with driving(folder):
-        ray_saved = local is not None and any(local.glob("experiment_state-*.json"))
+    with driving(folder) as held:
+        ray_saved = local is not None and has_saved_state(local)
         if not ray_saved and local is not None and any(
                 read_rows(trial / "result.json") for trial in local.glob("trial_*")):
             raise UsageError(f"--resume {experiment}: trials with results are here but not "
@@ -339,15 +341,15 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
             # Stopped before the search's first result (in the question's runs, or before Ray
             # saved its first state): the question resumes, and the search starts over (Ray's
             # restore would count the trials of a run it never saw).
-            for leftover in ("tuner.pkl", JOURNAL_FILE):
+            for leftover in (RAY_TUNER_FILE, JOURNAL_FILE):
                 (local / leftover).unlink(missing_ok=True)
-            return drive(found.spec, location, address, None, verbose)
+            return drive(found.spec, location, held, address, None, verbose)
         if not Tuner.can_restore(experiment):
             raise UsageError(f"--resume {experiment}: not an experiment folder of tune.run "
                              f"(needs {study_file} and Ray's tuner state)")
         start_ray(address, location.storage, found.spec.resources, verbose)
         trainable = build_trainable(found.spec, found.spec.fixed)
-        tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+        tuner = restored_tuner(experiment, trainable, held)
         return fit(tuner, found.spec, location, verbose)
 
 

@@ -5,13 +5,12 @@ and BaselinesRunFull (ASHA).
 The journal is the one record of the search. Ray saves its own state every few seconds and
 restores it on ``--resume``; anything both keep would disagree after a kill, so none of these
 keeps what the journal holds, and each reopens the journal of the folder this driver holds
-(``experiment.held_folder``), never a path saved in Ray's state (a moved experiment must not
-write into the original's journal or folder).
+(handed to it, ``experiment.HoldsFolder``), never a path saved in Ray's state (a moved
+experiment must not write into the original's journal or folder).
 """
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,27 +20,29 @@ from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 from tune.budget import Clock, exhausted, spent
 from tune.experiment import (
-    BASELINE,
     BEST,
     JOURNAL_FILE,
     LOST,
     MODEL,
     RAY_ID,
-    STOP,
-    STOP_TEXT,
+    REASON,
     STUDY_AS_STARTED,
-    Stop,
-    finite,
-    held_folder,
+    HoldsFolder,
+    TrialEnd,
+    diverged,
     journal_storage,
     ray_trial_statuses,
+    record_end,
+    trial_end,
 )
+from tune.numbers import finite
 from tune.private_api import (
     asha_max_t,
     asha_record,
     asha_time_attr,
     generator_experiment,
     storage_id,
+    storage_placed,
 )
 from tune.study import BASELINE_KEY, Relative, StudySpec
 
@@ -75,13 +76,13 @@ def note_for_dashboard(trial, text: str) -> None:
     save_note(trial, text)
 
 
-def create_study(spec: StudySpec) -> None:
-    """A new experiment's Optuna study: the objective named after the metric, and the
-    baselines enqueued in the study's order, each under its name."""
+def create_study(spec: StudySpec, folder: Path) -> None:
+    """A new experiment's Optuna study in the experiment `folder`: the objective named after
+    the metric, and the baselines enqueued in the study's order, each under its name."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" line
-    study = optuna.create_study(storage=journal_storage(held_folder()), study_name=spec.name,
+    study = optuna.create_study(storage=journal_storage(folder), study_name=spec.name,
                                 direction="minimize")  # StudySpec.mode
     with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -96,11 +97,11 @@ def enqueue_baseline(study, spec: StudySpec, name: str) -> None:
     in_space = {k: v for k, v in point.items() if k in spec.space}
     # A baseline of another model (the U-Net) sets none of the searched keys: it is no point
     # of the searched space and gets no parameters, or TPE would learn from it.
-    study.enqueue_trial(in_space, user_attrs={BASELINE: name,
+    study.enqueue_trial(in_space, user_attrs={BASELINE_KEY: name,
                                               MODEL: point.get("model", spec.model)})
 
 
-class StudySearcher(Searcher):
+class StudySearcher(HoldsFolder, Searcher):
     """Ray Tune's searcher for a study: Optuna's ask and tell on the experiment's journal.
 
     Ray's OptunaSearch is not used because it pickles the study, with the journal's absolute
@@ -113,8 +114,9 @@ class StudySearcher(Searcher):
     a lost baseline queued again.
     """
 
-    def __init__(self, spec: StudySpec):
+    def __init__(self, spec: StudySpec, folder: Path):
         super().__init__(metric=spec.metric, mode=spec.mode)
+        self.hold(folder)
         self.spec = spec
         self.live: dict[str, int] = {}  # Ray trial id -> Optuna trial number, trials Ray knows
         self._study = None
@@ -127,7 +129,7 @@ class StudySearcher(Searcher):
             import optuna
 
             study = optuna.load_study(study_name=self.spec.name,
-                                      storage=journal_storage(held_folder()))
+                                      storage=journal_storage(self.folder))
             study.sampler = make_sampler(self.spec, len(study.get_trials(deepcopy=False)))
             self._study = study
         return self._study
@@ -136,7 +138,7 @@ class StudySearcher(Searcher):
         import optuna
 
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        name = waiting[0].user_attrs.get(BASELINE) if waiting else None
+        name = waiting[0].user_attrs.get(BASELINE_KEY) if waiting else None
         self.clock.start()
         if name is None and exhausted(self.spec, spent(self.study, LOST)):
             return Searcher.FINISHED  # the trials still running finish; no new one starts
@@ -182,24 +184,18 @@ class StudySearcher(Searcher):
         self.on_trial_result(trial_id, result)
         frozen = self._frozen(trial_id)  # with that epoch and the best epoch's metrics
         values = [v for v in frozen.intermediate_values.values() if finite(v)]
-        epochs = result.get("training_iteration", 0)
-        state, value, stop = optuna.trial.TrialState.COMPLETE, None, Stop.COMPLETED
-        if error:
-            state, stop = optuna.trial.TrialState.FAIL, Stop.ERROR
-        elif result.get("diverged") or not values:
-            state, stop = optuna.trial.TrialState.FAIL, Stop.DIVERGED
-        elif epochs < self.spec.max_t:
-            state, stop = optuna.trial.TrialState.PRUNED, Stop.EARLY
-        else:
-            # The best epoch's value, as the summary ranks and tune.evaluate scores trials.
-            value = min(values)
-        self._trial(trial_id).set_user_attr(STOP, stop.value)
-        self._trial(trial_id).set_user_attr(STOP_TEXT, result.get(STOP_TEXT, stop.value)
-                                            if stop is Stop.DIVERGED else stop.value)
+        end = trial_end(diverged=diverged(result), error=error, measured=bool(values),
+                        epochs=result.get("training_iteration", 0), max_t=self.spec.max_t)
+        states = optuna.trial.TrialState
+        state = {TrialEnd.COMPLETED: states.COMPLETE, TrialEnd.EARLY: states.PRUNED}.get(
+            end, states.FAIL)
+        # The best epoch's value, as the summary ranks and tune.evaluate scores trials.
+        value = min(values) if end is TrialEnd.COMPLETED else None
+        record_end(self._trial(trial_id), end, result.get(REASON, ""))
         if self.spec.sampler.constraints and state != optuna.trial.TrialState.FAIL:
             attrs = frozen.user_attrs
             for name, violation in self.violations(attrs.get(BEST, {}),
-                                                   attrs.get(BASELINE)).items():
+                                                   attrs.get(BASELINE_KEY)).items():
                 self._trial(trial_id).set_constraint(name, violation)
         self.study.tell(number, value, state=state)
         del self.live[trial_id], self._handles[trial_id]
@@ -212,7 +208,7 @@ class StudySearcher(Searcher):
         value of."""
         import optuna
 
-        finished = {t.user_attrs.get(BASELINE): t.user_attrs.get(BEST, {}) for t in
+        finished = {t.user_attrs.get(BASELINE_KEY): t.user_attrs.get(BEST, {}) for t in
                     self.study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))}
         if baseline is not None:  # a baseline finishing now is judged against itself too
@@ -269,20 +265,17 @@ class StudySearcher(Searcher):
                                                   states=(optuna.trial.TrialState.RUNNING,))
                 if t.number not in known]
         for trial in lost:
-            handle = optuna.trial.Trial(self.study, storage_id(trial))
-            handle.set_user_attr(LOST, True)
-            handle.set_user_attr(STOP, Stop.LOST.value)
-            handle.set_user_attr(STOP_TEXT, "lost: the driver stopped before Ray saved this trial")
+            record_end(optuna.trial.Trial(self.study, storage_id(trial)), TrialEnd.LOST)
             self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            if trial.user_attrs.get(BASELINE):
-                enqueue_baseline(self.study, self.spec, trial.user_attrs[BASELINE])
+            if trial.user_attrs.get(BASELINE_KEY):
+                enqueue_baseline(self.study, self.spec, trial.user_attrs[BASELINE_KEY])
         return [t.number for t in lost]
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_study": None, "_handles": {}}  # reopened, never pickled
+        return {**super().__getstate__(), "_study": None, "_handles": {}}  # reopened, never pickled
 
 
-class StudySearchGenerator(SearchGenerator):
+class StudySearchGenerator(HoldsFolder, SearchGenerator):
     """Ray's trial factory around the StudySearcher, at most the study's
     max_concurrent_trials at once (Ray's ConcurrencyLimiter, which Ray adds itself only around
     a bare searcher).
@@ -293,24 +286,23 @@ class StudySearchGenerator(SearchGenerator):
     them in the folder this driver holds.
     """
 
-    def __init__(self, spec: StudySpec):
-        super().__init__(ConcurrencyLimiter(StudySearcher(spec),
+    def __init__(self, spec: StudySpec, folder: Path):
+        self.study_searcher = StudySearcher(spec, folder)
+        super().__init__(ConcurrencyLimiter(self.study_searcher,
                                             max_concurrent=spec.max_concurrent_trials))
+        self.hold(folder)
+
+    def hold(self, folder: Path) -> None:
+        super().hold(folder)
+        self.study_searcher.hold(folder)
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        saved = generator_experiment(self).spec["storage"]
-        folder = held_folder()
-        if saved.storage_filesystem.type_name != "local":
-            return  # remote storage: its place is the one Ray was given
-        if (saved.storage_fs_path, saved.experiment_dir_name) != (str(folder.parent),
-                                                                  folder.name):
-            moved = copy.copy(saved)  # what Ray gives new trials, but the folder
-            moved.storage_fs_path, moved.experiment_dir_name = str(folder.parent), folder.name
-            generator_experiment(self).spec["storage"] = moved
+        experiment = generator_experiment(self)
+        experiment.spec["storage"] = storage_placed(experiment.spec["storage"], self.folder)
 
 
-class BaselinesRunFull(ASHAScheduler):
+class BaselinesRunFull(HoldsFolder, ASHAScheduler):
     """ASHA that never stops a baseline before max_t, and that remembers across a resume.
 
     ASHA lets whatever reaches a rung first go on and compares later trials with it; a
@@ -322,8 +314,11 @@ class BaselinesRunFull(ASHAScheduler):
     trial's every epoch is (the searcher reports each), before the first decision.
     """
 
-    def __init__(self, study_name: str, **kwargs):
+    def __init__(self, study_name: str, folder: Path | None = None, **kwargs):
+        """`folder`: the experiment folder its driver holds, or handed later (``hold``)."""
         super().__init__(**kwargs)
+        if folder is not None:
+            self.hold(folder)
         self.study_name = study_name
         self._replayed = False
 
@@ -345,14 +340,14 @@ class BaselinesRunFull(ASHAScheduler):
         self._replayed = True
         import optuna
 
-        if not (held_folder() / JOURNAL_FILE).is_file():
+        if not (self.folder / JOURNAL_FILE).is_file():
             return
         study = optuna.load_study(study_name=self.study_name,
-                                  storage=journal_storage(held_folder()))
+                                  storage=journal_storage(self.folder))
         for frozen in study.get_trials(deepcopy=False):
             trial_id = frozen.user_attrs.get(RAY_ID, f"#{frozen.number}")
             for step, value in sorted(frozen.intermediate_values.items()):
                 asha_record(self, trial_id, step, value)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_replayed": False}
+        return {**super().__getstate__(), "_replayed": False}

@@ -22,8 +22,9 @@ from tune.compare import (
     verdict,
 )
 from tune.errors import UsageError
-from tune.experiment import LOST, Experiment, Stop, TrialSummary, finite, keys_apart
+from tune.experiment import LOST, Experiment, TrialEnd, TrialRecord, keys_apart
 from tune.folds import question_result
+from tune.numbers import finite
 from tune.plots import (
     PlotData,
     budget_curve_data,
@@ -156,7 +157,7 @@ class BudgetFacts(NamedTuple):
     ended: str | None  # which part of the budget ended the search (None: not yet)
 
 
-def budget_facts(experiment: Experiment, trials: list[TrialSummary]) -> BudgetFacts:
+def budget_facts(experiment: Experiment, trials: list[TrialRecord]) -> BudgetFacts:
     spec = experiment.spec
     try:
         used = spent(experiment.optuna_study(), LOST)
@@ -168,20 +169,20 @@ def budget_facts(experiment: Experiment, trials: list[TrialSummary]) -> BudgetFa
                        len(searched_at_full_budget(trials, spec.max_t)), exhausted(spec, used))
 
 
-def _reference_rmse(trials: list[TrialSummary]) -> float:
+def _reference_rmse(trials: list[TrialRecord]) -> float:
     """The val RMSE of the mean training depth map, as every trial records it."""
     return next((r["mean_map_rmse"] for t in trials for r in t.rows
                  if finite(r.get("mean_map_rmse"))), math.nan)
 
 
-def table_row(trial: TrialSummary, space: list[str]) -> TableRow:
+def table_row(trial: TrialRecord, space: list[str]) -> TableRow:
     best = trial.best or {}
     return TableRow(trial.label, trial.model, {k: trial.params.get(k) for k in space},
                     {k: best.get(k, math.nan) for k in REPORTED},
-                    best.get("training_iteration"), trial.epochs_run, trial.stop_reason)
+                    best.get("training_iteration"), trial.epochs_run, trial.end_text)
 
 
-def baseline_row(baseline: TrialSummary, best_searched: TrialSummary | None) -> BaselineRow:
+def baseline_row(baseline: TrialRecord, best_searched: TrialRecord | None) -> BaselineRow:
     result = compare(best_searched, baseline) if best_searched and baseline.best else None
     return BaselineRow(baseline.trial_id, baseline.model, baseline.epochs_run,
                        baseline.best_val_rmse, result.epoch if result else None,
@@ -202,7 +203,7 @@ def question_status(experiment: Experiment) -> QuestionStatus | None:
                           result.plan, model, result.damaged, result.not_finite)
 
 
-def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | None = None,
+def build_summary(experiment: Experiment | Path, trials: list[TrialRecord] | None = None,
                   top: int = TOP_ROWS) -> Summary:
     """Everything the reports show, read from the experiment folder (`trials`: its
     trials, where the caller has read them already)."""
@@ -247,9 +248,9 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialSummary] | No
                    for name, t in baselines.items()},
         best_searched=searched[0].label if searched else None,
         boundary_flags=boundary_flags(searched[0], spec) if searched else [],
-        problems=Problems(sum(t.stop is Stop.ERROR for t in trials),
-                          sum(t.stop is Stop.DIVERGED for t in trials),
-                          {t.label: t.stop_reason for t in trials if t.stop.problem}),
+        problems=Problems(sum(t.end is TrialEnd.ERROR for t in trials),
+                          sum(t.end is TrialEnd.DIVERGED for t in trials),
+                          {t.label: t.end_text for t in trials if t.end.problem}),
         importance=param_importance(experiment),
         sampler=sampler_facts(experiment),
         scientific=spec.scientific,

@@ -25,10 +25,12 @@ from baseres.hooks import (
 )
 from baseres.trainer import Trainer, TrainingDiverged
 from tune.cluster import check_trial_folders
-from tune.experiment import STOP_TEXT, Location
+from tune.experiment import HoldsFolder, Location, divergence
 from tune.private_api import (
     checkpoint_logger,
+    checkpoint_manager,
     keep_checkpoint_results,
+    restored_parts,
     set_latest_checkpoint_result,
 )
 from tune.study import BASELINE_KEY, StudySpec
@@ -108,8 +110,7 @@ def run_trial(sample: dict[str, Any], fixed: dict[str, Any], label: str,
     except TrainingDiverged as err:
         # NaN reaches Optuna as a failed trial and is never chosen as best; the search goes on.
         last = trainer.history[-1] if trainer.history else {}
-        ray.tune.report({**last, "val_rmse": math.nan, "diverged": 1.0,
-                         STOP_TEXT: f"diverged: {err}"})
+        ray.tune.report({**last, "val_rmse": math.nan, **divergence(f"diverged: {err}")})
 
 
 def rows_to_keep(reported_with: list[str | None], checkpoint: str | None) -> int:
@@ -198,7 +199,7 @@ class ForgetDeletedCheckpoints(Callback):
     goes on from (KeepsDriverCopy) at its start too."""
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        manager = trial.run_metadata.checkpoint_manager
+        manager = checkpoint_manager(trial)
         keep_checkpoint_results(manager, in_storage)
         latest = manager.latest_checkpoint_result
         if latest is not None and not in_storage(latest):
@@ -223,6 +224,18 @@ def run_config(location: Location, callbacks: list, verbose: bool, checkpoints):
         callbacks=[ForgetDeletedCheckpoints(), ResultJson(), ProgressCsv(), *callbacks],
         checkpoint_config=checkpoints, failure_config=FailureConfig(max_failures=2),
         sync_config=SyncConfig(sync_artifacts=True))
+
+
+def restored_tuner(experiment: str, trainable, folder: Path):
+    """Ray's Tuner of an interrupted search, its searcher, scheduler and callbacks handed the
+    folder this driver holds (Ray's pickles of them hold none)."""
+    from ray.tune import Tuner
+
+    tuner = Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+    for part in restored_parts(tuner):
+        if isinstance(part, HoldsFolder):
+            part.hold(folder)
+    return tuner
 
 
 def trial_dirname(trial) -> str:

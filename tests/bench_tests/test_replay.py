@@ -80,15 +80,15 @@ class Logged(RayDriver):
 
 def service_searcher(folder, first):
     """The service's searcher on a new journal whose first trials are `first`, in order."""
-    create_study(SPEC)
+    create_study(SPEC, folder)
     study = optuna.load_study(study_name=SPEC.name, storage=journal_storage(folder))
     for c in first:
         study.enqueue_trial(dict(c.params))
-    return StudySearcher(SPEC)
+    return StudySearcher(SPEC, folder)
 
 
 def test_asha_stops_trials_at_the_rungs_worked_out_by_hand(tmp_path):
-    asha = BaselinesRunFull(SPEC.name, time_attr="training_iteration", metric="val_rmse",
+    asha = BaselinesRunFull(SPEC.name, tmp_path, time_attr="training_iteration", metric="val_rmse",
                             mode="min", max_t=4, grace_period=1, reduction_factor=2)
     with driving(tmp_path):
         driver = Logged(service_searcher(tmp_path, (A, B, C)), asha,

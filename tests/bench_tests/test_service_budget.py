@@ -15,7 +15,7 @@ from bench.policies import Setting, _asha
 from bench.service_budget import NO_EARLY_STOP, POLICIES, builders, full_budget, regret
 from bench.simulate import Lookup, RayDriver, simulate
 from tune.budget import epochs_reported
-from tune.experiment import BASELINE, driving
+from tune.experiment import driving
 from tune.searcher import StudySearcher, create_study
 from tune.study import BASELINE_KEY, AshaSpec, Budget
 
@@ -67,9 +67,11 @@ def search(folder, table, epochs, asha, baselines=()):
     spec = replace(SPEC, budget=Budget(epochs, None),
                    baselines={c.baseline: dict(c.params) for c in baselines})
     with driving(folder):
-        create_study(spec)
+        create_study(spec, folder)
         scheduler = _asha(Setting(spec, 1, 2)) if asha else None
-        driver = Logged(StudySearcher(spec), scheduler, Lookup(table.curves, SPACE))
+        if scheduler is not None:
+            scheduler.hold(folder)
+        driver = Logged(StudySearcher(spec, folder), scheduler, Lookup(table.curves, SPACE))
         simulate(driver, table.curves, WORKERS, None, MAX_T)
         trials = driver.searcher.study.get_trials(deepcopy=False)
         counted = full_budget(driver, [])
@@ -101,14 +103,14 @@ def test_without_early_stopping_every_started_trial_trains_max_t_epochs(tmp_path
 def test_the_baselines_run_first_and_asha_never_stops_them(tmp_path):
     driver, trials, (full, best) = search(tmp_path, WITH_BASELINES, 2 * MAX_T + 6, asha=True,
                                           baselines=(GOOD, BAD))
-    names = [t.user_attrs.get(BASELINE) for t in trials]
+    names = [t.user_attrs.get(BASELINE_KEY) for t in trials]
     assert names[:2] == ["good", "bad"] and not any(names[2:])
     assert driver.started_after[:2] == [0, 0]
     # each baseline replays its own recorded curve, to max_t
     assert [list(t.intermediate_values.values()) for t in trials[:2]] == [
         list(GOOD.val_rmse), list(BAD.val_rmse)]
     searched = trials[2:]
-    assert searched and all(not t.user_attrs.get(BASELINE) for t in searched)
+    assert searched and all(not t.user_attrs.get(BASELINE_KEY) for t in searched)
     # the baselines count towards the budget but not among the full-budget searched trials
     assert full == sum(epochs_reported(t) == MAX_T for t in searched)
     assert best == min((min(t.intermediate_values.values()) for t in searched

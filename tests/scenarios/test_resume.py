@@ -190,7 +190,7 @@ def test_a_resume_beside_a_driver_in_its_question_deletes_nothing(tmp_path, caps
     anything."""
     (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
     with driving(tmp_path):  # the running driver
-        create_study(smoke_spec)
+        create_study(smoke_spec, tmp_path)
         (tmp_path / "tuner.pkl").write_bytes(b"Ray's first file")
         before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
         assert main(["--resume", str(tmp_path)]) == 2

@@ -15,10 +15,10 @@ from tune.compare import (
     pareto_front,
     verdict,
 )
-from tune.experiment import TrialSummary
+from tune.experiment import TrialRecord
 
 
-def trial(trial_id, curve, model="base_residual", baseline=None, **params) -> TrialSummary:
+def trial(trial_id, curve, model="base_residual", baseline=None, **params) -> TrialRecord:
     """A trial whose epoch e (1-based) scored curve[e - 1]; other metrics fixed."""
     rows = [{"training_iteration": e, "val_rmse": v, "val_delta1": 0.5, "train_sparse": 0.1}
             for e, v in enumerate(curve, 1)]

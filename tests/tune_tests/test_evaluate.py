@@ -61,7 +61,7 @@ def test_a_read_only_experiment_is_refused_before_anything_is_scored(experiment,
     def read_only(path, *args, **kwargs):  # as a read-only mount answers the lock file
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
-    monkeypatch.setattr("tune.experiment.open", read_only, raising=False)
+    monkeypatch.setattr("tune.experiment.location.open", read_only, raising=False)
     assert evaluate_main([str(experiment), "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert f"{experiment}: cannot write there: Read-only file system" in err

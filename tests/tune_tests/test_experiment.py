@@ -1,4 +1,4 @@
-"""tune.experiment: why a trial stopped, read from its rows, Ray's status and the journal; and
+"""tune.experiment: how a trial ended, read from its rows, Ray's status and the journal; and
 a last line a kill cut short, dropped before anything is appended."""
 
 import math
@@ -8,14 +8,9 @@ import pytest
 from helpers import fake_trial
 
 from tune.errors import UsageError
-from tune.experiment import (
-    Location,
-    Stop,
-    cut_partial_line,
-    local_path,
-    new_location,
-    stopped,
-)
+from tune.experiment import Location, TrialEnd, new_location, trial_end
+from tune.experiment.journal import cut_partial_line
+from tune.experiment.location import local_path
 
 
 @pytest.mark.parametrize("trial, reason", [
@@ -28,8 +23,8 @@ from tune.experiment import (
                                           "stop_reason": "diverged: loss became nan"}]),
      "diverged: loss became nan"),
 ])
-def test_stop_reasons(trial, reason):
-    assert stopped(trial, max_t=3, asha=True).text == reason
+def test_how_a_trial_ended_in_words(trial, reason):
+    assert trial.how_it_ended(max_t=3, asha=True)[1] == reason
 
 
 @pytest.mark.parametrize("told, reason", [
@@ -40,7 +35,8 @@ def test_stop_reasons(trial, reason):
 ])
 def test_the_journal_says_why_a_trial_ended(told, reason):
     trial = fake_trial(status="unknown", rows=[{"val_rmse": 2.0}])
-    assert stopped(trial, max_t=3, asha=True, told=Stop(told) if told else None).text == reason
+    told = TrialEnd(told) if told else None
+    assert trial.how_it_ended(max_t=3, asha=True, told=told)[1] == reason
 
 
 @pytest.mark.parametrize("text, kept", [
@@ -57,18 +53,52 @@ def test_a_line_cut_by_a_kill_is_dropped_before_anything_is_appended(tmp_path, t
 
 
 @pytest.mark.parametrize("trial, kind", [
-    (fake_trial(rows=[{"val_rmse": 2.0}] * 3), Stop.COMPLETED),
-    (fake_trial(rows=[{"val_rmse": 2.0}]), Stop.EARLY),
-    (fake_trial(status="PENDING", rows=[]), Stop.PENDING),
-    (fake_trial(status="ERROR", rows=[{"val_rmse": 2.0}]), Stop.ERROR),
-    (fake_trial(rows=[{"val_rmse": math.nan, "diverged": 1.0}]), Stop.DIVERGED),
+    (fake_trial(rows=[{"val_rmse": 2.0}] * 3), TrialEnd.COMPLETED),
+    (fake_trial(rows=[{"val_rmse": 2.0}]), TrialEnd.EARLY),
+    (fake_trial(status="PENDING", rows=[]), TrialEnd.PENDING),
+    (fake_trial(status="ERROR", rows=[{"val_rmse": 2.0}]), TrialEnd.ERROR),
+    (fake_trial(rows=[{"val_rmse": math.nan, "diverged": 1.0}]), TrialEnd.DIVERGED),
 ])
-def test_the_stop_is_a_kind_reports_count_without_reading_its_words(trial, kind):
-    found = stopped(trial, max_t=3, asha=False)
-    assert found.kind is kind
-    assert found.kind.problem == (kind in (Stop.ERROR, Stop.DIVERGED))
-    if kind is Stop.EARLY:
-        assert found.text == "stopped early"  # no scheduler called ASHA without one
+def test_the_end_is_a_kind_reports_count_without_reading_its_words(trial, kind):
+    end, text = trial.how_it_ended(max_t=3, asha=False)
+    assert end is kind
+    assert end.problem == (kind in (TrialEnd.ERROR, TrialEnd.DIVERGED))
+    if kind is TrialEnd.EARLY:
+        assert text == "stopped early"  # no scheduler called ASHA without one
+
+
+# what the searcher (measured, error), the summary (told, status) and the console each know
+@pytest.mark.parametrize("known, end", [
+    ({"epochs": 3}, TrialEnd.COMPLETED),
+    ({"epochs": 1}, TrialEnd.EARLY),
+    ({"epochs": 1, "diverged": True}, TrialEnd.DIVERGED),
+    ({"epochs": 3, "measured": False}, TrialEnd.DIVERGED),  # ended without a finite value
+    ({"epochs": 0, "measured": False, "error": True}, TrialEnd.ERROR),  # Ray: no result
+    ({"epochs": 1, "told": TrialEnd.COMPLETED, "status": "RUNNING"}, TrialEnd.COMPLETED),
+    ({"epochs": 1, "told": TrialEnd.ERROR}, TrialEnd.ERROR),
+    ({"epochs": 1, "status": "PAUSED"}, TrialEnd.PAUSED),
+    ({"epochs": 1, "status": "unknown"}, TrialEnd.UNKNOWN),
+])
+def test_one_rule_decides_a_trials_end_from_what_its_reader_knows(known, end):
+    from tune.experiment.ends import RayStatus
+
+    if "status" in known:
+        known["status"] = RayStatus.of(known["status"])
+    assert trial_end(max_t=3, **known) is end
+
+
+@pytest.mark.parametrize("end, journal, summary, console", [
+    (TrialEnd.COMPLETED, "completed", "completed", "completed"),
+    (TrialEnd.EARLY, "early stop", "ASHA stop", "stopped early at epoch 2 (ASHA)"),
+    (TrialEnd.DIVERGED, "diverged: loss nan", "diverged: loss nan", "diverged at epoch 2"),
+    (TrialEnd.ERROR, "error", "error: see error.txt", "error after its retries; see t/error.txt"),
+    (TrialEnd.LOST, "lost: the driver stopped before Ray saved this trial", "lost", "lost"),
+])
+def test_each_reader_says_an_end_in_the_words_it_always_said(end, journal, summary, console):
+    reason = "diverged: loss nan" if end is TrialEnd.DIVERGED else ""
+    assert end.journal_text(reason) == journal
+    assert end.summary_text(reason) == summary
+    assert end.console_text(2, "t") == console
 
 
 @pytest.mark.parametrize("experiment, storage, name, local, state", [

@@ -123,10 +123,76 @@ def test_generator_experiment_is_saved_with_the_state_and_gives_new_trials_stora
     restored = SearchGenerator(ConcurrencyLimiter(Fixed(), max_concurrent=1))
     with relied_on(attribute):
         restored.set_state(generator.get_state())
-        storage = private_api.generator_experiment(restored).spec["storage"]
-        storage.storage_fs_path = str(tmp_path / "elsewhere")  # as StudySearchGenerator moves it
-    check(restored.next_trial().storage.experiment_fs_path == str(tmp_path / "elsewhere" / "x"),
-          attribute, "a new trial did not get the experiment's storage")
+        experiment = private_api.generator_experiment(restored)
+    placing = "ray StorageContext.storage_fs_path / experiment_dir_name"
+    with relied_on(placing):  # as StudySearchGenerator places it in the folder its driver holds
+        saved = experiment.spec["storage"]
+        experiment.spec["storage"] = private_api.storage_placed(saved, tmp_path / "elsewhere" / "y")
+        check(private_api.storage_placed(saved, tmp_path / "runs" / "x") is saved, placing,
+              "a storage already in the folder was copied")
+    check(restored.next_trial().storage.experiment_fs_path == str(tmp_path / "elsewhere" / "y"),
+          f"{attribute}, {placing}", "a new trial did not get the experiment's placed storage")
+    check(saved.experiment_fs_path == str(tmp_path / "runs" / "x"), placing,
+          "placing it changed the storage Ray saved")
+
+
+def test_restored_parts_are_the_ones_tuner_restore_unpickled(tmp_path):
+    from ray.tune import Callback, RunConfig, TuneConfig, Tuner
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    class Mark(Callback):
+        pass
+
+    def train(config):
+        pass
+
+    attribute = "ray Tuner._local_tuner._tune_config / get_run_config()"
+    tune_config = TuneConfig(search_alg=BasicVariantGenerator(), scheduler=asha())
+    Tuner(train, tune_config=tune_config,  # writes tuner.pkl, as every search does
+          run_config=RunConfig(name="x", storage_path=str(tmp_path), callbacks=[Mark()]))
+    with relied_on(attribute):
+        parts = private_api.restored_parts(Tuner.restore(str(tmp_path / "x"), trainable=train))
+    kinds = [type(part).__name__ for part in parts]
+    check(kinds == ["BasicVariantGenerator", "AsyncHyperBandScheduler", "Mark"], attribute,
+          f"got {kinds}, not the search algorithm, the scheduler and the callback given")
+    check(parts[1] is not tune_config.scheduler and not isinstance(parts[0], ConcurrencyLimiter),
+          attribute, "not the objects unpickled from tuner.pkl")
+
+
+def test_saved_trial_statuses_reads_rays_experiment_state(tmp_path):
+    import json
+
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial as RayTrial
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    attribute = "ray experiment_state-*.json (TuneController.save_to_dir, Trial.get_json_state)"
+    with relied_on(attribute):
+        trial = RayTrial("trainable", stub=True, storage=None, trial_id="t1")
+        trial.set_status(RayTrial.TERMINATED)
+        check(TuneController.CKPT_FILE_TMPL == "experiment_state-{}.json"
+              and '"trial_data": list(self._get_trial_checkpoints().values())'
+              in inspect.getsource(TuneController.save_to_dir)
+              and "get_json_state()" in inspect.getsource(TuneController._get_trial_checkpoints),
+              attribute, "Ray no longer saves each trial's JSON state under trial_data")
+        state = {"trial_data": [trial.get_json_state()], "runner_data": {}}
+        (tmp_path / "experiment_state-x.json").write_text(json.dumps(state,
+                                                                     cls=TuneFunctionEncoder))
+        found = private_api.saved_trial_statuses(tmp_path)
+    check(found == {"t1": "TERMINATED"}, attribute, f"read {found}")
+    check(private_api.has_saved_state(tmp_path) and not private_api.has_saved_state(
+        tmp_path / "none"), attribute, "a saved state not found, or one found in an empty folder")
+    check(private_api.saved_trial_statuses(tmp_path / "none") == {}, attribute,
+          "statuses read from no state")
+
+
+def test_ray_tuner_file_is_the_one_tuner_restore_reads():
+    from ray.tune.impl import tuner_internal
+
+    with relied_on("ray.tune.impl.tuner_internal._TUNER_PKL"):
+        check(tuner_internal._TUNER_PKL == private_api.RAY_TUNER_FILE,
+              "ray.tune.impl.tuner_internal._TUNER_PKL", f"now {tuner_internal._TUNER_PKL!r}")
 
 
 def test_keep_checkpoint_results_drops_entries_from_rays_list(tmp_path):
@@ -156,7 +222,8 @@ def test_set_latest_checkpoint_result_is_what_a_trial_goes_on_from(tmp_path):
     attribute = "ray _CheckpointManager._latest_checkpoint_result"
     trial = RayTrial("trainable", stub=True, storage=None,
                   checkpoint_config=CheckpointConfig(num_to_keep=3))
-    manager = trial.run_metadata.checkpoint_manager
+    with relied_on("ray Trial.run_metadata.checkpoint_manager"):
+        manager = private_api.checkpoint_manager(trial)
     for index in range(2):
         (tmp_path / str(index)).mkdir()
         manager.register_checkpoint(_TrainingResult(

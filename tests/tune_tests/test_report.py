@@ -231,11 +231,11 @@ def test_a_panel_names_its_epoch_and_whether_it_is_the_trials_last(tmp_path, pan
     from torch.utils.tensorboard import SummaryWriter
 
     from baseres.hooks import PANEL_TAG
-    from tune.experiment import Stop
+    from tune.experiment import TrialEnd
     from tune.report import last_panel
 
     trial = fake_trial("t", [{"training_iteration": e, "val_rmse": 1.0} for e in (1, 2, 3)])
-    trial.folder, trial.stop, trial.stop_reason = tmp_path, Stop[stop], reason
+    trial.folder, trial.end, trial.end_text = tmp_path, TrialEnd[stop], reason
     with SummaryWriter(str(tmp_path / "t")) as writer:
         for epoch in panels:
             writer.add_image(PANEL_TAG, np.zeros((4, 4, 3), np.uint8), epoch, dataformats="HWC")

@@ -12,14 +12,8 @@ import yaml
 from helpers import free_port, get_json, trials
 
 from baseres.hooks import PANEL_TAG
-from tune.experiment import (
-    JOURNAL_FILE,
-    STUDY_FILE,
-    free_name,
-    new_location,
-    placed_line,
-    read_rows,
-)
+from tune.experiment import JOURNAL_FILE, STUDY_FILE, new_location, placed_line, read_rows
+from tune.experiment.location import free_name
 from tune.run import main
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import optuna
 import pytest
+import ray.cloudpickle as pickle  # as Ray pickles its state
 from helpers import journal
 
 from tune.experiment import driving, journal_storage
@@ -34,9 +35,9 @@ def ray_saves(searcher, folder, known):
 
 @pytest.fixture
 def searcher(tmp_path, smoke_spec):
-    with driving(tmp_path):
-        create_study(smoke_spec)
-        yield StudySearcher(smoke_spec)
+    with driving(tmp_path) as folder:
+        create_study(smoke_spec, folder)
+        yield StudySearcher(smoke_spec, folder)
 
 
 def test_baselines_come_first_with_their_names_and_keys(searcher, tmp_path, smoke_spec):
@@ -81,7 +82,7 @@ def test_a_resume_closes_trials_ray_never_saved_and_requeues_their_baseline(sear
     saved = ray_saves(searcher, tmp_path, "a")  # Ray saves every few seconds, not per event
     searcher.suggest("b")  # seed_after started; then the driver is killed
 
-    resumed = StudySearcher(smoke_spec)
+    resumed = StudySearcher(smoke_spec, tmp_path)
     resumed.restore(str(saved))
     lost = journal(tmp_path)[1]
     assert lost.state == State.FAIL and lost.user_attrs["lost"] is True
@@ -100,7 +101,7 @@ def test_a_searcher_file_cut_by_a_kill_restores_from_the_journal(searcher, tmp_p
         searcher.suggest(trial_id)
     saved = ray_saves(searcher, tmp_path, "ab")
     saved.write_bytes(b"\x80\x04\x95")  # the start of a pickle
-    resumed = StudySearcher(smoke_spec)
+    resumed = StudySearcher(smoke_spec, tmp_path)
     resumed.restore(str(saved))
     assert resumed.live == {"a": 0, "b": 1}
     resumed.on_trial_complete("b", epochs(resumed, "b", [2.0] * smoke_spec.max_t))
@@ -114,18 +115,22 @@ def test_a_moved_experiment_creates_its_new_trials_in_its_own_folder(tmp_path, s
     # resumed from a copy had put its new trials into the original folder.
     original, moved = tmp_path / "runs" / "smoke", tmp_path / "elsewhere" / "smoke"
     with driving(original):
-        create_study(smoke_spec)
-        generator = StudySearchGenerator(smoke_spec)
+        create_study(smoke_spec, original)
+        generator = StudySearchGenerator(smoke_spec, original)
+        at_start = pickle.dumps(generator)  # what Ray's tuner.pkl holds and a resume restores
         generator.add_configurations([Experiment("smoke", run=lambda config: None,
                                                  storage_path=str(original.parent))])
         saved = generator.get_state()
     shutil.copytree(original, moved)
+    restored = pickle.loads(at_start)  # with no folder: a path in Ray's state is never used
+    with pytest.raises(RuntimeError, match="no experiment folder handed"):
+        restored.set_state(saved)
     with driving(moved):
-        resumed = StudySearchGenerator(smoke_spec)
-        resumed.set_state(saved)
-        assert resumed.next_trial().storage.experiment_fs_path == str(moved)
+        restored.hold(moved)  # what tune.run's resume hands it
+        restored.set_state(saved)
+        assert restored.next_trial().storage.experiment_fs_path == str(moved)
     with driving(original):  # resumed where it was, it stays there
-        resumed = StudySearchGenerator(smoke_spec)
+        resumed = StudySearchGenerator(smoke_spec, original)
         resumed.set_state(saved)
         assert resumed.next_trial().storage.experiment_fs_path == str(original)
 
@@ -136,7 +141,7 @@ def test_a_trial_the_journal_finished_keeps_its_value_when_ray_runs_it_again(sea
     saved = ray_saves(searcher, tmp_path, "a")
     searcher.on_trial_complete("a", epochs(searcher, "a", [2.0] * smoke_spec.max_t))
 
-    resumed = StudySearcher(smoke_spec)
+    resumed = StudySearcher(smoke_spec, tmp_path)
     resumed.restore(str(saved))  # "a" still running in this state: Ray re-runs it
     resumed.on_trial_complete("a", epochs(resumed, "a", [9.0] * smoke_spec.max_t))
     trial = journal(tmp_path)[0]
@@ -147,13 +152,14 @@ def test_a_trial_the_journal_finished_keeps_its_value_when_ray_runs_it_again(sea
 def test_a_moved_experiment_resumes_on_its_own_journal(tmp_path, smoke_spec):
     original, moved = tmp_path / "original", tmp_path / "moved"
     with driving(original):
-        create_study(smoke_spec)
-        searcher = StudySearcher(smoke_spec)
+        create_study(smoke_spec, original)
+        searcher = StudySearcher(smoke_spec, original)
         searcher.suggest("a")
         saved = ray_saves(searcher, original, "a")
     shutil.copytree(original, moved)
     with driving(moved):
-        resumed = StudySearcher(smoke_spec)
+        resumed = pickle.loads(pickle.dumps(searcher))  # the journal's path is not kept
+        resumed.hold(moved)
         resumed.restore(str(moved / saved.name))
         resumed.on_trial_complete("a", epochs(resumed, "a", [2.0] * smoke_spec.max_t))
     assert journal(moved)[0].state == State.COMPLETE
@@ -167,11 +173,12 @@ class FakeTrial:
 
 def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path, smoke_spec):
     # grace 1, factor 2: at epoch 1 a trial must be in the better half of the rung to go on
-    def scheduler():
-        return BaselinesRunFull(smoke_spec.name, time_attr="training_iteration", metric="val_rmse",
-                                mode="min", max_t=4, grace_period=1, reduction_factor=2)
+    def scheduler(folder):
+        return BaselinesRunFull(smoke_spec.name, folder, time_attr="training_iteration",
+                                metric="val_rmse", mode="min", max_t=4, grace_period=1,
+                                reduction_factor=2)
 
-    first = scheduler()
+    first = scheduler(tmp_path)
     for trial_id, value in (("a", 1.0), ("b", 2.0)):
         searcher.suggest(trial_id)
         first.on_trial_add(None, FakeTrial(trial_id))
@@ -179,20 +186,21 @@ def test_asha_remembers_its_rungs_after_a_resume(searcher, tmp_path, smoke_spec)
         first.on_trial_result(None, FakeTrial(trial_id),
                               {"val_rmse": value, "training_iteration": 1})
 
-    resumed = scheduler()  # what Ray restores: the scheduler as pickled at the start
+    resumed = pickle.loads(pickle.dumps(scheduler(tmp_path)))  # as pickled at the start
+    resumed.hold(tmp_path)
     searcher.suggest("c")
     resumed.on_trial_add(None, FakeTrial("c"))
     result = {"val_rmse": 3.0, "training_iteration": 1}  # worse than the rung's 1.0 and 2.0
     assert resumed.on_trial_result(None, FakeTrial("c"), result) == "STOP"
-    fresh = scheduler()
-    with driving(tmp_path / "empty"):  # without the journal's rungs it would go on
-        fresh.on_trial_add(None, FakeTrial("c"))
-        assert fresh.on_trial_result(None, FakeTrial("c"), result) == "CONTINUE"
+    fresh = scheduler(tmp_path / "empty")  # without the journal's rungs it would go on
+    fresh.on_trial_add(None, FakeTrial("c"))
+    assert fresh.on_trial_result(None, FakeTrial("c"), result) == "CONTINUE"
 
 
-def test_asha_never_stops_a_baseline_early(searcher, smoke_spec):
-    made = BaselinesRunFull(smoke_spec.name, time_attr="training_iteration", metric="val_rmse",
-                            mode="min", max_t=4, grace_period=1, reduction_factor=2)
+def test_asha_never_stops_a_baseline_early(searcher, tmp_path, smoke_spec):
+    made = BaselinesRunFull(smoke_spec.name, tmp_path, time_attr="training_iteration",
+                            metric="val_rmse", mode="min", max_t=4, grace_period=1,
+                            reduction_factor=2)
     for trial_id, value in (("a", 1.0), ("b", 1.5)):
         made.on_trial_add(None, FakeTrial(trial_id))
         made.on_trial_result(None, FakeTrial(trial_id), {"val_rmse": value,
@@ -209,8 +217,8 @@ def test_targets_reach_tpe_as_constraints(tmp_path, smoke_spec):
 
     spec = dataclasses.replace(smoke_spec, sampler=smoke_spec.sampler._replace(constraints=True))
     with driving(tmp_path):
-        create_study(spec)
-        searcher = StudySearcher(spec)
+        create_study(spec, tmp_path)
+        searcher = StudySearcher(spec, tmp_path)
         for trial_id in "abcd":
             searcher.suggest(trial_id)
 
