@@ -46,10 +46,9 @@ class DiskGuard(HoldsFolder, Callback):
 
 class ReturnFreedMemory(Callback):
     """Hands the memory the driver freed back to the system after each trial (glibc's
-    malloc_trim): a long search's driver otherwise kept what it had once needed for Ray's
-    state snapshots, which serialise every trial each time, and for each trial's results
-    (bench.soak, before KeepSearchKeys: 135 MiB more after 300 trials without, 110-113 with).
-    Elsewhere, a no-op."""
+    malloc_trim): a long search's driver otherwise keeps what it once needed for Ray's state
+    snapshots, which serialise every trial each time, and for each trial's results
+    (bench.soak; docs/performance.md). Elsewhere, a no-op."""
 
     def __init__(self):
         name = ctypes.util.find_library("c")
@@ -69,11 +68,11 @@ class ReturnFreedMemory(Callback):
 class KeepSearchKeys(Callback):
     """Ray keeps running statistics (max, min, mean, last 5 and 10) of every number in a
     trial's results, in the driver and in every snapshot of the experiment, which serialises
-    all trials each time: 37 KB a trial for a record of over 30 keys, and 113 MiB more driver
-    memory after 300 trials (bench.soak, goal 100; 18 KB and 87 MiB with this callback).
-    After the loggers have written the whole record (result.json, progress.csv, Weights &
-    Biases; Ray lets callbacks change a result in place), this one leaves Ray's copy the keys
-    that Ray, the searcher and the scheduler read. Last in the list of callbacks."""
+    all trials each time: the driver's memory grows with every key (bench.soak;
+    docs/performance.md). After the loggers have written the whole record (result.json,
+    progress.csv, Weights & Biases; Ray lets callbacks change a result in place), this one
+    leaves Ray's copy the keys that Ray, the searcher and the scheduler read. Last in the list
+    of callbacks."""
 
     RAY_KEYS = frozenset({*AUTO_RESULT_KEYS, *DEBUG_METRICS, DONE, SHOULD_CHECKPOINT,
                           "experiment_tag"})

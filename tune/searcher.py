@@ -237,10 +237,10 @@ class StudySearcher(HoldsFolder, Searcher):
                                                          storage_id(self._frozen(trial_id)))
         return self._handles[trial_id]
 
-    # Ray saves the searcher beside its trial list, at the same moment, and restores it only
-    # where that file exists. What it would hold (which journal trials Ray knows) is read back
-    # from the journal and Ray's trial list instead: a kill while Ray copies its state into
-    # storage can cut the file (seen: 0 bytes, and Ray then started the search over).
+    # Ray saves the searcher beside its trial list and restores it only where that file
+    # exists, which a kill while Ray copies its state can cut (docs/failure-modes.md): what it
+    # would hold (which journal trials Ray knows) is read back from the journal and Ray's
+    # trial list instead.
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_bytes(b"")
 

@@ -126,13 +126,11 @@ class KeepsDriverCopy:
     """Ray's result loggers, where a trial starts again (a retry, a resumed search).
 
     Before its next row Ray copies the file back from storage over the driver's own copy, and
-    storage lags that copy (it is synced now and then): after a lost node, a trial's
-    result.json had lost the epoch reported just before (test_cluster). The driver's copy,
-    where it has one, is the newer; a resumed driver has none and restores.
+    storage lags that copy (it is synced now and then): the driver's copy, where it has one,
+    is the newer and is kept; a resumed driver has none and restores.
 
     Then the rows after the checkpoint it goes on from are dropped, since those epochs are
-    reported again: a stop between a row and its checkpoint reaching Ray's saved state had
-    left an epoch twice in result.json (test_resume)."""
+    reported again (Ray logs a row before its checkpoint reaches Ray's saved state)."""
 
     def _restore_from_remote(self, file_name: str, trial) -> None:
         path = Path(trial.local_path, file_name)

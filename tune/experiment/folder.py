@@ -85,8 +85,8 @@ class Experiment:
 
     def check_unchanged(self) -> None:
         """Refuse to resume after study.yaml was edited: Ray and the journal go on with the
-        search as it began, and a changed num_samples had left --resume saying "incomplete"
-        for ever."""
+        search as it began, which the edited file no longer describes (a changed num_samples
+        would never be met)."""
         import yaml
 
         try:
