@@ -159,3 +159,27 @@ def test_a_search_trial_stopped_between_panels_has_one_of_its_last_epoch(ray_ses
     (run,) = [p for p in (tmp_path / "x").glob("trial_*/*") if any(p.glob("events.out.*"))]
     events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     assert [image.step for image in events.Images(PANEL_TAG)] == [1, 2]
+
+
+def test_a_restored_search_works_in_the_folder_its_driver_holds(tmp_path, smoke_spec):
+    """Ray's tuner.pkl keeps the searcher, the scheduler and the callbacks without a folder:
+    a resume hands each the folder it holds, the moved one for a moved experiment."""
+    from ray.tune import RunConfig, TuneConfig, Tuner
+
+    from tune.callbacks import DiskGuard
+    from tune.private_api import restored_parts
+    from tune.searcher import BaselinesRunFull, StudySearchGenerator
+    from tune.trainable import restored_tuner
+
+    def train(config):
+        pass
+
+    original, moved = tmp_path / "runs" / "smoke", tmp_path / "moved" / "smoke"
+    Tuner(train, tune_config=TuneConfig(
+        search_alg=StudySearchGenerator(smoke_spec, original),
+        scheduler=BaselinesRunFull(smoke_spec.name, original, metric="val_rmse", mode="min")),
+        run_config=RunConfig(name="smoke", storage_path=str(original.parent),
+                             callbacks=[DiskGuard(1, original)]))
+    generator, scheduler, guard = restored_parts(restored_tuner(str(original), train, moved))
+    assert [generator.folder, generator.study_searcher.folder, scheduler.folder,
+            guard.folder] == [moved] * 4
