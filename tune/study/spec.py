@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -135,6 +136,20 @@ class Relative(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.times:g} x {self.of}"
+
+    def reference(self, bests: Mapping[str, Mapping[str, Any] | None], metric: str
+                  ) -> float | None:
+        """The baseline's value of `metric` at its best epoch (`bests`: baseline name -> the
+        values of its best epoch); None while it has no finite one."""
+        value = (bests.get(self.of) or {}).get(metric)
+        measured = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return value if measured and math.isfinite(value) else None
+
+    def resolve(self, bests: Mapping[str, Mapping[str, Any] | None], metric: str
+                ) -> float | None:
+        """The bound's value, `times` x the baseline's (None while that is unknown)."""
+        reference = self.reference(bests, metric)
+        return None if reference is None else self.times * reference
 
 
 Bound = float | Relative | None
