@@ -31,7 +31,7 @@ def storage_id(frozen) -> int:
 def in_distribution(dist, value: Any) -> bool:
     """Whether Optuna's distribution `dist` holds `value` (bounds, step), as Optuna itself
     checks (``BaseDistribution._contains`` of the internal representation); no public call
-    says it. For tune.study.checks."""
+    says it. For tune.study.space_checks."""
     return dist._contains(dist.to_internal_repr(value))
 
 
