@@ -9,10 +9,12 @@ what gets saved, so a saved config always reproduces the run exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,13 +219,12 @@ class TrainConfig:
         """Build from a mapping; unknown keys and wrong types raise ConfigError naming the key."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: a config must be a mapping, but got {values!r}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
+        hints = config_fields()
         checked = {}
         for key, value in values.items():
-            if key not in known:
+            if key not in hints:
                 raise ConfigError(
-                    f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}",
+                    f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(hints))}",
                     key, "must be a TrainConfig field", key)
             try:
                 checked[key] = _coerce(key, value, hints[key])
@@ -386,6 +387,15 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def config_fields() -> dict[str, Any]:
-    """Field name -> type annotation; the study-file validator checks searched names here."""
-    return typing.get_type_hints(TrainConfig)
+@functools.cache
+def config_fields() -> Mapping[str, Any]:
+    """Field name -> type annotation, in TrainConfig's order: what from_dict checks values
+    against, baseres.train makes flags of and the study-file validator checks names in."""
+    return types.MappingProxyType(typing.get_type_hints(TrainConfig))
+
+
+def field_types(hint: Any) -> tuple[Any, ...]:
+    """The classes a field's annotation admits, in its order: ``int | None`` -> (int,
+    NoneType), ``list[str] | None`` -> (list, NoneType)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return tuple(typing.get_origin(t) or t for t in (typing.get_args(hint) if union else (hint,)))

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from baseres.atomic import write_text_atomic
 from baseres.config import ConfigError, TrainConfig
 from baseres.metrics import METRIC_NAMES
 
@@ -82,9 +83,7 @@ class MetricsFile(Hook):
         self.path = Path(out_dir) / METRICS_FILE
 
     def on_epoch_end(self, trainer, record):
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in trainer.history))
-        tmp.replace(self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history))
 
 
 class TensorBoard(Hook):

@@ -10,9 +10,6 @@ import torch
 from baseres.losses import detail_depth, lowpass_depth
 
 METRIC_NAMES = ("rmse", "mae", "abs_rel", "log10", "delta1", "delta2", "delta3")
-# Only for models with a base; the plain U-Net reports the metrics alone.
-DIAGNOSTIC_NAMES = ("sparse", "sparse_ratio", "base_loss", "base_rmse", "base_smoothness",
-                    "base_consistency")
 _MIN_PRED = 1e-3
 
 
@@ -44,12 +41,6 @@ def per_image_metrics(pred: torch.Tensor, gt: torch.Tensor, max_depth: float
     for i in (1, 2, 3):
         metrics[f"delta{i}"] = mean((ratio < 1.25**i).float())
     return metrics
-
-
-def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, max_depth: float) -> dict[str, float]:
-    """Per-image metrics averaged over images; NaN-free (0 when no image has a valid pixel)."""
-    per_image = per_image_metrics(pred, gt, max_depth)
-    return {k: float(v.mean()) if v.numel() else 0.0 for k, v in per_image.items()}
 
 
 def gradient_magnitude(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -17,7 +17,7 @@ from baseres.cli import (
     command_line,
     run_command,
 )
-from baseres.config import ConfigError, TrainConfig, config_fields
+from baseres.config import ConfigError, TrainConfig, config_fields, field_types
 from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, default_hooks, import_wandb
 from baseres.trainer import Trainer, TrainingDiverged
 
@@ -78,10 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flag_type(hint) -> type:
-    import typing
-
-    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    base = typing.get_origin(args[0]) or args[0]
+    base = next(t for t in field_types(hint) if t is not type(None))
     return base if base in (bool, int, float, list) else str
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baseres.atomic import write_atomic
 from baseres.config import ConfigError, TrainConfig, one_line
 from baseres.data.batvision import DataError
 from baseres.data.cache import SplitArrays, load_split, resolve_data_root
@@ -301,10 +302,8 @@ class Trainer:
                 "config": self.saved_config().to_dict()}
 
     def save_checkpoint(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint
+        # a crash mid-write never leaves a truncated checkpoint
+        write_atomic(path, lambda tmp: torch.save(self.state(), tmp))
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Continue from a checkpoint of this run; CheckpointMismatch if it was saved by a run

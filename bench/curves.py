@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from baseres.atomic import write_atomic
 from baseres.cli import bounded_int, run_command
 from baseres.errors import UserError
 
@@ -97,10 +98,12 @@ def save_table(table: Table, path: Path) -> None:
                        "base_decoder_params": c.base_decoder_params,
                        **({"baseline": c.baseline} if c.baseline else {})}
                       for c in table.curves]}
-    partial = path.with_suffix(".partial")
-    with gzip.open(partial, "wt", encoding="utf-8") as handle:
-        json.dump(raw, handle, separators=(",", ":"))
-    partial.replace(path)
+
+    def write(tmp: Path) -> None:
+        with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+            json.dump(raw, handle, separators=(",", ":"))
+
+    write_atomic(path, write)
 
 
 def bench_study(epochs: int | None, root: Path | None, setting: dict[str, Any] = SETTING):

@@ -22,6 +22,16 @@ from tune.study import StudyError, load_study
 FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "batvision_v2"
 
 
+def batch_metrics(pred, gt, max_depth: float) -> dict[str, float]:
+    """The depth metrics of one batch as the trainer scores it: per image over gt > 0, then
+    averaged over the images with a valid pixel (0 where none has one)."""
+    from baseres.metrics import MetricAccumulator
+
+    scores = MetricAccumulator(max_depth, lowpass_kernel=1)
+    scores.update({"final": pred}, gt)
+    return scores.compute()
+
+
 def tiny_config(**changes) -> TrainConfig:
     """A model small enough to train in well under a second per epoch."""
     values = dict(base_channels=8, image_size=32, batch_size=8, epochs=2, progress=False,

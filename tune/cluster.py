@@ -87,6 +87,19 @@ def quiet_ray_console(verbose: bool) -> None:
         notice.addFilter(HideTokenAuthNotice())
 
 
+def prepare_ray(address: str | None, verbose: bool) -> None:
+    """The environment and logging a command that runs Ray Tune sets before Ray is imported
+    (tune.run, tune.confirm); `address` None: a local Ray."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray warns at every forced state snapshot (each checkpoint past num_to_keep): noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    drop_ray_tensorboard_logger()
+    quiet_ray_console(verbose)
+    if address is None:
+        keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
+    hide_ray_resume_hint()
+
+
 def start_ray(address: str | None, storage: str, resources: dict[str, float],
               verbose: bool = False) -> None:
     """Ray for a search whose trials each need `resources` ({"cpu": ..., "gpu": ...});

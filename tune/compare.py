@@ -54,11 +54,11 @@ def resolve_bound(bound, metric: str, baselines: dict[str, TrialRecord]
     value of the same metric at its best epoch."""
     if not isinstance(bound, Relative):
         return bound, "", ""
-    trial = baselines.get(bound.of)
-    reference = trial.best.get(metric) if trial is not None and trial.best else None
-    if not finite(reference):
+    bests = {name: trial.best for name, trial in baselines.items()}
+    value = bound.resolve(bests, metric)
+    if value is None:
         return None, str(bound), f"{bound.of} has no {metric} yet"
-    return bound.times * reference, f"{bound} ({reference:.4g})", ""
+    return value, f"{bound} ({bound.reference(bests, metric):.4g})", ""
 
 
 def judge_targets(trial: TrialRecord, spec: StudySpec,

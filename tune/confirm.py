@@ -22,7 +22,6 @@ resumes it (the same --seeds: another plan is refused while one is unfinished).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -37,10 +36,7 @@ from baseres.cli import (
 from baseres.errors import UserError
 from tune.cluster import (
     check_trial_folders,
-    drop_ray_tensorboard_logger,
-    hide_ray_resume_hint,
-    keep_ray_on_localhost,
-    quiet_ray_console,
+    prepare_ray,
     start_ray,
     stop_ray,
 )
@@ -254,13 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    drop_ray_tensorboard_logger()
-    quiet_ray_console(args.verbose)
-    hide_ray_resume_hint()
-    if args.address is None:
-        keep_ray_on_localhost()
+    prepare_ray(args.address, args.verbose)
     resume = "resume with: " + command_line("python -m tune.confirm", args.experiment,
                                             "--seeds", args.seeds)
     try:

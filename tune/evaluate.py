@@ -25,7 +25,7 @@ from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialRecord, driving
 from tune.markdown import evaluation_table
-from tune.recheck import rank_key, retrained_means
+from tune.recheck import baselines_and_top, rank_key, retrained_means
 from tune.records import EvaluatedTrial, Evaluation, evaluation_file, write_json
 from tune.study import BASELINE_KEY
 from tune.summary import write_summary
@@ -81,8 +81,10 @@ def _evaluate(experiment: Experiment, split: str, top: int, again: bool) -> Eval
                          "reading it again after seeing its numbers is how test sets stop "
                          "being tests (pass --again if that is what you mean)")
     # the searched configs the re-check kept first, by their mean over fresh seeds
-    trials = experiment.baselines_and_top(
-        top, rank_key(retrained_means(experiment.folder, experiment.spec)))
+    baselines, searched = baselines_and_top(
+        experiment.trials(), experiment.spec.max_t, top,
+        rank_key(retrained_means(experiment.folder, experiment.spec)))
+    trials = baselines + searched
     if not trials:
         raise UsageError(f"{experiment.folder}: no trial has a finite val_rmse to evaluate")
     results = []

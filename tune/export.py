@@ -12,7 +12,6 @@ it (best.pt) as a plain state dict of its model (baseres.model.build_model).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import pickle
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from baseres.atomic import write_atomic
 from baseres.cli import DefaultsHelpFormatter, OneLineParser, command_line, run_command
 from baseres.config import TrainConfig
 from baseres.hooks import CHECKPOINT_FILE
@@ -149,19 +149,17 @@ def export(folder: str | Path, rank: int = 1, out: str | Path = "best.yaml") -> 
                              f"but {target} is")
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
-    temporary = [Path(f"{target}.tmp") for target in (out, pt)]
     inert = cfg.inert_keys()
     header += (f"# left out, as they change nothing for this model: {', '.join(inert)}\n"
                if inert else "")
+
+    def config_and_weights(tmp: Path) -> None:  # neither replaced unless both are written
+        cfg.to_yaml(tmp, header=header, without=inert)
+        write_atomic(pt, lambda weights: torch.save(state["model"], weights))
+
     try:
-        cfg.to_yaml(temporary[0], header=header, without=inert)
-        torch.save(state["model"], temporary[1])
-        for tmp, target in zip(temporary, (out, pt)):
-            tmp.replace(target)
+        write_atomic(out, config_and_weights)
     except OSError as err:
-        for tmp in temporary:
-            with contextlib.suppress(OSError):  # a read-only folder refuses this too
-                tmp.unlink(missing_ok=True)
         raise UsageError(f"--out {out}: cannot write there: {err.strerror}") from None
     return out, pt
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from baseres.atomic import write_text_atomic
 from baseres.cli import command_line
 from baseres.config import one_line
 from baseres.hooks import Hook
@@ -98,9 +99,7 @@ class PlaceScores(Hook):
             if place in seen:
                 train, _ = trainer.evaluate(load_split(one, "train", root, progress=False))
                 scores[place]["train_rmse"] = train["rmse"]
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"epoch": int(record["epoch"]), "places": scores}))
-        tmp.replace(self.path)
+        write_text_atomic(self.path, json.dumps({"epoch": int(record["epoch"]), "places": scores}))
 
 
 def fold_trial(config: dict[str, Any], fixed: dict[str, Any]) -> None:

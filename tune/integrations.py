@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs
-from ray.air.integrations.wandb import (
-    WANDB_MODE_ENV_VAR,
-    WandbLoggerCallback,
-    _WandbLoggingActor,
-)
+from ray.air.integrations.wandb import WANDB_MODE_ENV_VAR, WandbLoggerCallback
 
 from tune.errors import UsageError
-from tune.private_api import wandb_of
+from tune.private_api import (
+    before_wandb_actor_starts,
+    set_wandb_logging_actor,
+    wandb_logging_actor,
+    wandb_of,
+)
 
 
-class _LoggingActor(_WandbLoggingActor):
+class _LoggingActor(wandb_logging_actor()):
     def run(self):
         super().run()
         # wandb.finish leaves the run's file to wandb's service process, which Ray's kill of
@@ -34,8 +36,6 @@ class _Wandb(WandbLoggerCallback):
     an offline run held no metrics): with storage on this machine they go straight there.
     """
 
-    _logger_actor_cls = _LoggingActor
-
     def setup(self, *args, **kwargs):
         if self.kwargs.get("mode") != "offline":
             return super().setup(*args, **kwargs)
@@ -49,11 +49,16 @@ class _Wandb(WandbLoggerCallback):
             else:
                 os.environ[WANDB_MODE_ENV_VAR] = before
 
-    def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
-        if isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
-            Path(trial.path).mkdir(parents=True, exist_ok=True)
-            wandb_init_kwargs.setdefault("dir", trial.path)
-        super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
+
+def _into_the_trial_folder(trial, wandb_init_kwargs: dict[str, Any]) -> None:
+    """With storage on this machine, wandb writes its run straight into the trial's folder."""
+    if isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        Path(trial.path).mkdir(parents=True, exist_ok=True)
+        wandb_init_kwargs.setdefault("dir", trial.path)
+
+
+set_wandb_logging_actor(_Wandb, _LoggingActor)
+before_wandb_actor_starts(_Wandb, _into_the_trial_folder)
 
 
 def wandb_callback(project: str) -> WandbLoggerCallback:

@@ -5,10 +5,8 @@ tests/tune_tests/test_private_api.py builds the real objects and names what move
 Written against Ray 2.60.0 and Optuna 5.0.0 (the versions constraints.txt pins). Each
 function says what the public API lacks.
 
-Ray hooks that tune overrides under their private names, checked by the same tests:
-``LoggerCallback._restore_from_remote`` (tune.trainable.KeepsDriverCopy) and
-``WandbLoggerCallback._logger_actor_cls`` / ``_start_logging_actor`` with the class
-``_WandbLoggingActor`` (tune.integrations).
+A Ray hook that tune overrides under its private name, checked by the same tests:
+``LoggerCallback._restore_from_remote`` (tune.trainable.KeepsDriverCopy).
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ def storage_id(frozen) -> int:
 def in_distribution(dist, value: Any) -> bool:
     """Whether Optuna's distribution `dist` holds `value` (bounds, step), as Optuna itself
     checks (``BaseDistribution._contains`` of the internal representation); no public call
-    says it. For tune.study.checks."""
+    says it. For tune.study.space_checks."""
     return dist._contains(dist.to_internal_repr(value))
 
 
@@ -153,6 +151,38 @@ def token_auth_notice_logger() -> logging.Logger:
     return logging.getLogger("ray._private.authentication.authentication_token_setup")
 
 
+# ------------------------------------------------------------ Ray's Weights & Biases logger
+
+
+def wandb_logging_actor() -> type:
+    """Ray's W&B logging actor, the class to extend (``ray.air.integrations.wandb.
+    _WandbLoggingActor``): Ray's callback runs wandb in it, and offers no hook into its run."""
+    from ray.air.integrations.wandb import _WandbLoggingActor
+
+    return _WandbLoggingActor
+
+
 def wandb_of(actor):
     """The wandb module a W&B logging actor logs with (``_WandbLoggingActor._wandb``)."""
     return actor._wandb
+
+
+def set_wandb_logging_actor(callback_class: type, actor_class: type) -> None:
+    """Make a WandbLoggerCallback class start `actor_class` (a wandb_logging_actor subclass)
+    for each trial (``WandbLoggerCallback._logger_actor_cls``, which has no public setting)."""
+    callback_class._logger_actor_cls = actor_class
+
+
+def before_wandb_actor_starts(callback_class: type,
+                              prepare: Callable[[Any, dict[str, Any]], None]) -> None:
+    """Make a WandbLoggerCallback class call `prepare(trial, wandb_init_kwargs)`, which may
+    change the keywords, before it starts a trial's logging actor with them
+    (``WandbLoggerCallback._start_logging_actor``): the public keywords are the same for every
+    trial."""
+    start = callback_class._start_logging_actor
+
+    def starting(self, trial, exclude_results, **wandb_init_kwargs):
+        prepare(trial, wandb_init_kwargs)
+        return start(self, trial, exclude_results, **wandb_init_kwargs)
+
+    callback_class._start_logging_actor = starting

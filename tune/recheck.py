@@ -17,6 +17,7 @@ tune.evaluate read the re-checked result.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ from tune.numbers import finite
 from tune.study import BASELINE_KEY, RUN_KEY, StudySpec
 
 RECHECK_DIR = "recheck"
+BY_SEARCH_VALUE = attrgetter("best_val_rmse")  # a trial's value in the search (one seed)
 SEEDS_METHOD = "t over seeds, paired by seed"
 
 
@@ -43,11 +45,9 @@ class RecheckArm(NamedTuple):
 
 def recheck_arms(trials: list[TrialRecord], spec: StudySpec, top: int) -> list[RecheckArm]:
     """The top searched configs that ran the full budget, the best baseline, the U-Net."""
-    by_value = attrgetter("best_val_rmse")
-    searched = sorted(searched_at_full_budget(trials, spec.max_t), key=by_value)[:top]
-    baselines = sorted((t for t in trials if t.baseline and t.best
-                        and t.epochs_run >= spec.max_t), key=by_value)
-    chosen = [*searched, *baselines[:1], *(t for t in baselines if t.model == "unet")]
+    baselines, searched = baselines_and_top(trials, spec.max_t, top)
+    full = sorted((t for t in baselines if t.epochs_run >= spec.max_t), key=BY_SEARCH_VALUE)
+    chosen = [*searched, *full[:1], *(t for t in full if t.model == "unet")]
     unique = {t.trial_id: t for t in chosen}
     return [RecheckArm(t.label, t.trial_id, t.baseline,
                        {k: v for k, v in t.params.items() if k != BASELINE_KEY},
@@ -104,6 +104,16 @@ def search_seed(spec: StudySpec) -> int:
 def searched_at_full_budget(trials: list[TrialRecord], max_t: int) -> list[TrialRecord]:
     """The searched trials that ran the full budget: the ones the search selects from."""
     return [t for t in trials if not t.baseline and t.best and t.epochs_run >= max_t]
+
+
+def baselines_and_top(trials: list[TrialRecord], max_t: int, top: int,
+                      key: Callable[[TrialRecord], Any] = BY_SEARCH_VALUE
+                      ) -> tuple[list[TrialRecord], list[TrialRecord]]:
+    """Every baseline with a result (in `trials`' order) and the `top` best searched trials
+    of those that ran the full budget (a trial ASHA stopped is no candidate), best by `key`:
+    what tune.evaluate scores and the re-check chooses from."""
+    baselines = [t for t in trials if t.baseline and t.best]
+    return baselines, sorted(searched_at_full_budget(trials, max_t), key=key)[:top]
 
 
 def recheck_folders(folder: Path) -> list[Path]:

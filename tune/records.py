@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from baseres.atomic import write_text_atomic
+
 CONFIRM_VERSION = 3  # confirm.json's layout: the pooled comparisons after fresh seeds
 
 
@@ -42,11 +44,9 @@ def jsonable(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Write a report whole or not at all (a temporary file renamed into place)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
     # allow_nan=False: a NaN that reached here unconverted fails loudly, never writes a token
     # that is not JSON
-    tmp.write_text(json.dumps(jsonable(data), indent=1, default=str, allow_nan=False))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(jsonable(data), indent=1, default=str, allow_nan=False))
 
 
 # ------------------------------------------------------------------------ tune.evaluate

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+from baseres.atomic import write_text_atomic
 from baseres.hooks import PANEL_TAG
 from tune.experiment import Experiment, TrialEnd, TrialRecord
 from tune.plots import BudgetCurve
@@ -220,7 +221,5 @@ def write_report(experiment: Experiment, trials: list[TrialRecord], summary_mark
                   f"{experiment.spec.name}: {experiment.folder.name}",
                   question_plot.read_bytes() if question_plot is not None else None)
     path = experiment.folder / REPORT_FILE
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_text_atomic(path, page)
     return path

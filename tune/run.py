@@ -9,7 +9,6 @@ the folder alone.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,10 +24,7 @@ from baseres.cli import (
 from tune.budget import budget_text, exhausted, spent
 from tune.cluster import (
     check_trial_folders,
-    drop_ray_tensorboard_logger,
-    hide_ray_resume_hint,
-    keep_ray_on_localhost,
-    quiet_ray_console,
+    prepare_ray,
     sigterm_as_ctrl_c,
     start_ray,
     stop_ray,
@@ -368,14 +364,7 @@ def _main(args: argparse.Namespace) -> int:
         if ignored:
             raise CommandLineError(f"--resume continues a search exactly as it was saved; it "
                                    f"cannot be combined with {', '.join(ignored)}")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray warns at every forced state snapshot (each checkpoint past num_to_keep): noise here
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    drop_ray_tensorboard_logger()
-    quiet_ray_console(args.verbose)
-    if args.address is None:
-        keep_ray_on_localhost()  # nothing on the network can reach a local search's Ray
-    hide_ray_resume_hint()
+    prepare_ray(args.address, args.verbose)
     experiment = args.resume
     try:
         check_trial_folders()

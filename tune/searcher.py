@@ -221,8 +221,7 @@ class StudySearcher(HoldsFolder, Searcher):
                     continue
                 name = f"{metric} {relation} {bound}"
                 if isinstance(bound, Relative):
-                    reference = finished.get(bound.of, {}).get(metric)
-                    bound = None if reference is None else bound.times * reference
+                    bound = bound.resolve(finished, metric)
                 out[name] = 0.0 if bound is None or value is None else sign * (value - bound)
         return out
 

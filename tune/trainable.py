@@ -15,6 +15,7 @@ from pyarrow.fs import FileType
 from ray.tune import Callback, Checkpoint, get_checkpoint, get_context
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from baseres.atomic import write_text_atomic
 from baseres.config import TrainConfig
 from baseres.hooks import (
     CHECKPOINT_FILE,
@@ -145,9 +146,7 @@ class KeepsDriverCopy:
 
 
 def _rewrite(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, newline="")  # as read: Ray's CSV rows end in \r\n
-    tmp.replace(path)
+    write_text_atomic(path, text, newline="")  # as read: Ray's CSV rows end in \r\n
 
 
 class ResultJson(KeepsDriverCopy, JsonLoggerCallback):

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import CrashAfterEpoch2, tiny_config
+from helpers import CrashAfterEpoch2, batch_metrics, tiny_config
 
 from baseres.config import ConfigError
 from baseres.hooks import default_hooks
@@ -38,15 +38,13 @@ def test_records_carry_the_peak_memory_in_mib(toy_data):
 def test_every_epoch_reports_train_rmse_and_the_learned_nothing_reference(toy_data):
     import numpy as np
 
-    from baseres.metrics import depth_metrics
-
     trainer = run(tiny_config(epochs=2), toy_data)
     train, val = toy_data["train"], toy_data["val"]
     # The mean-depth map by hand: every toy map is one level with the same invalid corner.
     levels = np.asarray(train.depth)[:, 0, -1, -1]
     mean_map = torch.full((1, 1, 32, 32), float(levels.mean()))
     gt = torch.from_numpy(np.asarray(val.depth))
-    reference = depth_metrics(mean_map.expand_as(gt), gt, trainer.cfg.max_depth)["rmse"]
+    reference = batch_metrics(mean_map.expand_as(gt), gt, trainer.cfg.max_depth)["rmse"]
     for record in trainer.history:
         assert "gap" not in record  # val and train are different rooms: no difference
         assert record["mean_map_rmse"] == pytest.approx(reference, rel=1e-5)

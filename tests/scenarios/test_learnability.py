@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import batch_metrics
 
 from baseres.config import TrainConfig
 from baseres.data.cache import load_split
-from baseres.metrics import depth_metrics
 from tune.experiment import read_rows
 
 EPOCHS = 8
@@ -22,7 +22,7 @@ def mean_map_rmse(cfg: TrainConfig) -> float:
     valid = depth > 0
     mean_map = torch.from_numpy((depth * valid).sum(0) / np.maximum(valid.sum(0), 1))
     truth = torch.from_numpy(np.array(val.depth))  # a writable copy of the read-only map
-    return depth_metrics(mean_map[None].expand_as(truth), truth, cfg.max_depth)["rmse"]
+    return batch_metrics(mean_map[None].expand_as(truth), truth, cfg.max_depth)["rmse"]
 
 
 @pytest.mark.slow

@@ -168,18 +168,3 @@ def test_a_relative_experiment_path_is_made_absolute(tmp_path, monkeypatch):
 
 def test_the_root_folder_is_a_location_without_a_name():
     assert Location.of("/") == Location("/", "") and Location.of("/").uri == "/"
-
-
-def test_evaluate_gets_the_baselines_and_only_searched_trials_that_ran_the_full_budget(
-        tmp_path, monkeypatch, smoke_spec):
-    from tune.experiment import STUDY_FILE, Experiment
-
-    (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
-    full = smoke_spec.max_t
-    found = [fake_trial("early", rows=[{"val_rmse": 0.5}]),  # best value, stopped at epoch 1
-             fake_trial("b", rows=[{"val_rmse": 1.0}] * full, baseline="seed_after"),
-             fake_trial("s1", rows=[{"val_rmse": 1.1}] * full),
-             fake_trial("s2", rows=[{"val_rmse": 1.2}] * full)]
-    monkeypatch.setattr(Experiment, "trials", lambda self: found)
-    chosen = Experiment(tmp_path).baselines_and_top(2)
-    assert [t.trial_id for t in chosen] == ["b", "s1", "s2"]

@@ -268,17 +268,6 @@ def test_token_auth_notice_logger_is_the_one_ray_says_it_with(caplog, monkeypatc
     assert len(messages) == 1 and messages[0].startswith("Token authentication is disabled")
 
 
-def test_wandb_of_is_the_module_the_logging_actor_uses(tmp_path, monkeypatch):
-    import wandb
-    from ray.air.integrations.wandb import _WandbLoggingActor
-
-    monkeypatch.chdir(tmp_path)  # the actor changes into its log folder; undone after
-    with relied_on("ray _WandbLoggingActor._wandb"):
-        actor = _WandbLoggingActor(str(tmp_path), None, [], [])
-        check(private_api.wandb_of(actor) is wandb, "ray _WandbLoggingActor._wandb",
-              "it is no longer the wandb module")
-
-
 # ------------------------------------------------ Ray hooks overridden under private names
 
 
@@ -317,26 +306,92 @@ def test_rays_result_loggers_restore_through_the_hook_keeps_driver_copy_override
           f"Ray restored {calls} through it, expected [{file_name!r}] (tune.trainable)")
 
 
-def test_rays_wandb_callback_starts_its_actor_through_the_hooks_tune_overrides(tmp_path):
-    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+# ------------------------------------------------------------ Ray's Weights & Biases logger
 
-    from tune.integrations import _LoggingActor, _Wandb
 
-    attribute = "ray WandbLoggerCallback._start_logging_actor / _logger_actor_cls"
-    calls = []
+def test_wandb_logging_actor_is_the_class_rays_callback_builds_actors_from():
+    integration = pytest.importorskip("ray.air.integrations.wandb")
+    attribute = "ray.air.integrations.wandb._WandbLoggingActor"
+    with relied_on(attribute):
+        actor = private_api.wandb_logging_actor()
+    check(integration.WandbLoggerCallback._logger_actor_cls is actor, attribute,
+          "Ray's callback builds its logging actors from another class")
 
-    class Recording(WandbLoggerCallback):
+
+def test_wandb_of_is_the_module_the_logging_actor_uses(tmp_path, monkeypatch):
+    pytest.importorskip("ray.air.integrations.wandb")
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.chdir(tmp_path)  # the actor changes into its log folder; undone after
+    with relied_on("ray _WandbLoggingActor._wandb"):
+        actor = private_api.wandb_logging_actor()(str(tmp_path), None, [], [])
+        check(private_api.wandb_of(actor) is wandb, "ray _WandbLoggingActor._wandb",
+              "it is no longer the wandb module")
+
+
+def test_set_wandb_logging_actor_is_the_class_each_trials_actor_is_built_from():
+    integration = pytest.importorskip("ray.air.integrations.wandb")
+    attribute = "ray WandbLoggerCallback._logger_actor_cls"
+
+    class Callback(integration.WandbLoggerCallback):
+        pass
+
+    class Actor(private_api.wandb_logging_actor()):
+        pass
+
+    with relied_on(attribute):
+        private_api.set_wandb_logging_actor(Callback, Actor)
+    check(Callback._logger_actor_cls is Actor
+          and "self._logger_actor_cls" in inspect.getsource(
+              integration.WandbLoggerCallback._start_logging_actor), attribute,
+          "Ray no longer builds its logging actor from _logger_actor_cls")
+    check(integration.WandbLoggerCallback._logger_actor_cls is not Actor, attribute,
+          "setting it on a subclass changed Ray's own callback")
+
+
+def test_before_wandb_actor_starts_changes_the_keywords_each_trials_actor_starts_with(
+        tmp_path):
+    integration = pytest.importorskip("ray.air.integrations.wandb")
+    attribute = "ray WandbLoggerCallback._start_logging_actor"
+    started = []
+
+    class Recording(integration.WandbLoggerCallback):  # starts no actor: records the call
         def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
-            calls.append((trial, wandb_init_kwargs.get("project")))
+            started.append((trial, wandb_init_kwargs))
+
+    class Prepared(Recording):
+        pass
+
+    def prepare(trial, wandb_init_kwargs):
+        wandb_init_kwargs["dir"] = f"{trial.local_path}/here"
 
     trial = FakeTrial(tmp_path)
     trial.trial_id, trial.experiment_dir_name = "t1", "x"
     with relied_on(attribute):
-        Recording(project="p").log_trial_start(trial)
-    check(calls == [(trial, "p")], attribute, f"log_trial_start called it with {calls}")
-    check(issubclass(_LoggingActor, _WandbLoggingActor)
-          and WandbLoggerCallback._logger_actor_cls is _WandbLoggingActor
-          and "self._logger_actor_cls" in inspect.getsource(
-              WandbLoggerCallback._start_logging_actor)
-          and _Wandb._logger_actor_cls is _LoggingActor, attribute,
-          "Ray no longer builds its logging actor from _logger_actor_cls")
+        private_api.before_wandb_actor_starts(Prepared, prepare)
+        Prepared(project="p").log_trial_start(trial)
+    check(len(started) == 1 and started[0][0] is trial, attribute,
+          f"Ray's log_trial_start did not start the trial's actor through it: {started}")
+    kwargs = started[0][1]
+    check(kwargs.get("project") == "p" and kwargs.get("dir") == f"{tmp_path}/here", attribute,
+          f"the actor started with {kwargs}, not the project and the prepared dir")
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_tunes_wandb_callback_starts_its_actor_in_the_trial_folder_on_this_machine(
+        tmp_path, local):
+    pytest.importorskip("ray.air.integrations.wandb")
+    import pyarrow.fs
+
+    from tune.integrations import _into_the_trial_folder, _LoggingActor, _Wandb
+
+    assert _Wandb._logger_actor_cls is _LoggingActor
+    assert issubclass(_LoggingActor, private_api.wandb_logging_actor())
+    filesystem = pyarrow.fs.LocalFileSystem()
+    trial = FakeTrial(tmp_path / "staging")
+    trial.path = str(tmp_path / "storage" / "t1")
+    trial.storage = type("Storage", (), {"storage_filesystem": filesystem if local else
+                                         pyarrow.fs.SubTreeFileSystem(str(tmp_path), filesystem)})
+    kwargs = {"project": "p"}
+    _into_the_trial_folder(trial, kwargs)
+    assert kwargs == ({"project": "p", "dir": trial.path} if local else {"project": "p"})
+    assert Path(trial.path).is_dir() is local

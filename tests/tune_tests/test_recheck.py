@@ -9,6 +9,7 @@ from helpers import fake_trial
 
 from tune.recheck import (
     RecheckRun,
+    baselines_and_top,
     better_than_baseline,
     recheck_arms,
     recheck_points,
@@ -33,6 +34,17 @@ def test_the_top_full_budget_configs_the_best_baseline_and_the_unet_re_train(smo
     points = recheck_points(arms, [1, 2])
     assert len(points) == 8 and points[0]["values"] == {"lambda_sparse": 0.1, "seed": 1}
     assert {p["label"] for p in points} >= {"recheck-s1_seed-1", "recheck-u_seed-2"}
+
+
+def test_evaluate_gets_the_baselines_and_only_searched_trials_that_ran_the_full_budget(
+        smoke_spec):
+    full = smoke_spec.max_t
+    found = [fake_trial("early", rows=[{"val_rmse": 0.5}]),  # best value, stopped at epoch 1
+             fake_trial("b", rows=[{"val_rmse": 1.0}] * full, baseline="seed_after"),
+             fake_trial("s1", rows=[{"val_rmse": 1.1}] * full),
+             fake_trial("s2", rows=[{"val_rmse": 1.2}] * full)]
+    baselines, searched = baselines_and_top(found, full, 2)
+    assert [t.trial_id for t in [*baselines, *searched]] == ["b", "s1", "s2"]
 
 
 def run(arm: str, seed: int, value: float | None, search: float, baseline: str | None = None):

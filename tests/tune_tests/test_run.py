@@ -264,7 +264,7 @@ def test_full_disk_fails_before_trials(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_a_local_ray_listens_on_localhost_only(tmp_path):
-    script = ("from tune.run import keep_ray_on_localhost, start_ray\n"
+    script = ("from tune.cluster import keep_ray_on_localhost, start_ray\n"
               "keep_ray_on_localhost()\n"
               "start_ray(None, '.', {'cpu': 1})\n"
               "import ray, psutil  # Ray vendors psutil and puts it on the path\n"

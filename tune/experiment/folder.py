@@ -74,15 +74,6 @@ class Experiment:
         return {t.user_attrs[RAY_ID]: recorded_end(t) for t in trials
                 if RAY_ID in t.user_attrs and recorded_end(t) is not None}
 
-    def baselines_and_top(self, top: int, key=None) -> list[TrialRecord]:
-        """Every baseline with a result, then the `top` best searched trials of those that ran
-        the full budget (a trial ASHA stopped is no candidate), best by `key` (default: the
-        best val RMSE): what evaluate scores."""
-        ranked = [t for t in self.trials() if t.best]
-        full = sorted((t for t in ranked if not t.baseline and t.epochs_run >= self.spec.max_t),
-                      key=key or (lambda t: t.best_val_rmse))
-        return [t for t in ranked if t.baseline] + full[:top]
-
     def check_unchanged(self) -> None:
         """Refuse to resume after study.yaml was edited: Ray and the journal go on with the
         search as it began, which the edited file no longer describes (a changed num_samples

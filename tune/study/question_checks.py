@@ -4,10 +4,9 @@ now, with the key that set it."""
 
 from __future__ import annotations
 
-import types
-import typing
 from typing import Any
 
+from baseres.config import field_types
 from tune.study.rules import Rules, is_int, is_number
 from tune.study.spec import (
     DATA_FIELDS,
@@ -104,8 +103,7 @@ def check_question(checker: Rules, raw: Any, fixed: dict[str, Any]) -> QuestionS
 def _labels_arms(hint: Any) -> bool:
     """Whether a TrainConfig field of type `hint` holds single values (a dict or a list cannot
     name an arm, nor key the arms)."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    return all(t in ARM_LABEL_TYPES for t in (typing.get_args(hint) if union else (hint,)))
+    return all(t in ARM_LABEL_TYPES for t in field_types(hint))
 
 
 def _arm_name(checker: Rules, name: str, key: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,6 +15,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 
 from baseres.config import StrictSafeDumper, TrainConfig
 from baseres.errors import UserError
+from tune.numbers import finite
 
 METRICS = ("val_rmse",)  # what a study may optimise; all are minimised
 MAX_SAMPLES = 100_000  # more trials than this is a typo, not a study
@@ -135,6 +137,19 @@ class Relative(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.times:g} x {self.of}"
+
+    def reference(self, bests: Mapping[str, Mapping[str, Any] | None], metric: str
+                  ) -> float | None:
+        """The baseline's value of `metric` at its best epoch (`bests`: baseline name -> the
+        values of its best epoch); None while it has no finite one."""
+        value = (bests.get(self.of) or {}).get(metric)
+        return value if finite(value) else None
+
+    def resolve(self, bests: Mapping[str, Mapping[str, Any] | None], metric: str
+                ) -> float | None:
+        """The bound's value, `times` x the baseline's (None while that is unknown)."""
+        reference = self.reference(bests, metric)
+        return None if reference is None else self.times * reference
 
 
 Bound = float | Relative | None

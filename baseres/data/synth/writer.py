@@ -23,6 +23,7 @@ from filelock import FileLock
 from PIL import Image
 from tqdm import tqdm
 
+from baseres.atomic import write_bytes_atomic
 from baseres.data.batvision import DataError
 from baseres.data.home import cache_home
 from baseres.data.synth.acoustics import (
@@ -92,13 +93,6 @@ def sample_paths(root: Path, location: str, index: int) -> dict[str, Path]:
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a sibling temporary name: a file that exists is always complete."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _encode(sample: Sample) -> dict[str, bytes]:
     wav = io.BytesIO()
     sf.write(wav, sample.audio, SAMPLE_RATE, subtype="PCM_32", format="WAV")
@@ -116,7 +110,7 @@ def write_samples(root: Path, params: SynthParams, indices: Iterable[int]) -> in
         paths = sample_paths(root, location_of(params, index), index)
         if not all(p.exists() for p in paths.values()):
             for kind, data in _encode(make_sample(params, index)).items():
-                _write_atomic(paths[kind], data)
+                write_bytes_atomic(paths[kind], data)
         count += 1
     return count
 
@@ -206,7 +200,7 @@ def _generate(
         for kind in ("audio", "depth", "camera"):
             (out / loc / kind).mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        _write_atomic(marker, json.dumps({"digest": digest}).encode())
+        write_bytes_atomic(marker, json.dumps({"digest": digest}).encode())
     if progress:
         logger.info("baseres: generating %s synthetic samples (seed %s, generator %s) into %s",
                     params.num_samples, params.seed, GENERATOR_VERSION, announce)
@@ -227,8 +221,8 @@ def _generate(
 
     for loc in locations(params):
         for split in SPLITS:
-            _write_atomic(out / loc / f"{split}.csv", _csv_bytes(params, loc, split))
-    _write_atomic(out / MANIFEST, (json.dumps(manifest(params), indent=2) + "\n").encode())
+            write_bytes_atomic(out / loc / f"{split}.csv", _csv_bytes(params, loc, split))
+    write_bytes_atomic(out / MANIFEST, (json.dumps(manifest(params), indent=2) + "\n").encode())
     marker.unlink()
     return out
 
