@@ -5,11 +5,11 @@ the search's winners re-trained (tune.recheck: the top configs that ran the full
 best baseline and the U-Net) with S more fresh seeds in ``recheck-2/``, ..., each searched
 config against the best baseline, paired by seed, Holm-corrected.
 
-The same room-fold design as the question (tune.folds): every arm trains one model per fold
+The same room-fold design as the question (tune.question.runs): every arm trains one model per fold
 of places at the full budget, per seed, and each place's held-out poses are scored seen and
 unseen. The seeds are new (after every seed the experiment has used), and each confirmation
 runs in a folder of its own (``confirm/``, ``confirm-2/``, ...). The answer pools every
-finished seed, the question's and each confirmation's (tune.question: a crossed places x
+finished seed, the question's and each confirmation's (tune.question.answer: a crossed places x
 seeds analysis, one Holm family for the contrast, the positive control and each extra arm);
 ``confirm.json`` records the pooled comparisons and the seeds this confirmation added. The
 summary's planner prints the command that reaches the study's target half-width. The test
@@ -47,7 +47,10 @@ from tune.cluster import (
 from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, Location, driving
-from tune.folds import (
+from tune.json_files import write_json
+from tune.question.answer import Comparison
+from tune.question.intervals import ALPHA, CROSSED, detectable_effect
+from tune.question.runs import (
     CONFIRM_DIR,
     PLAN_FILE,
     design_folders,
@@ -64,8 +67,6 @@ from tune.folds import (
     stored_plan,
     unfinished,
 )
-from tune.intervals import ALPHA, CROSSED, detectable_effect
-from tune.question import Comparison
 from tune.recheck import (
     RECHECK_DIR,
     SEEDS_METHOD,
@@ -77,12 +78,11 @@ from tune.recheck import (
     run_recheck,
     search_seed,
 )
-from tune.records import (
+from tune.report.records import (
     CONFIRM_VERSION,
     Confirmation,
     SeedComparison,
     confirm_file,
-    write_json,
 )
 
 TEST = (f"paired per place and seed: {CROSSED}; 95 % intervals, Holm-corrected over the "

@@ -24,9 +24,10 @@ from baseres.trainer import Trainer
 from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialSummary, driving
-from tune.markdown import evaluation_table
+from tune.json_files import write_json
 from tune.recheck import rank_key, retrained_means
-from tune.records import EvaluatedTrial, Evaluation, evaluation_file, write_json
+from tune.report.markdown import evaluation_table
+from tune.report.records import EvaluatedTrial, Evaluation, evaluation_file
 from tune.summary import write_summary
 
 SPLITS = ("test", "val")

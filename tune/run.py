@@ -152,7 +152,7 @@ def search_ended(location: Location, spec: StudySpec) -> bool:
 def recheck_winners(spec: StudySpec, location: Location, verbose: bool) -> bool:
     """The search's winners re-trained on the study's fresh seeds (tune.recheck), the same
     seeds when a resume goes on with it; whether every run finished."""
-    from tune.folds import fresh_seeds, stored_plan
+    from tune.question.runs import fresh_seeds, stored_plan
     from tune.recheck import RECHECK_DIR, run_recheck, search_seed
 
     if spec.recheck.seeds == 0 or location.local is None:
@@ -195,7 +195,7 @@ def prepare_data(spec: StudySpec, folds: tuple[tuple[str, ...], ...] = ()) -> No
     and a bad data root fails before Ray."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import load_split, resolve_data_root
-    from tune.folds import prepare_places
+    from tune.question.runs import prepare_places
 
     first = next(iter(spec.baselines.values()), {})
     cfg = spec.trial_config({k: v for k, v in first.items() if k in spec.space}
@@ -216,7 +216,7 @@ def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
     the synthetic set is generated here when it is missing, with its progress."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import check_locations, resolve_data_root
-    from tune.folds import resolve_folds
+    from tune.question.runs import resolve_folds
 
     cfg = spec.trial_config(spec.low_corner())
     try:
@@ -233,7 +233,7 @@ def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
 def answer_question(spec: StudySpec, location: Location, folds, verbose: bool = False) -> bool:
     """The question's fold runs (arms x folds x seeds, full budget), before the search;
     whether every run finished (an interrupt stops Ray cleanly, without an exception)."""
-    from tune.folds import QUESTION_DIR, fold_points, read_runs, run_folds, unfinished
+    from tune.question.runs import QUESTION_DIR, fold_points, read_runs, run_folds, unfinished
 
     points = fold_points(spec.question, folds, spec.question.seeds)
     say(f"the question: {len(spec.question.arms())} arms x {len(folds)} folds x "
@@ -332,7 +332,7 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         found = Experiment(folder)
         found.check_unchanged()  # in the question's runs too: the journal is made before them
         if found.spec.question is not None and local is not None:
-            from tune.folds import rescore_designs
+            from tune.question.runs import rescore_designs
 
             rescore_designs(local)  # a finished run's damaged places.json: Ray won't rerun it
         if not ray_saved and local is not None:

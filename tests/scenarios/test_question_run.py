@@ -14,7 +14,7 @@ import pytest
 from helpers import copy_experiment, ctrl_c_when, wait_for
 
 from tune.experiment import read_rows
-from tune.folds import QUESTION_DIR, PlaceScores, read_runs
+from tune.question.runs import QUESTION_DIR, PlaceScores, read_runs
 from tune.study import load_study
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,7 @@ def test_the_positive_control_is_named_by_the_model_it_trains(question_experimen
     import yaml
 
     from tune.experiment import Experiment
-    from tune.summary_data import question_status
+    from tune.report.data import question_status
 
     assert question_status(Experiment(question_experiment)).control_model == "the plain U-Net"
     experiment = copy_experiment(question_experiment, tmp_path)
@@ -230,8 +230,8 @@ def control_place_gaps(folds, tmp_path: Path) -> float:
     """The U-Net's mean place gap over all places with these folds, trained outside Ray."""
     from baseres.config import TrainConfig
     from baseres.trainer import Trainer
-    from tune.folds import FoldRun, place_records
-    from tune.question import arm_measure
+    from tune.question.answer import arm_measure
+    from tune.question.runs import FoldRun, place_records
 
     places = [p for fold in folds for p in fold]
     runs = []
@@ -268,8 +268,8 @@ def test_the_question_figure_is_written_shown_and_draws_summary_json(question_ex
     per_place gaps, and the intervals of summary.json (the primary contrast's ci95_m)."""
     from helpers import drawn_columns, expected_columns
 
-    from tune.plots import QUESTION_PLOT, question_figure
-    from tune.summary_data import build_summary
+    from tune.report.data import build_summary
+    from tune.report.plots import QUESTION_PLOT, question_figure
 
     assert (question_experiment / QUESTION_PLOT).stat().st_size > 0
     assert 'alt="the question: place gaps per arm and place"' in (

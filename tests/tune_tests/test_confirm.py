@@ -16,9 +16,9 @@ from helpers import copy_experiment, ctrl_c_when
 from tune.confirm import CONFIRM_DIR, comparison
 from tune.confirm import main as confirm_main
 from tune.experiment import STUDY_FILE, read_rows
-from tune.folds import QUESTION_DIR, SEED_LIMIT, fold_points, fresh_seeds
-from tune.intervals import Interval
-from tune.question import Comparison
+from tune.question.answer import Comparison
+from tune.question.intervals import Interval
+from tune.question.runs import QUESTION_DIR, SEED_LIMIT, fold_points, fresh_seeds
 from tune.study import RUN_KEY, load_study
 
 pytestmark = pytest.mark.slow
@@ -153,7 +153,7 @@ def test_a_confirmation_plans_from_the_questions_own_folds_not_the_runs_that_sta
     import yaml
 
     import tune.confirm
-    from tune.folds import read_runs
+    from tune.question.runs import read_runs
 
     study = yaml.safe_load((experiment / STUDY_FILE).read_text())
     study["question"]["folds"] = 2

@@ -1,11 +1,11 @@
-"""tune.folds: the question's fold runs (each arm x fold x seed), read back into per-place
+"""tune.question.runs: the question's fold runs (each arm x fold x seed), read back into per-place
 records, seen by their own fold and unseen by the others."""
 
 from pathlib import Path
 
 import pytest
 
-from tune.folds import FoldRun, fold_points, place_records
+from tune.question.runs import FoldRun, fold_points, place_records
 
 
 def run(arm, fold, seed, seen, scores, folds=2):
@@ -61,7 +61,7 @@ def test_more_folds_than_places_are_refused_naming_question_folds(tmp_path, loca
     from dataclasses import replace
 
     from tune.errors import UsageError
-    from tune.folds import resolve_folds
+    from tune.question.runs import resolve_folds
     from tune.study import load_study
 
     for place in "ABCDE":  # a V2 root of 5 places
@@ -90,7 +90,7 @@ def write_run(folder: Path, name: str, fold_run: FoldRun, places_text: str | Non
 
 
 def test_without_the_positive_controls_runs_the_question_is_not_answered(tmp_path):
-    from tune.folds import QUESTION_DIR, question_result
+    from tune.question.runs import QUESTION_DIR, question_result
     from tune.study import load_study
 
     spec = load_study("generalization.yaml")  # its question has a control

@@ -198,7 +198,7 @@ LOCATION_FIELDS = ("locations", "val_locations", "test_locations")  # set per fo
 
 @dataclass(frozen=True)
 class QuestionSpec:
-    """The study's question, posed with room folds (tune.question, tune.folds): two values of
+    """The study's question, posed with room folds (tune.question): two values of
     one parameter with every other knob held equal, a positive control, and the seeds."""
 
     claim: str  # the claim in words, as summary.md opens with it

@@ -9,7 +9,7 @@ folds, which never saw the place (unseen). Per place and seed:
 - pose gap = the seen model's RMSE on the place's held-out poses - on its training poses.
 
 Every place of a seed shares that seed's models, so the values are crossed places x seeds
-data: intervals come from tune.intervals (variance components of place, seed and residual),
+data: intervals come from tune.question.intervals (variance components of place, seed and residual),
 never from a t over places with the seeds averaged first. A contrast pairs two arms per place
 and seed. The primary contrast, the positive control and each secondary comparison are one
 Holm family; a verdict needs MIN_SEEDS seeds. Every finished seed is pooled, the question's
@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from tune.intervals import (
+from tune.question.intervals import (
     ALPHA,
     MIN_SEEDS,
     Interval,

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 
 from tune.compare import IsolationRow, ParetoPoint
 from tune.experiment import Stop, TrialSummary
-from tune.intervals import Interval
-from tune.question import Answer, arm_name, paired_gaps, place_gaps
+from tune.question.answer import Answer, arm_name, paired_gaps, place_gaps
+from tune.question.intervals import Interval
 from tune.study import StudySpec
 
 QUESTION_PLOT = "plot_question.png"

@@ -1,6 +1,6 @@
 """The words of the reports, in markdown: summary.md from the typed Summary, the table of
 tune.evaluate's scores, and the confirmation's lines. Rendering only: every figure comes from
-tune.summary_data and tune.records."""
+tune.report.data and tune.report.records."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 from baseres.cli import command_line
 from tune.compare import TargetCheck, band_text
 from tune.experiment import finite
-from tune.quality import BOUNDARY_SHARE, SamplerFacts
-from tune.question import answer_lines
+from tune.question.answer import answer_lines
 from tune.recheck import better_than_baseline
-from tune.records import Confirmation, Evaluation, read_evaluation
-from tune.summary_data import BudgetFacts, QuestionStatus, Summary
+from tune.report.data import BudgetFacts, QuestionStatus, Summary
+from tune.report.quality import BOUNDARY_SHARE, SamplerFacts
+from tune.report.records import Confirmation, Evaluation, read_evaluation
 
 EVALUATION_TITLES = {"seen": "training places' test poses",
                      "unseen": "held-out places (other rooms)"}

@@ -1,5 +1,5 @@
 """Room folds on Ray: one full-budget model per (arm, fold, seed), each scoring every place's
-held-out poses at its last epoch, and the per-place records tune.question reads.
+held-out poses at its last epoch, and the per-place records tune.question.answer reads.
 
 ``tune.run`` runs the study's question here before its search (``<experiment>/question/``),
 ``tune.confirm`` the same design with fresh seeds (``<experiment>/confirm/``). Each is one Ray
@@ -21,7 +21,7 @@ from tune.cluster import sigterm_as_ctrl_c
 from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Location, finite, numbered_folders, read_rows
-from tune.question import CONTROL, Answer, PlaceRecord, Plan, answer
+from tune.question.answer import CONTROL, Answer, PlaceRecord, Plan, answer
 from tune.study import LOCATION_FIELDS, RUN_KEY, QuestionSpec, StudySpec
 
 QUESTION_DIR = "question"

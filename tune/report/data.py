@@ -1,7 +1,7 @@
 """The summary as one typed object: what the question answered, what the search found, judged
 against the study's targets and compared at equal budgets, and the checks of the search itself.
-summary.md (tune.markdown), report.html (tune.report) and summary.json (``jsonable``) are
-all read from it; the plots' data rides along, out of summary.json."""
+summary.md (markdown), report.html (html) and summary.json (``jsonable``) are all read
+from it; the plots' data rides along, out of summary.json."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ from tune.compare import (
 )
 from tune.errors import UsageError
 from tune.experiment import LOST, Experiment, Stop, TrialSummary, finite, keys_apart
-from tune.folds import question_result
-from tune.plots import (
+from tune.question.answer import Answer, Plan, answer_json
+from tune.question.runs import question_result
+from tune.recheck import Recheck, recheck_result, searched_at_full_budget
+from tune.report.plots import (
     PlotData,
     budget_curve_data,
     curve_data,
@@ -32,16 +34,14 @@ from tune.plots import (
     question_plot_data,
     reference_lines,
 )
-from tune.quality import (
+from tune.report.quality import (
     BoundaryFlag,
     SamplerFacts,
     boundary_flags,
     param_importance,
     sampler_facts,
 )
-from tune.question import Answer, Plan, answer_json
-from tune.recheck import Recheck, recheck_result, searched_at_full_budget
-from tune.records import Confirmation, read_confirmation
+from tune.report.records import Confirmation, read_confirmation
 
 TOP_ROWS = 10  # trials in the summary's table, unless --top says otherwise
 CURVES = 5  # best trials drawn on the curves plot, besides every baseline
