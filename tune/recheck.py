@@ -76,7 +76,8 @@ def run_recheck(spec: StudySpec, location, seeds: list[int], design: str = RECHE
     where it ran before; whether every run finished (False: interrupted, or runs failed)."""
     from tune.experiment import Experiment
     from tune.json_files import write_json
-    from tune.question.runs import PLAN_FILE, run_folds, stored_plan
+    from tune.question.plan import PLAN_FILE, stored_plan
+    from tune.question.runs import run_folds
 
     folder = location.state_folder
     arms = recheck_arms(Experiment(folder).trials(), spec, spec.recheck.top)
@@ -198,7 +199,7 @@ def recheck_result(folder: Path, spec: StudySpec, trials: list[TrialSummary]
                    ) -> Recheck | None:
     """The re-check's statistics over every finished run of the experiment's re-check
     folders, against its stored plans; None before a run finished."""
-    from tune.question.runs import planned_in
+    from tune.question.plan import planned_in
 
     folders = recheck_folders(folder)
     return summarise_recheck(read_recheck(folders, spec.max_t),

@@ -133,7 +133,7 @@ def test_build_summary_on_a_running_search_tolerates_partial_rows(smoke_experime
 
 def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
         tmp_path, monkeypatch, smoke_spec):
-    from tune import plots
+    from tune.report import plots
 
     figures = {}
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig))
