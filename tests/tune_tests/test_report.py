@@ -43,7 +43,7 @@ def summary(claim: str) -> Summary:
         baselines={}, best_searched=None, boundary_flags=[],
         problems=Problems(1, 0, {BASELINE: "error: <b>boom</b>"}), importance="none",
         sampler=SamplerFacts("random", 0, None, None, None, 0), scientific=None,
-        seed_baselines_apart=[], isolation=[], pareto=[], plots=None)
+        claim_baselines_apart=[], isolation=[], pareto=[], plots=None)
 
 
 def test_study_strings_make_no_markup_in_summary_md():
