@@ -1,4 +1,5 @@
-"""The study's question, answered with room folds: its plan (the folds and one point per
-run, built once per launch), the fold runs on Ray, the answer's statistics (answer,
-intervals), the result read from an experiment folder, and its confirmation with fresh
-seeds. ``tune.run`` and ``tune.confirm`` drive it; ``tune.report`` reads its result."""
+"""The study's question, answered with room folds: its plan (plan: the folds and a typed
+point per run, built once per launch), each place's rows and scores (places), the fold runs
+on Ray (runs), the answer's statistics (answer, intervals), the result pooled from an
+experiment folder (result), and its confirmation with fresh seeds (confirmation).
+``tune.run`` and ``tune.confirm`` drive it; ``tune.report`` reads its result."""

@@ -62,8 +62,8 @@ def only_places(cfg: TrainConfig, places: list[str]) -> TrainConfig:
 
 def question_plan(spec: StudySpec) -> QuestionPlan:
     """The question's folds, every place checked against the data root (one line if not),
-    and its points; the synthetic set is generated here when it is missing, with its
-    progress."""
+    its points and the rows they read; the synthetic set is generated here when it is
+    missing, with its progress."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import check_locations, resolve_data_root
 
