@@ -120,3 +120,25 @@ def test_a_nan_score_drops_its_place_instead_of_making_every_interval_nan():
     runs = [run(1, 0, 1, ["A"], {"A": 1.0, "B": float("nan")}),
             run(1, 1, 1, ["B"], {"A": 1.4, "B": 2.0})]
     assert [r.place for r in place_records(runs)] == ["A"]
+
+
+def test_a_fold_point_keeps_the_params_json_layout_an_older_run_wrote(tmp_path):
+    """Ray keeps a run's point in params.json and a resume reads it back: the typed point
+    writes the layout runs have always had, and reads one written before it existed."""
+    import json
+
+    from tune.question.plan import QUESTION_DIR
+    from tune.question.runs import read_runs
+    from tune.study import RUN_KEY
+
+    older = {"arm": 1, "fold": 0, "folds": 2, "seed": 3, "places": ["A", "B"],
+             "label": "arm-1_fold-0_seed-3", "values": {"locations": ["A"], "seed": 3}}
+    trial = tmp_path / QUESTION_DIR / "trial_a"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({RUN_KEY: older}))
+    [found] = read_runs(tmp_path / QUESTION_DIR)
+    assert found.point == FoldPoint(1, 0, 2, 3, ["A", "B"], "arm-1_fold-0_seed-3",
+                                    {"locations": ["A"], "seed": 3})
+    assert json.dumps(found.point.config()) == json.dumps(older)  # same keys, same order
+    made = fold_points(None, (("A",), ("B",)), [3], {1: {}})[0]
+    assert json.dumps(made.config()) == json.dumps(older)
