@@ -389,13 +389,11 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
 
 @functools.cache
 def config_fields() -> Mapping[str, Any]:
-    """Field name -> type annotation, in TrainConfig's order: what from_dict checks values
-    against, baseres.train makes flags of and the study-file validator checks names in."""
+    """Field name -> annotation, in order: read by from_dict, baseres.train's flags, the study."""
     return types.MappingProxyType(typing.get_type_hints(TrainConfig))
 
 
 def field_types(hint: Any) -> tuple[Any, ...]:
-    """The classes a field's annotation admits, in its order: ``int | None`` -> (int,
-    NoneType), ``list[str] | None`` -> (list, NoneType)."""
+    """The classes an annotation admits, in order: ``list[str] | None`` -> (list, NoneType)."""
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     return tuple(typing.get_origin(t) or t for t in (typing.get_args(hint) if union else (hint,)))

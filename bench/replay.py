@@ -49,7 +49,7 @@ from bench.policies import (
 )
 from bench.simulate import Lookup, simulate
 from bench.stats import iqm_band, speed_up, wilcoxon_paired
-from tune.question import holm
+from tune.question.intervals import holm
 
 BUDGET_TRIALS = 30  # random search's trials: budget = 30 x max_t epochs
 GRID = tuple(round(0.05 * k, 2) for k in range(1, 21))  # budget fractions each replay records

@@ -46,7 +46,7 @@ from bench.policies import Setting, _asha, service_policy
 from bench.replay import BUDGET_TRIALS, HEADLINE, bench_setting, normalised_regret, replay
 from bench.replay import within_best as replay_within_best
 from bench.stats import iqm_band, wilcoxon_paired
-from tune.intervals import holm
+from tune.question.intervals import holm
 
 NO_EARLY_STOP = "random, no early stopping"  # the reference every other policy is tested against
 # name -> ASHA's (grace period, reduction factor); None: no early stopping

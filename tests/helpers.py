@@ -16,7 +16,7 @@ from baseres.config import TrainConfig
 from baseres.data.cache import SplitArrays
 from baseres.hooks import Hook
 from tune.experiment import TrialRecord, journal_storage, read_rows
-from tune.question import PlaceRecord
+from tune.question.answer import PlaceRecord
 from tune.study import StudyError, load_study
 
 FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "batvision_v2"
@@ -122,7 +122,7 @@ def gap_records(arm, gaps_by_seed: dict[int, list[float]], seen: float = 1.0,
 
 
 def drawn_columns(figure) -> dict[str, dict[str, list[float]]]:
-    """What the question's figure (tune.plots.question_figure) draws per column, keyed as
+    """What the question's figure (tune.report.plots.question_figure) draws per column, keyed as
     summary.json names its arms (or "contrast"): its place points (sorted) and its interval."""
     drawn: dict[str, dict[str, list[float]]] = {}
     for ax in figure.axes:

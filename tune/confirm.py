@@ -5,12 +5,12 @@ the search's winners re-trained (tune.recheck: the top configs that ran the full
 best baseline and the U-Net) with S more fresh seeds in ``recheck-2/``, ..., each searched
 config against the best baseline, paired by seed, Holm-corrected.
 
-The same room-fold design as the question (tune.folds): every arm trains one model per fold
-of places at the full budget, per seed, and each place's held-out poses are scored seen and
+The same room-fold design as the question (tune.question): every arm trains one model per
+fold of places at the full budget, per seed, and each place's held-out poses are scored seen and
 unseen. The seeds are new (after every seed the experiment has used), and each confirmation
 runs in a folder of its own (``confirm/``, ``confirm-2/``, ...). The answer pools every
-finished seed, the question's and each confirmation's (tune.question: a crossed places x
-seeds analysis, one Holm family for the contrast, the positive control and each extra arm);
+finished seed, the question's and each confirmation's (tune.question: a crossed places x seeds
+analysis, one Holm family for the contrast, the positive control and each extra arm);
 ``confirm.json`` records the pooled comparisons and the seeds this confirmation added. The
 summary's planner prints the command that reaches the study's target half-width. The test
 split is never read.
@@ -33,35 +33,20 @@ from baseres.cli import (
     command_line,
     run_command,
 )
-from baseres.errors import UserError
 from tune.cluster import (
     check_trial_folders,
     prepare_ray,
     start_ray,
     stop_ray,
 )
-from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, Location, driving
-from tune.folds import (
-    CONFIRM_DIR,
-    PLAN_FILE,
-    design_folders,
-    fold_points,
-    fresh_seeds,
-    place_records,
-    plan_runs,
-    question_result,
-    read_runs,
-    rescore_designs,
-    resolve_folds,
-    run_folds,
-    run_minutes,
-    stored_plan,
-    unfinished,
-)
-from tune.intervals import ALPHA, CROSSED, detectable_effect
-from tune.question import Comparison
+from tune.json_files import write_json
+from tune.question.answer import Comparison
+from tune.question.confirmation import Incomplete, confirm_question
+from tune.question.intervals import ALPHA, CROSSED, detectable_effect
+from tune.question.plan import check_plan, fresh_seeds, pending_folder, stored_plan
+from tune.question.result import place_records
 from tune.recheck import (
     RECHECK_DIR,
     SEEDS_METHOD,
@@ -73,57 +58,15 @@ from tune.recheck import (
     run_recheck,
     search_seed,
 )
-from tune.records import (
+from tune.report.records import (
     CONFIRM_VERSION,
     Confirmation,
     SeedComparison,
     confirm_file,
-    write_json,
 )
 
 TEST = (f"paired per place and seed: {CROSSED}; 95 % intervals, Holm-corrected over the "
         f"comparisons at {ALPHA}")
-
-
-class Incomplete(UserError):
-    """The confirmation's runs did not all finish (an interrupt, or runs that errored)."""
-
-
-def seeds_used(folder: Path) -> set[int]:
-    """Every seed of the question's and the confirmations' runs, and of their plans."""
-    used = set()
-    for design in design_folders(folder):
-        used |= {run.point["seed"] for run in read_runs(design)}
-        used |= set(stored_plan(design).get("seeds", []))
-    return used
-
-
-def pending_folder(folder: Path, designs: list[Path], name: str, finished) -> Path:
-    """The unfinished confirmation among `designs` to resume (`finished(design)`: its runs
-    that finished), else the folder of a new one (name, name-2, ...)."""
-    for design in designs:
-        plan = stored_plan(design)
-        if not plan or finished(design) < plan_runs(plan):
-            return design
-    number = len(designs) + 1
-    return folder / (name if number == 1 else f"{name}-{number}")
-
-
-def check_plan(design: Path, plan: dict, seeds: int, experiment: Path) -> dict:
-    """The stored plan of an unfinished confirmation (which --seeds must match), or `plan`,
-    stored now."""
-    stored = stored_plan(design)
-    if not stored:
-        design.mkdir(parents=True, exist_ok=True)
-        write_json(design / PLAN_FILE, plan)
-        return plan
-    count = len(stored.get("seeds", []))
-    if count != seeds:
-        raise UsageError(f"{design}: an unfinished confirmation with --seeds {count} is stored "
-                         f"there, but this asks for --seeds {seeds}; resume it with "
-                         f"{command_line('python -m tune.confirm', experiment, '--seeds', count)}"
-                         f", or delete {design} to plan another")
-    return stored
 
 
 def comparison(test: Comparison) -> SeedComparison:
@@ -139,51 +82,17 @@ def comparison(test: Comparison) -> SeedComparison:
 def confirm(folder: str | Path, seeds: int, address: str | None = None,
             verbose: bool = False, search: bool = False) -> Confirmation:
     experiment = Experiment(folder)
-    spec, question = experiment.spec, experiment.spec.question
     with driving(experiment.folder, "tune.confirm"):  # never beside a running search
-        if question is None or search:
+        if experiment.spec.question is None or search:
             return confirm_search(experiment, seeds, address, verbose)
-        rescore_designs(experiment.folder)
-        question_runs = read_runs(design_folders(experiment.folder)[0])
-        if not question_runs:
-            raise UsageError(f"{experiment.folder}: the question's runs have not started; "
-                             "finish the search first (python -m tune.run --resume)")
-        from baseres.data.cache import resolve_data_root
-
-        folds = resolve_folds(question, spec.fixed,
-                              resolve_data_root(spec.trial_config(spec.low_corner())))
-        design = pending_folder(experiment.folder, design_folders(experiment.folder)[1:],
-                                CONFIRM_DIR, lambda d: sum(r.places is not None
-                                                           for r in read_runs(d)))
-        arms = question.arms()
-        plan = check_plan(design, {"seeds": fresh_seeds(seeds_used(experiment.folder), seeds),
-                                   "arms": [str(a) for a in arms], "folds": len(folds)},
-                          seeds, experiment.folder)
-        points = fold_points(question, folds, plan["seeds"], arms)
-        minutes = run_minutes(question_runs)
-        pace = (f", about {minutes * len(points) / max(spec.max_concurrent_trials, 1):.0f} "
-                f"min at the question's pace ({spec.max_concurrent_trials} at a time)"
-                if minutes is not None else "")
-        say(f"confirming: {len(arms)} arms x {len(folds)} folds x {seeds} seeds "
-            f"{plan['seeds']} = {len(points)} runs of {spec.epochs} epochs{pace}, in "
-            f"{design}")
-        start_ray(address, str(experiment.folder), spec.resources, verbose)
-        try:
-            run_folds(spec, Location(str(experiment.folder), design.name), points, verbose)
-        finally:
-            stop_ray()  # before the command's last line: no worker output comes after it
-        runs = read_runs(design)
-        missing = unfinished(runs, len(points))
-        if missing:
-            raise Incomplete(f"the confirmation is incomplete ({len(points) - missing} of "
-                             f"{len(points)} runs finished)")
-        pooled = question_result(experiment.folder, spec).answer
+        confirmed = confirm_question(experiment, seeds, address, verbose)
+        pooled = confirmed.answer
         tests = [pooled.primary, *([pooled.control] if pooled.control else []),
                  *pooled.secondary]
-        report = Confirmation(CONFIRM_VERSION, str(experiment.folder), TEST, plan["seeds"],
-                              pooled.seeds, len(runs), pooled.verdict,
+        report = Confirmation(CONFIRM_VERSION, str(experiment.folder), TEST, confirmed.seeds,
+                              pooled.seeds, len(confirmed.runs), pooled.verdict,
                               [comparison(t) for t in tests],
-                              [r._asdict() for r in place_records(runs)])
+                              [r._asdict() for r in place_records(confirmed.runs)])
         write_json(confirm_file(experiment.folder), report)
     return report
 

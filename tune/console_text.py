@@ -107,7 +107,7 @@ def wrap(line: str, width: int = WIDTH) -> list[str]:
 
 
 def _cells(line: str) -> list[str]:
-    # a cell's own "|" is written as a character reference (tune.markdown.md_text)
+    # a cell's own "|" is written as a character reference (tune.report.markdown.md_text)
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 

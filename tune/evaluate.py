@@ -24,9 +24,10 @@ from baseres.trainer import Trainer
 from tune.console_text import say
 from tune.errors import UsageError
 from tune.experiment import Experiment, TrialRecord, driving
-from tune.markdown import evaluation_table
+from tune.json_files import write_json
 from tune.recheck import baselines_and_top, rank_key, retrained_means
-from tune.records import EvaluatedTrial, Evaluation, evaluation_file, write_json
+from tune.report.markdown import evaluation_table
+from tune.report.records import EvaluatedTrial, Evaluation, evaluation_file
 from tune.study import BASELINE_KEY
 from tune.summary import write_summary
 

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 from tune.console_text import say
 from tune.experiment import TrialRecord, numbered_folders, read_rows
-from tune.intervals import ALPHA, Interval, holm, t_interval
 from tune.numbers import finite
+from tune.question.intervals import ALPHA, Interval, holm, t_interval
 from tune.study import BASELINE_KEY, RUN_KEY, StudySpec
 
 RECHECK_DIR = "recheck"
@@ -76,8 +76,9 @@ def run_recheck(spec: StudySpec, location, seeds: list[int], design: str = RECHE
     """The search's winners re-trained with `seeds` in ``<experiment>/<design>``, resumed
     where it ran before; whether every run finished (False: interrupted, or runs failed)."""
     from tune.experiment import Experiment
-    from tune.folds import PLAN_FILE, run_folds, stored_plan
-    from tune.records import write_json
+    from tune.json_files import write_json
+    from tune.question.plan import PLAN_FILE, stored_plan
+    from tune.question.runs import run_folds
 
     folder = location.state_folder
     arms = recheck_arms(Experiment(folder).trials(), spec, spec.recheck.top)
@@ -209,7 +210,7 @@ def recheck_result(folder: Path, spec: StudySpec, trials: list[TrialRecord]
                    ) -> Recheck | None:
     """The re-check's statistics over every finished run of the experiment's re-check
     folders, against its stored plans; None before a run finished."""
-    from tune.folds import planned_in
+    from tune.question.plan import planned_in
 
     folders = recheck_folders(folder)
     return summarise_recheck(read_recheck(folders, spec.max_t),

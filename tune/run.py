@@ -45,6 +45,7 @@ from tune.experiment import (
     repair_after_kill,
 )
 from tune.private_api import RAY_TUNER_FILE, has_saved_state
+from tune.question.plan import QuestionPlan, question_plan
 from tune.study import StudySpec, check_experiment_name, load_study
 
 RESUME = "python -m tune.run --resume"  # finishes the search whose folder follows
@@ -150,7 +151,7 @@ def search_ended(location: Location, spec: StudySpec) -> bool:
 def recheck_winners(spec: StudySpec, location: Location, verbose: bool) -> bool:
     """The search's winners re-trained on the study's fresh seeds (tune.recheck), the same
     seeds when a resume goes on with it; whether every run finished."""
-    from tune.folds import fresh_seeds, stored_plan
+    from tune.question.plan import fresh_seeds, stored_plan
     from tune.recheck import RECHECK_DIR, run_recheck, search_seed
 
     if spec.recheck.seeds == 0 or location.local is None:
@@ -187,13 +188,13 @@ def print_outcome(location: Location, spec: StudySpec, rechecked: bool) -> bool:
     return True
 
 
-def prepare_data(spec: StudySpec, folds: tuple[tuple[str, ...], ...] = ()) -> None:
+def prepare_data(spec: StudySpec, question: QuestionPlan | None = None) -> None:
     """Generate the synthetic set and build the feature cache once, before any trial starts
-    (the question's `folds` of places too): progress shows here, trials only map the cache,
-    and a bad data root fails before Ray."""
+    (the `question`'s places too): progress shows here, trials only map the cache, and a bad
+    data root fails before Ray."""
     from baseres.data.batvision import DataError
     from baseres.data.cache import load_split, resolve_data_root
-    from tune.folds import prepare_places
+    from tune.question.places import prepare_places
 
     first = next(iter(spec.baselines.values()), {})
     cfg = spec.trial_config({k: v for k, v in first.items() if k in spec.space}
@@ -202,45 +203,11 @@ def prepare_data(spec: StudySpec, folds: tuple[tuple[str, ...], ...] = ()) -> No
         root = resolve_data_root(cfg)
         for split in ("train", "val"):
             load_split(cfg, split, root)
-        if folds:
-            prepare_places(spec, folds, root)
+        if question is not None:
+            prepare_places(question, root)
     except DataError as err:
         raise UsageError(str(err)) from None
     say(f"data ready: {root} (features cached for every trial)")
-
-
-def question_folds(spec: StudySpec) -> tuple[tuple[str, ...], ...]:
-    """The question's folds, every place checked against the data root (one line if not);
-    the synthetic set is generated here when it is missing, with its progress."""
-    from baseres.data.batvision import DataError
-    from baseres.data.cache import check_locations, resolve_data_root
-    from tune.folds import resolve_folds
-
-    cfg = spec.trial_config(spec.low_corner())
-    try:
-        root = resolve_data_root(cfg)
-        folds = resolve_folds(spec.question, spec.fixed, root)
-        places = [p for fold in folds for p in fold]
-        check_locations(cfg.replace(locations=places, val_locations=None, test_locations=None),
-                        root)
-    except DataError as err:
-        raise UsageError(str(err)) from None
-    return folds
-
-
-def answer_question(spec: StudySpec, location: Location, folds, verbose: bool = False) -> bool:
-    """The question's fold runs (arms x folds x seeds, full budget), before the search;
-    whether every run finished (an interrupt stops Ray cleanly, without an exception)."""
-    from tune.folds import QUESTION_DIR, fold_points, read_runs, run_folds, unfinished
-
-    points = fold_points(spec.question, folds, spec.question.seeds)
-    say(f"the question: {len(spec.question.arms())} arms x {len(folds)} folds x "
-        f"{len(spec.question.seeds)} seeds = {len(points)} runs of {spec.epochs} epochs")
-    local = location.local
-    if local is not None and not unfinished(read_runs(local / QUESTION_DIR), len(points)):
-        return True
-    run_folds(spec, location.child(QUESTION_DIR), points, verbose)
-    return local is None or not unfinished(read_runs(local / QUESTION_DIR), len(points))
 
 
 def fit(tuner, spec: StudySpec, location: Location, verbose: bool = False) -> bool:
@@ -276,19 +243,20 @@ def drive(spec: StudySpec, location: Location, folder: Path, address: str | None
     process holds on `folder` (its state folder). Whether the search completed."""
     from ray.tune import TuneConfig, Tuner
 
+    from tune.question.runs import answer_question
     from tune.searcher import StudySearchGenerator, create_study
     from tune.trainable import build_trainable, trial_dirname
 
     # --wandb needs wandb
     config = search_run_config(spec, location, folder, wandb_project, verbose)
-    folds = question_folds(spec) if spec.question is not None else ()
+    question = question_plan(spec) if spec.question is not None else None
     if address is None:
-        prepare_data(spec, folds)
+        prepare_data(spec, question)
     # refuses head-local storage on a cluster, and a trial no node can hold
     start_ray(address, location.storage, spec.resources, verbose)
     (location.state_folder / STUDY_FILE).write_text(spec.to_yaml())
     create_study(spec, folder)  # before the question: it stores the study a resume compares with
-    if spec.question is not None and not answer_question(spec, location, folds, verbose):
+    if question is not None and not answer_question(spec, location, question, verbose):
         raise Interrupted("resume with: " + command_line(RESUME, location),
                           what="the question's runs are incomplete")
     tuner = Tuner(
@@ -330,7 +298,7 @@ def resume(experiment: str, address: str | None, verbose: bool = False) -> bool:
         found = Experiment(folder)
         found.check_unchanged()  # in the question's runs too: the journal is made before them
         if found.spec.question is not None and local is not None:
-            from tune.folds import rescore_designs
+            from tune.question.runs import rescore_designs
 
             rescore_designs(local)  # a finished run's damaged places.json: Ray won't rerun it
         if not ray_saved and local is not None:

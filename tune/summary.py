@@ -16,16 +16,17 @@ from pathlib import Path
 from baseres.cli import DefaultsHelpFormatter, OneLineParser, bounded_int, run_command
 from tune.console_text import say
 from tune.experiment import Experiment
-from tune.markdown import (
+from tune.json_files import write_json
+from tune.report.data import TOP_ROWS, build_summary, question_status
+from tune.report.html import write_report
+from tune.report.markdown import (
     confirmation_lines,
     evaluations_markdown,
     render_markdown,
     render_question_only,
 )
-from tune.plots import QUESTION_PLOT, draw_plots
-from tune.records import read_confirmation, write_json
-from tune.report import write_report
-from tune.summary_data import TOP_ROWS, build_summary, question_status
+from tune.report.plots import QUESTION_PLOT, draw_plots
+from tune.report.records import read_confirmation
 
 
 def write_summary(folder: Path, top: int = TOP_ROWS) -> tuple[str, list[Path], str | None]:

@@ -9,8 +9,8 @@ import yaml
 from helpers import journal
 
 from tune.experiment import read_rows
+from tune.report.data import build_summary
 from tune.run import main
-from tune.summary_data import build_summary
 
 DIVERGING_STUDY = {
     "name": "diverging",

@@ -14,7 +14,9 @@ import pytest
 from helpers import copy_experiment, ctrl_c_when, wait_for
 
 from tune.experiment import read_rows
-from tune.folds import QUESTION_DIR, PlaceScores, read_runs
+from tune.question.places import PlaceScores
+from tune.question.plan import QUESTION_DIR
+from tune.question.runs import read_runs
 from tune.study import load_study
 
 pytestmark = pytest.mark.slow
@@ -26,7 +28,7 @@ def test_every_arm_of_every_fold_scores_every_place(question_experiment, questio
     assert len(runs) == len(question.arms()) * len(question.folds) * len(question.seeds) == 6
     places = {p for fold in question.folds for p in fold}
     for run in runs:
-        own = set(run.point["values"]["locations"])
+        own = set(run.point.values["locations"])
         assert own in [set(fold) for fold in question.folds]
         assert set(run.places) == places
         for place, score in run.places.items():
@@ -35,7 +37,7 @@ def test_every_arm_of_every_fold_scores_every_place(question_experiment, questio
         rows = read_rows(run.folder / "result.json")
         assert [r["training_iteration"] for r in rows] == [1, 2, 3]  # never stopped early
         events = next(run.folder.glob("*/events.out.tfevents.*"))  # HParams: never "sampled"
-        assert f"fold run, arm {run.point['arm']}".encode() in events.read_bytes()
+        assert f"fold run, arm {run.point.arm}".encode() in events.read_bytes()
 
 
 def test_the_summary_opens_with_the_answer_and_summary_json_recomputes(question_experiment):
@@ -171,7 +173,7 @@ def test_the_positive_control_is_named_by_the_model_it_trains(question_experimen
     import yaml
 
     from tune.experiment import Experiment
-    from tune.summary_data import question_status
+    from tune.report.data import question_status
 
     assert question_status(Experiment(question_experiment)).control_model == "the plain U-Net"
     experiment = copy_experiment(question_experiment, tmp_path)
@@ -230,8 +232,10 @@ def control_place_gaps(folds, tmp_path: Path) -> float:
     """The U-Net's mean place gap over all places with these folds, trained outside Ray."""
     from baseres.config import TrainConfig
     from baseres.trainer import Trainer
-    from tune.folds import FoldRun, place_records
-    from tune.question import arm_measure
+    from tune.question.answer import arm_measure
+    from tune.question.plan import FoldPoint
+    from tune.question.result import place_records
+    from tune.question.runs import FoldRun
 
     places = [p for fold in folds for p in fold]
     runs = []
@@ -241,8 +245,8 @@ def control_place_gaps(folds, tmp_path: Path) -> float:
         cfg = TrainConfig(model="unet", image_size=32, base_channels=8, epochs=6, batch_size=16,
                           locations=list(fold), seed=1, num_threads=1, progress=False)
         Trainer(cfg, hooks=[PlaceScores(out, places)]).fit(progress=False)
-        point = {"arm": "control", "fold": number, "folds": len(folds), "seed": 1,
-                 "places": places, "values": {"locations": list(fold)}}
+        point = FoldPoint("control", number, len(folds), 1, places,
+                          f"arm-control_fold-{number}_seed-1", {"locations": list(fold)})
         runs.append(FoldRun(point, out, json.loads((out / "places.json").read_text())
                             ["places"]))
     return arm_measure(place_records(runs), "control").mean
@@ -268,8 +272,8 @@ def test_the_question_figure_is_written_shown_and_draws_summary_json(question_ex
     per_place gaps, and the intervals of summary.json (the primary contrast's ci95_m)."""
     from helpers import drawn_columns, expected_columns
 
-    from tune.plots import QUESTION_PLOT, question_figure
-    from tune.summary_data import build_summary
+    from tune.report.data import build_summary
+    from tune.report.plots import QUESTION_PLOT, question_figure
 
     assert (question_experiment / QUESTION_PLOT).stat().st_size > 0
     assert 'alt="the question: place gaps per arm and place"' in (

@@ -207,10 +207,10 @@ def test_a_study_edited_during_the_question_is_refused_on_resume(question_study,
     def stopped_in_the_question(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tune.run.question_folds", lambda spec: spec.question.folds)
+    monkeypatch.setattr("tune.run.question_plan", lambda spec: spec.question.folds)
     monkeypatch.setattr("tune.run.prepare_data", lambda spec, folds=(): None)
     monkeypatch.setattr("tune.run.start_ray", lambda *args: None)
-    monkeypatch.setattr("tune.run.answer_question", stopped_in_the_question)
+    monkeypatch.setattr("tune.question.runs.answer_question", stopped_in_the_question)
     experiment = tmp_path / "q"
     assert main(["--space", str(question_study), "--storage", str(tmp_path), "--name",
                  "q"]) == 130

@@ -13,12 +13,12 @@ import sys
 import pytest
 from helpers import copy_experiment, ctrl_c_when
 
-from tune.confirm import CONFIRM_DIR, comparison
+from tune.confirm import comparison
 from tune.confirm import main as confirm_main
 from tune.experiment import STUDY_FILE, read_rows
-from tune.folds import QUESTION_DIR, SEED_LIMIT, fold_points, fresh_seeds
-from tune.intervals import Interval
-from tune.question import Comparison
+from tune.question.answer import Comparison
+from tune.question.intervals import Interval
+from tune.question.plan import CONFIRM_DIR, QUESTION_DIR, SEED_LIMIT, fold_points, fresh_seeds
 from tune.study import RUN_KEY, load_study
 
 pytestmark = pytest.mark.slow
@@ -87,16 +87,17 @@ def test_an_interrupted_confirmation_ends_ray_before_its_last_line(question_stud
     spec = load_study(question_study)
     (tmp_path / STUDY_FILE).write_text(spec.to_yaml())
     point = fold_points(spec.question, spec.question.folds, spec.question.seeds)[0]
-    (tmp_path / QUESTION_DIR / "trial_a").mkdir(parents=True)
-    (tmp_path / QUESTION_DIR / "trial_a" / "params.json").write_text(json.dumps({RUN_KEY: point}))
+    trial = tmp_path / QUESTION_DIR / "trial_a"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({RUN_KEY: point.config()}))
     printed_before_ray_ended = []
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tune.confirm.start_ray", lambda *args: None)
+    monkeypatch.setattr("tune.question.confirmation.start_ray", lambda *args: None)
     monkeypatch.setattr("tune.cluster._own_ray", True, raising=False)  # as if it started Ray
-    monkeypatch.setattr("tune.confirm.run_folds", interrupted)
+    monkeypatch.setattr("tune.question.confirmation.run_folds", interrupted)
     monkeypatch.setattr("ray.shutdown",
                         lambda: printed_before_ray_ended.append(capsys.readouterr().err))
     assert confirm_main([str(tmp_path), "--seeds", "1"]) == 130
@@ -153,13 +154,14 @@ def test_a_confirmation_plans_from_the_questions_own_folds_not_the_runs_that_sta
     import yaml
 
     import tune.confirm
-    from tune.folds import read_runs
+    import tune.question.confirmation
+    from tune.question.runs import read_runs
 
     study = yaml.safe_load((experiment / STUDY_FILE).read_text())
     study["question"]["folds"] = 2
     (experiment / STUDY_FILE).write_text(yaml.safe_dump(study))
     for run in read_runs(experiment / QUESTION_DIR):
-        if run.point["fold"] != 0:
+        if run.point.fold != 0:
             shutil.rmtree(run.folder)
     planned = {}
 
@@ -167,8 +169,8 @@ def test_a_confirmation_plans_from_the_questions_own_folds_not_the_runs_that_sta
         planned["points"] = points
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tune.confirm, "start_ray", lambda *args: None)
-    monkeypatch.setattr(tune.confirm, "run_folds", instead_of_ray)
+    monkeypatch.setattr(tune.question.confirmation, "start_ray", lambda *args: None)
+    monkeypatch.setattr(tune.question.confirmation, "run_folds", instead_of_ray)
     with pytest.raises(KeyboardInterrupt):
         tune.confirm.confirm(experiment, 1)
     assert {p["fold"] for p in planned["points"]} == {0, 1}

@@ -1,17 +1,19 @@
-"""tune.folds: the question's fold runs (each arm x fold x seed), read back into per-place
+"""tune.question: the question's fold runs (each arm x fold x seed), read back into per-place
 records, seen by their own fold and unseen by the others."""
 
 from pathlib import Path
 
 import pytest
 
-from tune.folds import FoldRun, fold_points, place_records
+from tune.question.plan import FoldPoint, fold_points
+from tune.question.result import place_records
+from tune.question.runs import FoldRun
 
 
 def run(arm, fold, seed, seen, scores, folds=2):
     """A finished fold run: `scores` maps place -> val RMSE; `seen` its own fold's places."""
-    point = {"arm": arm, "fold": fold, "folds": folds, "seed": seed, "places": list(scores),
-             "values": {"locations": list(seen)}}
+    point = FoldPoint(arm, fold, folds, seed, list(scores), f"arm-{arm}_fold-{fold}_seed-{seed}",
+                      {"locations": list(seen)})
     places = {p: {"seen": p in seen, "val_rmse": v, **({"train_rmse": v - 0.1}
                                                        if p in seen else {})}
               for p, v in scores.items()}
@@ -40,15 +42,14 @@ def test_fold_points_cover_every_arm_fold_and_seed():
     question = spec.question
     points = fold_points(question, question.folds, question.seeds)
     assert len(points) == len(question.arms()) * 3 * len(question.seeds)
-    wide = [p for p in points if p["arm"] == 1]
-    narrow = [p for p in points if p["arm"] == 4]
+    wide = [p for p in points if p.arm == 1]
+    narrow = [p for p in points if p.arm == 4]
     # the two arms differ in the question's parameter only
     for a, b in zip(wide, narrow):
-        apart = {k for k in {**a["values"], **b["values"]} if a["values"].get(k) !=
-                 b["values"].get(k)}
+        apart = {k for k in {**a.values, **b.values} if a.values.get(k) != b.values.get(k)}
         assert apart == {"base_channel_divisor"}
     places = {p for fold in question.folds for p in fold}
-    assert len(places) == 12 and all(set(p["places"]) == places for p in points)
+    assert len(places) == 12 and all(set(p.places) == places for p in points)
     # the search's test places are in no fold: no question run trains on a test row
     assert not places & set(spec.fixed["test_locations"])
 
@@ -61,7 +62,7 @@ def test_more_folds_than_places_are_refused_naming_question_folds(tmp_path, loca
     from dataclasses import replace
 
     from tune.errors import UsageError
-    from tune.folds import resolve_folds
+    from tune.question.plan import resolve_folds
     from tune.study import load_study
 
     for place in "ABCDE":  # a V2 root of 5 places
@@ -83,14 +84,15 @@ def write_run(folder: Path, name: str, fold_run: FoldRun, places_text: str | Non
 
     trial = folder / name
     trial.mkdir(parents=True)
-    (trial / "params.json").write_text(json.dumps({RUN_KEY: fold_run.point}))
+    (trial / "params.json").write_text(json.dumps({RUN_KEY: fold_run.point.config()}))
     (trial / "places.json").write_text(
         places_text if places_text is not None
         else json.dumps({"epoch": 3, "places": fold_run.places}))
 
 
 def test_without_the_positive_controls_runs_the_question_is_not_answered(tmp_path):
-    from tune.folds import QUESTION_DIR, question_result
+    from tune.question.plan import QUESTION_DIR
+    from tune.question.result import question_result
     from tune.study import load_study
 
     spec = load_study("generalization.yaml")  # its question has a control
@@ -118,3 +120,25 @@ def test_a_nan_score_drops_its_place_instead_of_making_every_interval_nan():
     runs = [run(1, 0, 1, ["A"], {"A": 1.0, "B": float("nan")}),
             run(1, 1, 1, ["B"], {"A": 1.4, "B": 2.0})]
     assert [r.place for r in place_records(runs)] == ["A"]
+
+
+def test_a_fold_point_keeps_the_params_json_layout_an_older_run_wrote(tmp_path):
+    """Ray keeps a run's point in params.json and a resume reads it back: the typed point
+    writes the layout runs have always had, and reads one written before it existed."""
+    import json
+
+    from tune.question.plan import QUESTION_DIR
+    from tune.question.runs import read_runs
+    from tune.study import RUN_KEY
+
+    older = {"arm": 1, "fold": 0, "folds": 2, "seed": 3, "places": ["A", "B"],
+             "label": "arm-1_fold-0_seed-3", "values": {"locations": ["A"], "seed": 3}}
+    trial = tmp_path / QUESTION_DIR / "trial_a"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({RUN_KEY: older}))
+    [found] = read_runs(tmp_path / QUESTION_DIR)
+    assert found.point == FoldPoint(1, 0, 2, 3, ["A", "B"], "arm-1_fold-0_seed-3",
+                                    {"locations": ["A"], "seed": 3})
+    assert json.dumps(found.point.config()) == json.dumps(older)  # same keys, same order
+    made = fold_points(None, (("A",), ("B",)), [3], {1: {}})[0]
+    assert json.dumps(made.config()) == json.dumps(older)

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from tune.intervals import (
+from tune.question.answer import CONTRADICTED, SUPPORTED, PlaceRecord, answer
+from tune.question.intervals import (
     ALPHA,
     CROSSED,
     SEEDS_ONLY,
@@ -18,7 +19,6 @@ from tune.intervals import (
     seeds_needed,
     t_interval,
 )
-from tune.question import CONTRADICTED, SUPPORTED, PlaceRecord, answer
 
 
 def cells(rows: list[list[float]], places: str = "ABC") -> dict[tuple[str, int], float]:

@@ -3,7 +3,7 @@
 import pytest
 from helpers import fake_trial
 
-from tune.plots import budget_curve_data
+from tune.report.plots import budget_curve_data
 
 
 def rows(values: list[float], start: int) -> list[dict]:
@@ -37,8 +37,8 @@ def test_the_question_figure_draws_each_place_per_arm_and_the_answers_intervals(
 
     from helpers import drawn_columns, expected_columns, gap_records
 
-    from tune.plots import question_figure, question_plot_data
-    from tune.question import CONTROL, answer, answer_json
+    from tune.question.answer import CONTROL, answer, answer_json
+    from tune.report.plots import question_figure, question_plot_data
 
     records = (gap_records(1, {1: [0.3, 0.2, 0.25, 0.4], 2: [0.35, 0.1, 0.3, 0.45]})
                + gap_records(4, {1: [0.1, 0.05, 0.2, 0.1], 2: [0.2, 0.1, 0.1, 0.2]})

@@ -8,8 +8,7 @@ import math
 import pytest
 from helpers import gap_records
 
-from tune.intervals import CROSSED, PLACES_ONLY
-from tune.question import (
+from tune.question.answer import (
     CONTRADICTED,
     INCONCLUSIVE,
     SUPPORTED,
@@ -19,6 +18,7 @@ from tune.question import (
     answer_lines,
     contrast,
 )
+from tune.question.intervals import CROSSED, PLACES_ONLY
 
 T975_DF3 = 3.182446  # Student t quantiles, from a printed table
 T80_DF3 = 0.978472

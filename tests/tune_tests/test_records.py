@@ -1,9 +1,10 @@
-"""tune.records: each record written through write_json reads back equal through its one
+"""tune.report.records: each record written through write_json reads back equal through its one
 reader, in the layout the files have always had (a column of scores is a key of its trial)."""
 
 import json
 
-from tune.records import (
+from tune.json_files import write_json
+from tune.report.records import (
     CONFIRM_VERSION,
     Confirmation,
     EvaluatedTrial,
@@ -13,7 +14,6 @@ from tune.records import (
     evaluation_file,
     read_confirmation,
     read_evaluation,
-    write_json,
 )
 
 SCORES = {"rmse": 1.5, "delta1": 0.4, "samples": 12, "mean_map_rmse": 2.0, "rmse_ratio": 0.75}

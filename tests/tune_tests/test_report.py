@@ -8,10 +8,10 @@ from pathlib import Path
 import markdown
 import pytest
 
-from tune.markdown import md_text, render_markdown
-from tune.quality import SamplerFacts
-from tune.report import render
-from tune.summary_data import BudgetFacts, Problems, QuestionStatus, Summary, TableRow
+from tune.report.data import BudgetFacts, Problems, QuestionStatus, Summary, TableRow
+from tune.report.html import render
+from tune.report.markdown import md_text, render_markdown
+from tune.report.quality import SamplerFacts
 
 CLAIM = ("<script>alert('claim')</script> <img src=x onerror=alert(1)> "
          "[a link](javascript:alert(2)) ![i](x.png) <http://example.com> *em* _em_ `code` "
@@ -43,7 +43,7 @@ def summary(claim: str) -> Summary:
         baselines={}, best_searched=None, boundary_flags=[],
         problems=Problems(1, 0, {BASELINE: "error: <b>boom</b>"}), importance="none",
         sampler=SamplerFacts("random", 0, None, None, None, 0), scientific=None,
-        seed_baselines_apart=[], isolation=[], pareto=[], plots=None)
+        claim_baselines_apart=[], isolation=[], pareto=[], plots=None)
 
 
 def test_study_strings_make_no_markup_in_summary_md():
@@ -88,7 +88,7 @@ def test_optuna_figures_draw_full_budget_values_and_no_importance_the_summary_re
     import optuna
 
     from tune.experiment import STUDY_FILE, Experiment, journal_storage
-    from tune.report import optuna_figures
+    from tune.report.html import optuna_figures
 
     (tmp_path / STUDY_FILE).write_text(smoke_spec.to_yaml())
     study = optuna.create_study(study_name=smoke_spec.name, storage=journal_storage(tmp_path))
@@ -116,8 +116,8 @@ def wide_page(tmp_path, spec) -> str:
     import optuna
 
     from tune.experiment import STUDY_FILE, Experiment, journal_storage
-    from tune.plots import BudgetCurve
-    from tune.report import budget_figure, optuna_figures
+    from tune.report.html import budget_figure, optuna_figures
+    from tune.report.plots import BudgetCurve
 
     (tmp_path / STUDY_FILE).write_text(spec.to_yaml())
     study = optuna.create_study(study_name=spec.name, storage=journal_storage(tmp_path))
@@ -168,7 +168,7 @@ class Boxes(HTMLParser):
 
 
 def test_every_table_scrolls_inside_the_page_and_no_figure_is_wider(tmp_path, smoke_spec):
-    from tune.report import PAGE_WIDTH, WIDE
+    from tune.report.html import PAGE_WIDTH, WIDE
 
     page = wide_page(tmp_path, smoke_spec)
     tables = Boxes(page).tables
@@ -199,7 +199,7 @@ def test_the_page_is_no_wider_than_a_1280_px_window_in_chromium(tmp_path, smoke_
     import re
     import subprocess
 
-    from tune.report import PAGE_WIDTH
+    from tune.report.html import PAGE_WIDTH
 
     page = tmp_path / "report.html"
     page.write_text(wide_page(tmp_path, smoke_spec).replace("</body>", MEASURE + "</body>"))
@@ -232,7 +232,7 @@ def test_a_panel_names_its_epoch_and_whether_it_is_the_trials_last(tmp_path, pan
 
     from baseres.hooks import PANEL_TAG
     from tune.experiment import TrialEnd
-    from tune.report import last_panel
+    from tune.report.html import last_panel
 
     trial = fake_trial("t", [{"training_iteration": e, "val_rmse": 1.0} for e in (1, 2, 3)])
     trial.folder, trial.end, trial.end_text = tmp_path, TrialEnd[stop], reason

@@ -5,11 +5,11 @@ from types import SimpleNamespace
 import pytest
 from helpers import copy_experiment, fake_trial
 
-from tune.plots import curve_data, param_plot_data
-from tune.quality import boundary_flags
+from tune.report.data import build_summary
+from tune.report.plots import curve_data, param_plot_data
+from tune.report.quality import boundary_flags
 from tune.study import load_study
 from tune.summary import main
-from tune.summary_data import build_summary
 
 
 @pytest.mark.parametrize("params, flagged", [
@@ -133,7 +133,7 @@ def test_build_summary_on_a_running_search_tolerates_partial_rows(smoke_experime
 
 def test_plots_label_log_axes_integer_epochs_and_keep_the_legend_off_the_curves(
         tmp_path, monkeypatch, smoke_spec):
-    from tune import plots
+    from tune.report import plots
 
     figures = {}
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig))
@@ -231,7 +231,7 @@ def test_importance_counts_searched_trials_and_says_when_it_cannot_tell(monkeypa
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from tune.quality import param_importance
+    from tune.report.quality import param_importance
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()

@@ -5,9 +5,11 @@ else imports from ``tune.study`` only."""
 from tune.study.load import SEARCH_SPACES, load_study, resolve_study_path
 from tune.study.spec import (
     BASELINE_KEY,
+    CLAIM_BASELINES,
     LOCATION_FIELDS,
     RUN_KEY,
     TPE_KEYS,
+    Arm,
     AshaSpec,
     Band,
     Budget,
@@ -18,9 +20,11 @@ from tune.study.spec import (
     StudyError,
     StudySpec,
     Targets,
+    arm_key,
     check_experiment_name,
 )
 
-__all__ = ["BASELINE_KEY", "LOCATION_FIELDS", "RUN_KEY", "SEARCH_SPACES", "TPE_KEYS", "AshaSpec",
-           "Band", "Budget", "QuestionSpec", "RecheckSpec", "Relative", "SamplerSpec", "StudyError",
-           "StudySpec", "Targets", "check_experiment_name", "load_study", "resolve_study_path"]
+__all__ = ["BASELINE_KEY", "CLAIM_BASELINES", "LOCATION_FIELDS", "RUN_KEY", "SEARCH_SPACES",
+           "TPE_KEYS", "Arm", "AshaSpec", "Band", "Budget", "QuestionSpec", "RecheckSpec",
+           "Relative", "SamplerSpec", "StudyError", "StudySpec", "Targets", "arm_key",
+           "check_experiment_name", "load_study", "resolve_study_path"]

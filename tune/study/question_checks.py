@@ -30,9 +30,9 @@ SET_BY_DESIGN = {"locations": "each fold sets the training places",
                  "epochs": "every run trains for train.epochs, the full budget"}
 
 
-def default_claim(parameter: str, wide: Any, narrow: Any) -> str:
-    return (f"The claim: with every other knob equal, a model with {parameter} {wide} "
-            f"memorises the places it trained on more than one with {parameter} {narrow}, so "
+def default_claim(parameter: str, first: Any, second: Any) -> str:
+    return (f"The claim: with every other knob equal, a model with {parameter} {first} "
+            f"memorises the places it trained on more than one with {parameter} {second}, so "
             f"its place gap (unseen - seen RMSE on the same held-out poses) is larger.")
 
 

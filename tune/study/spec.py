@@ -84,6 +84,8 @@ class RecheckSpec(NamedTuple):
 
 BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
 RUN_KEY = "run"  # trial config key holding a question or confirmation run's point
+# the baselines the study files name the claimed fix's before- and after-model by
+CLAIM_BASELINES = ("seed_before", "seed_after")
 
 
 class StudyError(UserError):
@@ -130,7 +132,7 @@ def short_repr(value: Any, limit: int = 60) -> str:
 
 class Relative(NamedTuple):
     """A target bound relative to a baseline of the same study: `times` x that baseline's
-    value of the same metric (the seed states its RMSE targets against its before-model)."""
+    value of the same metric (the claim states its RMSE targets against its before-model)."""
 
     times: float
     of: str  # a baseline's name
@@ -209,16 +211,22 @@ class AshaSpec(NamedTuple):
 QUESTION_KEYS = ("claim", "parameter", "values", "held", "control", "extra_arms", "folds",
                  "seeds", "half_width")
 LOCATION_FIELDS = ("locations", "val_locations", "test_locations")  # set per fold instead
+Arm = bool | int | float | str | None  # a value of the parameter, an extra arm's name, "control"
+
+
+def arm_key(arm: Arm) -> str:
+    """An arm as text: a JSON key (summary.json, plan.json) and a figure's column."""
+    return str(arm)
 
 
 @dataclass(frozen=True)
 class QuestionSpec:
-    """The study's question, posed with room folds (tune.question, tune.folds): two values of
+    """The study's question, posed with room folds (tune.question): two values of
     one parameter with every other knob held equal, a positive control, and the seeds."""
 
     claim: str  # the claim in words, as summary.md opens with it
     parameter: str
-    values: tuple[Any, Any]  # the seed predicts a larger place gap for values[0]
+    values: tuple[Arm, Arm]  # the claim predicts a larger place gap for values[0]
     held: dict[str, Any]  # TrainConfig values both arms share, beyond the study's train:
     control: dict[str, Any] | None  # the positive control's TrainConfig values (a U-Net)
     extra_arms: dict[str, dict[str, Any]]  # name -> changes to the values[0] arm
@@ -226,15 +234,15 @@ class QuestionSpec:
     seeds: tuple[int, ...]
     half_width: float = 0.02  # metres: the planner's target half-width of the contrast
 
-    def arms(self) -> dict[Any, dict[str, Any]]:
+    def arms(self) -> dict[Arm, dict[str, Any]]:
         """Arm -> its TrainConfig values (on top of the study's fixed ones): the two values,
         the extra arms, the control."""
-        wide, narrow = self.values
-        arms: dict[Any, dict[str, Any]] = {
-            wide: {**self.held, self.parameter: wide},
-            narrow: {**self.held, self.parameter: narrow}}
+        first, second = self.values
+        arms: dict[Arm, dict[str, Any]] = {
+            first: {**self.held, self.parameter: first},
+            second: {**self.held, self.parameter: second}}
         for name, changes in self.extra_arms.items():
-            arms[name] = {**arms[wide], **changes}
+            arms[name] = {**arms[first], **changes}
         if self.control is not None:
             arms["control"] = dict(self.control)
         return arms

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from baseres.atomic import write_text_atomic
 from baseres.hooks import PANEL_TAG
 from tune.experiment import Experiment, TrialEnd, TrialRecord
-from tune.plots import BudgetCurve
+from tune.report.plots import BudgetCurve
 
 REPORT_FILE = "report.html"
 PANEL_TRIALS = 2  # best searched trials whose panel is shown besides every baseline's
@@ -164,7 +164,7 @@ URL_PATTERNS = ("html", "link", "image_link", "reference", "image_reference", "s
 
 
 def markdown_as_html(text: str) -> str:
-    """summary.md as HTML that holds no markup of its text's own: tune.markdown writes study
+    """summary.md as HTML that holds no markup of its text's own: tune.report.markdown writes study
     strings as character references, and here any raw HTML (a `<script>`, an
     `<img onerror=...>`) is shown escaped, and no link or image is made."""
     import markdown

@@ -9,7 +9,7 @@ folds, which never saw the place (unseen). Per place and seed:
 - pose gap = the seen model's RMSE on the place's held-out poses - on its training poses.
 
 Every place of a seed shares that seed's models, so the values are crossed places x seeds
-data: intervals come from tune.intervals (variance components of place, seed and residual),
+data: intervals come from tune.question.intervals (variance components of place, seed and residual),
 never from a t over places with the seeds averaged first. A contrast pairs two arms per place
 and seed. The primary contrast, the positive control and each secondary comparison are one
 Holm family; a verdict needs MIN_SEEDS seeds. Every finished seed is pooled, the question's
@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from tune.intervals import (
+from tune.question.intervals import (
     ALPHA,
     MIN_SEEDS,
     Interval,
@@ -31,6 +31,7 @@ from tune.intervals import (
     holm,
     seeds_needed,
 )
+from tune.study import Arm, arm_key
 
 CONTROL = "control"
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
@@ -40,7 +41,7 @@ class PlaceRecord(NamedTuple):
     """One place, scored by one arm's models of one seed (summary.json's ``per_place``)."""
 
     place: str
-    arm: Any  # the scientific parameter's value, CONTROL, or an extra arm's name
+    arm: Arm  # the scientific parameter's value, CONTROL, or an extra arm's name
     seed: int
     fold: int  # the fold whose model trained on the place's other poses
     seen_rmse: float  # held-out poses, by the model that trained on the place's other poses
@@ -56,25 +57,25 @@ class PlaceRecord(NamedTuple):
         return self.seen_rmse - self.train_rmse
 
 
-def _cells(records: Sequence[PlaceRecord], arm: Any, value: str
+def _cells(records: Sequence[PlaceRecord], arm: Arm, value: str
            ) -> dict[tuple[str, int], float]:
     """(place, seed) -> one arm's `value` (place_gap, pose_gap, seen_rmse, ...)."""
     return {(r.place, r.seed): getattr(r, value) for r in records if r.arm == arm}
 
 
-def place_gaps(records: Sequence[PlaceRecord], arm: Any) -> dict[tuple[str, int], float]:
+def place_gaps(records: Sequence[PlaceRecord], arm: Arm) -> dict[tuple[str, int], float]:
     """(place, seed) -> one arm's place gap."""
     return _cells(records, arm, "place_gap")
 
 
-def paired_gaps(records: Sequence[PlaceRecord], a: Any, b: Any
+def paired_gaps(records: Sequence[PlaceRecord], a: Arm, b: Arm
                 ) -> dict[tuple[str, int], float]:
     """(place, seed) -> a's place gap - b's, over the pairs both arms have."""
     gaps_a, gaps_b = place_gaps(records, a), place_gaps(records, b)
     return {k: gaps_a[k] - gaps_b[k] for k in gaps_a if k in gaps_b}
 
 
-def arm_measure(records: Sequence[PlaceRecord], arm: Any, value: str = "place_gap"
+def arm_measure(records: Sequence[PlaceRecord], arm: Arm, value: str = "place_gap"
                 ) -> Interval:
     """One arm's `value` over places and seeds."""
     return crossed_interval(_cells(records, arm, value))
@@ -83,8 +84,8 @@ def arm_measure(records: Sequence[PlaceRecord], arm: Any, value: str = "place_ga
 class Contrast(NamedTuple):
     """a's place gap - b's, per place and seed, over the (place, seed) pairs both have."""
 
-    a: Any
-    b: Any
+    a: Arm
+    b: Arm
     effect: Interval
     detectable: float
 
@@ -93,7 +94,7 @@ class Contrast(NamedTuple):
         return self.effect.places
 
 
-def contrast(records: Sequence[PlaceRecord], a: Any, b: Any) -> Contrast:
+def contrast(records: Sequence[PlaceRecord], a: Arm, b: Arm) -> Contrast:
     effect = crossed_interval(paired_gaps(records, a, b))
     return Contrast(a, b, effect, detectable_effect(effect))
 
@@ -112,7 +113,7 @@ class Comparison(NamedTuple):
 
 
 def decide(primary: Comparison, control: Comparison | None, seeds: int) -> tuple[str, str]:
-    """The verdict on the seed's direction (effect > 0) and why.
+    """The verdict on the claim's direction (effect > 0) and why.
 
     Fewer than MIN_SEEDS seeds decide nothing. A positive control that does not find a place
     gap above 0 (after Holm) means the design could not see memorisation: inconclusive. Then
@@ -138,7 +139,7 @@ def decide(primary: Comparison, control: Comparison | None, seeds: int) -> tuple
 
 
 class ArmRow(NamedTuple):
-    arm: Any
+    arm: Arm
     place_gap: Interval
     pose_gap: Interval
     seen_rmse: float  # means over places and seeds
@@ -150,7 +151,7 @@ class Answer(NamedTuple):
     """Everything summary.md and summary.json say about the question."""
 
     parameter: str
-    values: tuple[Any, Any]  # the seed predicts a larger place gap for values[0]
+    values: tuple[Arm, Arm]  # the claim predicts a larger place gap for values[0]
     primary: Comparison
     verdict: str
     reason: str
@@ -166,12 +167,12 @@ class Answer(NamedTuple):
     records: list[PlaceRecord]
 
 
-def _models(records: Sequence[PlaceRecord], arms: set[Any], seeds: int) -> int:
+def _models(records: Sequence[PlaceRecord], arms: set[Arm], seeds: int) -> int:
     folds = len({r.fold for r in records if r.arm in arms})
     return len(arms) * folds * seeds
 
 
-def answer(records: Sequence[PlaceRecord], parameter: str, values: Sequence[Any],
+def answer(records: Sequence[PlaceRecord], parameter: str, values: Sequence[Arm],
            extra_arms: Sequence[str], budget_epochs: int, half_width: float) -> Answer:
     """The question's answer from per-place records of every arm and seed."""
     first, second = values
@@ -249,8 +250,8 @@ def answer_json(result: Answer, plan: Plan | None = None) -> dict[str, Any]:
         "half_width_target_m": result.half_width_target, "seeds_needed": result.seeds_needed,
         "plan": plan._asdict() if plan else None,
         "positive_control": _test_json(result.control) if result.control else None,
-        "pose_gap_m": {str(row.arm): row.pose_gap.mean for row in result.arms},
-        "arms": {str(row.arm): {"place_gap": _arm_json(row.place_gap),
+        "pose_gap_m": {arm_key(row.arm): row.pose_gap.mean for row in result.arms},
+        "arms": {arm_key(row.arm): {"place_gap": _arm_json(row.place_gap),
                                 "pose_gap": _arm_json(row.pose_gap), "seeds": row.seeds,
                                 "seen_rmse": row.seen_rmse, "unseen_rmse": row.unseen_rmse}
                  for row in result.arms},
@@ -261,7 +262,7 @@ def answer_json(result: Answer, plan: Plan | None = None) -> dict[str, Any]:
     }
 
 
-def arm_name(arm: Any, parameter: str, control_model: str = "the plain U-Net") -> str:
+def arm_name(arm: Arm, parameter: str, control_model: str = "the plain U-Net") -> str:
     if arm == CONTROL:
         return f"positive control ({control_model})"
     return f"{parameter} {arm}" if not isinstance(arm, str) else arm

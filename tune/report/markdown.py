@@ -1,6 +1,6 @@
 """The words of the reports, in markdown: summary.md from the typed Summary, the table of
 tune.evaluate's scores, and the confirmation's lines. Rendering only: every figure comes from
-tune.summary_data and tune.records."""
+tune.report.data and tune.report.records."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from typing import Any
 from baseres.cli import command_line
 from tune.compare import TargetCheck, band_text
 from tune.numbers import finite
-from tune.quality import BOUNDARY_SHARE, SamplerFacts
-from tune.question import answer_lines
+from tune.question.answer import answer_lines
 from tune.recheck import better_than_baseline
-from tune.records import Confirmation, Evaluation, read_evaluation
-from tune.summary_data import BudgetFacts, QuestionStatus, Summary
+from tune.report.data import BudgetFacts, QuestionStatus, Summary
+from tune.report.quality import BOUNDARY_SHARE, SamplerFacts
+from tune.report.records import Confirmation, Evaluation, read_evaluation
+from tune.study import CLAIM_BASELINES
 
 EVALUATION_TITLES = {"seen": "training places' test poses",
                      "unseen": "held-out places (other rooms)"}
@@ -227,9 +228,10 @@ def render_markdown(summary: Summary) -> str:
         if out[-1] and not (bullet and out[-1].lstrip().startswith("- ")):
             out.append("")
         out.append(line)
-    apart = summary.seed_baselines_apart
+    apart = summary.claim_baselines_apart
     if apart:
-        out += ["", f"seed_before and seed_after differ in {len(apart)} knobs "
+        before, after = CLAIM_BASELINES
+        out += ["", f"{before} and {after} differ in {len(apart)} knobs "
                     f"({', '.join(apart)}): rows of the search, not a controlled contrast."]
     out += ["", f"Learned-nothing reference: the mean training depth map scores val RMSE "
                 f"{_fmt(summary.mean_map_rmse)} m. Full budget: {summary.max_t} epochs.", ""]

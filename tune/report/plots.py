@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 from tune.compare import IsolationRow, ParetoPoint
 from tune.experiment import TrialEnd, TrialRecord, diverged
-from tune.intervals import Interval
-from tune.question import Answer, arm_name, paired_gaps, place_gaps
-from tune.study import StudySpec
+from tune.question.answer import Answer, arm_name, paired_gaps, place_gaps
+from tune.question.intervals import Interval
+from tune.study import StudySpec, arm_key
 
 QUESTION_PLOT = "plot_question.png"
 
@@ -133,7 +133,7 @@ def question_plot_data(answer: Answer | None, control_model: str) -> QuestionPlo
     if answer is None:
         return None
     first, second = answer.values
-    arms = [GapColumn(arm_name(row.arm, answer.parameter, control_model), str(row.arm),
+    arms = [GapColumn(arm_name(row.arm, answer.parameter, control_model), arm_key(row.arm),
                       place_gaps(answer.records, row.arm), row.place_gap)
             for row in answer.arms]
     contrast = GapColumn(f"{answer.parameter} {first} - {second}", "contrast",

@@ -1,7 +1,7 @@
 """The summary as one typed object: what the question answered, what the search found, judged
 against the study's targets and compared at equal budgets, and the checks of the search itself.
-summary.md (tune.markdown), report.html (tune.report) and summary.json (``jsonable``) are
-all read from it; the plots' data rides along, out of summary.json."""
+summary.md (markdown), report.html (html) and summary.json (``jsonable``) are all read
+from it; the plots' data rides along, out of summary.json."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from tune.compare import (
 )
 from tune.errors import UsageError
 from tune.experiment import LOST, Experiment, TrialEnd, TrialRecord, keys_apart
-from tune.folds import question_result
 from tune.numbers import finite
-from tune.plots import (
+from tune.question.answer import Answer, Plan, answer_json
+from tune.question.result import question_result
+from tune.recheck import Recheck, recheck_result, searched_at_full_budget
+from tune.report.plots import (
     PlotData,
     budget_curve_data,
     curve_data,
@@ -33,20 +35,19 @@ from tune.plots import (
     question_plot_data,
     reference_lines,
 )
-from tune.quality import (
+from tune.report.quality import (
     BoundaryFlag,
     SamplerFacts,
     boundary_flags,
     param_importance,
     sampler_facts,
 )
-from tune.question import Answer, Plan, answer_json
-from tune.recheck import Recheck, recheck_result, searched_at_full_budget
-from tune.records import Confirmation, read_confirmation
+from tune.report.records import Confirmation, read_confirmation
+from tune.study import CLAIM_BASELINES
 
 TOP_ROWS = 10  # trials in the summary's table, unless --top says otherwise
 CURVES = 5  # best trials drawn on the curves plot, besides every baseline
-# Per trial, at its best epoch: the error, the train/val gap, the seed's sparse figure (its
+# Per trial, at its best epoch: the error, the train/val gap, the claim's sparse figure (its
 # training loss term) beside the validation one and the scale-free ratio, the base alone.
 REPORTED = ("val_rmse", "val_delta1", "train_rmse", "train_sparse", "sparse", "sparse_ratio",
             "base_rmse")
@@ -132,13 +133,15 @@ class Summary(NamedTuple):
     importance: dict[str, float] | str  # a reason where it cannot be computed
     sampler: SamplerFacts
     scientific: str | None
-    seed_baselines_apart: list[str]  # the knobs seed_before and seed_after differ in
+    claim_baselines_apart: list[str]  # the knobs the claim's before- and after-model differ in
     isolation: list[IsolationRow]
     pareto: list[ParetoPoint]
     plots: PlotData
 
     def json_form(self) -> dict[str, Any]:
-        out = self._asdict()
+        """summary.json's layout: its key for the claim's baselines is named as the study's."""
+        out = {("seed_baselines_apart" if key == "claim_baselines_apart" else key): value
+               for key, value in self._asdict().items()}
         del out["plots"]
         return out
 
@@ -254,9 +257,8 @@ def build_summary(experiment: Experiment | Path, trials: list[TrialRecord] | Non
         importance=param_importance(experiment),
         sampler=sampler_facts(experiment),
         scientific=spec.scientific,
-        seed_baselines_apart=keys_apart(spec.baselines["seed_before"],
-                                        spec.baselines["seed_after"])
-        if {"seed_before", "seed_after"} <= set(spec.baselines) else [],
+        claim_baselines_apart=keys_apart(*(spec.baselines[name] for name in CLAIM_BASELINES))
+        if set(CLAIM_BASELINES) <= set(spec.baselines) else [],
         isolation=isolation,
         pareto=front,
         plots=PlotData(param_plot_data(trials, spec), isolation,
