@@ -2,7 +2,7 @@
 
 Size knobs left at ``None`` resolve to the data set's preset when the config is built, so
 ``TrainConfig()`` trains a CPU-sized model on the embedded synthetic set while
-``TrainConfig(dataset="batvisionv2")`` is the seed's full-size model. The resolved values are
+``TrainConfig(dataset="batvisionv2")`` is the seed code's full-size model. The resolved values are
 what gets saved, so a saved config always reproduces the run exactly.
 """
 
@@ -25,7 +25,7 @@ from baseres.errors import UserError
 
 DATASETS = ("synthetic", "batvisionv2", "batvisionv1")
 # Per-data-set defaults for the knobs left at None: (base_channels, image_size, max_depth).
-# BatVision values are the seed's; the synthetic preset is sized for 2 CPU cores, and its
+# BatVision values are the seed code's; the synthetic preset is sized for 2 CPU cores, and its
 # max_depth is the synthetic depth camera's range.
 DATASET_PRESETS = {
     "synthetic": {"base_channels": 16, "image_size": 64, "max_depth": 12.0},
@@ -204,7 +204,7 @@ class TrainConfig:
                 if getattr(self, key) is None:
                     setattr(self, key, value)
         if self.lowpass_kernel is None and isinstance(self.image_size, int):
-            # The seed's share: 16 px at 256 px. A fixed 16 at 64 px would blur a quarter of
+            # The seed code's share: 16 px at 256 px. A fixed 16 at 64 px would blur a quarter of
             # the image, and no base could then leave a sparse residual.
             self.lowpass_kernel = max(1, self.image_size // 16)
         self._validate()

@@ -16,7 +16,7 @@ def curriculum(cfg: TrainConfig, epoch: int) -> dict[str, float]:
     """Loss weights and whether the base decoder is fixed at `epoch` (0-based).
 
     Without ``use_adaptive_loss`` the weights are the constant ``lambda_recon`` /
-    ``lambda_base`` / ``lambda_sparse``. With it, as in the seed: the recon and base weights
+    ``lambda_base`` / ``lambda_sparse``. With it, as in the seed code: the recon and base weights
     move linearly from their ``_init`` to their ``_end`` values over ``warmup_epochs`` and stay
     at the end values after it, and from epoch ``warmup_epochs`` on the base decoder is fixed
     (unless ``freeze_base`` is false: the ramp alone, which isolates the freeze).

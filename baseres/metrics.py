@@ -56,7 +56,7 @@ class MetricAccumulator:
     """Accumulates metrics and decomposition diagnostics over a validation set, batch by batch.
 
     sparse_ratio = mean |residual| / mean |gt - lowpass(gt)| over the set (1: the residual is
-    as large as the detail a perfect base leaves; the seed's "sparse" in metres depends on the
+    as large as the detail a perfect base leaves; the seed code's "sparse" in metres depends on the
     data's depth scale, this does not).
     base_smoothness = mean |grad base| / mean |grad gt| (below 1: the base is smoother than the
     scene); base_consistency = per-pixel std of base over the set / that of gt (near 0: the base

@@ -54,11 +54,11 @@ class Decoder(nn.Module):
     4C, 2C, C, C divided by ``divisor``.
 
     ``divisor=1`` is the classic U-Net decoder (mid width = input width / 2): the residual
-    decoder, and the seed's base before its fix, which had the residual decoder's capacity.
+    decoder, and the seed code's base before its fix, which had the residual decoder's capacity.
     With a larger divisor the bottleneck and every skip are first projected by a 1x1 conv to
     width / divisor and every conv uses mid width = output width, so *every* conv narrows and
     the count falls about as divisor^2 (narrowing only the outputs would leave the wide skip
-    inputs, which is how the seed's base decoder kept 6.3 M parameters at divisor 4).
+    inputs, which is how the seed code's base decoder kept 6.3 M parameters at divisor 4).
     """
 
     def __init__(self, encoder_widths: list[int], divisor: int = 1):
@@ -147,7 +147,7 @@ class BaseResidualNet(nn.Module):
         base = torch.sigmoid(self.base_decoder(features).float()) * self.max_depth
         residual = (torch.tanh(self.residual_decoder(features).float())
                     * self.max_depth * self.residual_range)
-        # Once the base is fixed the reconstruction loss must not move it (seed's curriculum).
+        # Once the base is fixed the reconstruction loss must not move it (as the seed code has it).
         base_for_final = base.detach() if self.base_frozen else base
         final = torch.clamp(base_for_final + residual, 0.0, self.max_depth)
         return {"base": base, "residual": residual, "final": final}

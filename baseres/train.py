@@ -1,5 +1,5 @@
 """``python -m baseres.train``: train one config (or one config with several seeds) from the
-command line; the seed's own flags work as written."""
+command line; the seed code's own flags work as written."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from baseres.config import ConfigError, TrainConfig, config_fields, field_types
 from baseres.hooks import BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, default_hooks, import_wandb
 from baseres.trainer import Trainer, TrainingDiverged
 
-# The seed's own flag spellings, mapped onto TrainConfig keys.
+# The seed code's own flag spellings, mapped onto TrainConfig keys.
 _ALIASES = {"lr": "learning_rate", "data-root": "data_root", "out": "out_dir"}
 
 
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if spec.default not in (None, False):  # flags default to "not given" (see --config)
             doc += f" (default: {spec.default})"
-        # The seed's spelling first (it is the one usage shows), each spelling once.
+        # The seed code's spelling first (it is the one usage shows), each spelling once.
         flags = list(dict.fromkeys([*([f"--{aliases[name]}"] if name in aliases else []),
                                     f"--{name}", f"--{name.replace('_', '-')}"]))
         kind = _flag_type(hint)

@@ -172,7 +172,7 @@ def full_budget_points(trials: list[TrialRecord], spec: StudySpec) -> list[Paret
 
 
 def pareto_front(points: list[ParetoPoint]) -> list[ParetoPoint]:
-    """The seed's trade-off: the points no other beats on both val RMSE and base-decoder
+    """The seed code's trade-off: the points no other beats on both val RMSE and base-decoder
     size; smallest base first."""
 
     def dominated(p: ParetoPoint) -> bool:

@@ -14,16 +14,13 @@ from ray.tune import Callback
 
 from tune.console_text import console_text
 from tune.experiment import diverged, trial_end
-from tune.study import BASELINE_KEY, RUN_KEY
+from tune.study import BASELINE_KEY, run_label
 
 
 def trial_name(trial) -> str:
     """A baseline's name, a fold run's label, else Ray's trial id."""
     config = trial.config or {}
-    point = config.get(RUN_KEY)
-    if isinstance(point, dict) and "label" in point:
-        return point["label"]
-    return config.get(BASELINE_KEY) or trial.trial_id
+    return run_label(config) or config.get(BASELINE_KEY) or trial.trial_id
 
 
 class ConsoleProgress(Callback):

@@ -84,6 +84,14 @@ class RecheckSpec(NamedTuple):
 
 BASELINE_KEY = "baseline"  # trial config key naming the baseline a trial evaluates
 RUN_KEY = "run"  # trial config key holding a question or confirmation run's point
+
+
+def run_label(config: Mapping[str, Any]) -> str | None:
+    """The label of the run a trial config holds (a fold, confirmation or re-check run's
+    point under RUN_KEY); None for a search trial."""
+    point = config.get(RUN_KEY)
+    return point.get("label") if isinstance(point, Mapping) else None
+
 # the baselines the study files name the claimed fix's before- and after-model by
 CLAIM_BASELINES = ("seed_before", "seed_after")
 
