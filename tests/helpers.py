@@ -20,6 +20,11 @@ from tune.question.answer import PlaceRecord
 from tune.study import StudyError, load_study
 
 FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "batvision_v2"
+# How long a child process that trains or searches may run before a test calls it hung.
+# Generous on purpose: with three suites at once on 2 cores, a 2-epoch smoke search ran
+# past 10 minutes (its one trial's first result came 285 s after the trial started); the
+# suite's own cap is 90 minutes.
+RUN_LIMIT_S = 1800
 
 
 def batch_metrics(pred, gt, max_depth: float) -> dict[str, float]:
@@ -177,7 +182,7 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.5)
 
 
-def ctrl_c_when(command: list[str], ready, what: str, timeout: float = 600,
+def ctrl_c_when(command: list[str], ready, what: str, timeout: float = RUN_LIMIT_S,
                 sigterm: bool = False) -> tuple[int, str]:
     """Run `command` in its own session; once `ready()` holds, Ctrl-C it (SIGINT to its
     process group, as a terminal sends), or with `sigterm` send SIGTERM to it alone (as
@@ -199,7 +204,7 @@ def ctrl_c_when(command: list[str], ready, what: str, timeout: float = 600,
             process.send_signal(signal.SIGTERM)
         else:
             os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=300)
+        output, _ = process.communicate(timeout=RUN_LIMIT_S)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

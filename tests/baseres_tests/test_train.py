@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from helpers import tiny_config
+from helpers import RUN_LIMIT_S, tiny_config
 
 from baseres.hooks import PANEL_TAG
 from baseres.train import build_parser, config_from_args, main
@@ -126,7 +126,7 @@ def test_cli_trains_on_the_real_sample_and_writes_every_file(tmp_path, fixture_r
         [sys.executable, "-m", "baseres.train", "--dataset", "batvisionv2", "--data-root",
          str(fixture_root), "--epochs", "2", "--out", str(out), "--image_size", "64",
          "--base_channels", "8", "--use_adaptive_loss"], capture_output=True, text=True,
-        timeout=300)
+        timeout=RUN_LIMIT_S)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 2/2" in proc.stdout
     # the default warmup (the seed's 50, of its 200 epochs) outlasts these 2: said once

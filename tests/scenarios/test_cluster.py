@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import RUN_LIMIT_S, free_port
 
 from tune.experiment import read_rows
 from tune.run import prepare_data
@@ -140,7 +140,7 @@ def test_a_search_survives_losing_a_node_of_a_two_node_cluster(ray_env, tmp_path
                 (shared, ray_env, "RAY_AUTH_MODE=token")]:  # joining without the token
             proc = subprocess.run([*command, "--storage", storage],
                                   cwd=REPO, env=environment, capture_output=True, text=True,
-                                  timeout=300)
+                                  timeout=RUN_LIMIT_S)
             assert proc.returncode == 2, proc.stderr[-3000:]
             assert message in proc.stderr and "Traceback" not in proc.stderr
         experiment = tmp_path / "shared" / "cluster"

@@ -6,7 +6,7 @@ import math
 import optuna
 import pytest
 import yaml
-from helpers import journal
+from helpers import RUN_LIMIT_S, journal
 
 from tune.experiment import read_rows
 from tune.report.data import build_summary
@@ -74,10 +74,10 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(tmp_path):
         return found[0]["rows"] if found and found[0]["rows"] else None
 
     try:
-        wait_for(lambda: first_trial_rows() is not None, 300, "the first epoch of a trial")
+        wait_for(lambda: first_trial_rows() is not None, RUN_LIMIT_S, "the first epoch of a trial")
         victim = first_trial_rows()[0]
         os.kill(victim["pid"], signal.SIGKILL)  # the trial's worker, mid-way through epoch 2
-        output, _ = driver.communicate(timeout=600)
+        output, _ = driver.communicate(timeout=RUN_LIMIT_S)
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -103,7 +103,7 @@ def test_two_searches_at_once_share_one_data_build(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for i in (1, 2)]
     outputs = []
     for driver in drivers:
-        output, _ = driver.communicate(timeout=600)
+        output, _ = driver.communicate(timeout=RUN_LIMIT_S)
         assert driver.returncode == 0, output[-3000:]
         outputs.append(output)
     printed = "".join(outputs)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import RUN_LIMIT_S
 
 from tune.experiment import read_rows
 from tune.study import load_study
@@ -67,7 +68,8 @@ def test_baseres_train_logs_offline_without_a_key(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "baseres.train", "--epochs", str(EPOCHS), "--image_size", "32",
          "--base_channels", "8", "--batch_size", "16", "--use_wandb", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=offline_env(tmp_path))
+        capture_output=True, text=True, timeout=RUN_LIMIT_S, cwd=tmp_path,
+        env=offline_env(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_folder,) = (out / "wandb").glob("offline-run-*")
     assert_logged(run_folder, out / "metrics.jsonl", "epoch")
@@ -84,7 +86,7 @@ def test_a_search_logs_offline_without_a_key(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "tune.run", "--space", str(tmp_path / "wandb.yaml"), "--storage",
          str(tmp_path / "results"), "--wandb", "offline-test"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env=offline_env(tmp_path))
+        capture_output=True, text=True, timeout=RUN_LIMIT_S, cwd=REPO, env=offline_env(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "No WandB API key" not in proc.stderr
     (trial,) = (tmp_path / "results" / "wandb").glob("trial_*")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import copy_experiment, ctrl_c_when, wait_for
+from helpers import RUN_LIMIT_S, copy_experiment, ctrl_c_when, wait_for
 
 from tune.experiment import read_rows
 from tune.question.places import PlaceScores
@@ -82,7 +82,7 @@ def test_an_interrupted_question_resumes_then_searches(ray_session, question_stu
     assert out.strip().splitlines()[-1].endswith(f"--resume {experiment}"), out[-2000:]
     assert not list(experiment.glob("trial_*"))  # the search had not begun
     done = subprocess.run([sys.executable, "-m", "tune.run", "--resume", str(experiment)],
-                          capture_output=True, text=True, env=env, timeout=1200)
+                          capture_output=True, text=True, env=env, timeout=RUN_LIMIT_S)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = read_runs(experiment / QUESTION_DIR)
     assert len(runs) == 6 and all(r.places for r in runs)
@@ -206,7 +206,7 @@ def test_a_kill_after_a_fold_runs_checkpoint_was_deleted_resumes_every_run(quest
     driver = subprocess.Popen(small_question(question_study, tmp_path), stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        wait_for(lambda: latest_checkpoints(run), 600, "a saved state naming a checkpoint")
+        wait_for(lambda: latest_checkpoints(run), RUN_LIMIT_S, "a saved state naming a checkpoint")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray
         driver.wait(timeout=60)
@@ -215,7 +215,7 @@ def test_a_kill_after_a_fold_runs_checkpoint_was_deleted_resumes_every_run(quest
     for checkpoint in named:
         shutil.rmtree(checkpoint)
     done = subprocess.run([sys.executable, "-m", "tune.run", "--resume", str(experiment)],
-                          capture_output=True, text=True, env=env, timeout=1200)
+                          capture_output=True, text=True, env=env, timeout=RUN_LIMIT_S)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     assert "does not exist on storage" not in out and "Traceback" not in out, out[-3000:]

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import copy_experiment, free_port
+from helpers import RUN_LIMIT_S, copy_experiment, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_every_everyday_command_of_the_readme_runs_as_pasted(question_experiment
             serve_then_stop(command, tmp_path, env)
             continue
         done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, text=True,
-                              capture_output=True, timeout=1800)
+                              capture_output=True, timeout=RUN_LIMIT_S)
         assert done.returncode == 0, f"{command}:\n{(done.stdout + done.stderr)[-3000:]}"
         assert "Traceback" not in done.stdout + done.stderr, command
     assert (tmp_path / "best.yaml").is_file() and (tmp_path / "best.pt").is_file()

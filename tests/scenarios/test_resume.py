@@ -11,7 +11,7 @@ import time
 
 import optuna
 import yaml
-from helpers import copy_experiment, journal, trials, wait_for
+from helpers import RUN_LIMIT_S, copy_experiment, journal, trials, wait_for
 
 from tune.confirm import main as confirm_main
 from tune.evaluate import main as evaluate_main
@@ -40,17 +40,17 @@ def checkpoints(experiment):
     return len(list(experiment.glob("trial_*/checkpoint_*")))
 
 
-def stop(process, signals, experiment, more: int, timeout: float = 180) -> str:
+def stop(process, signals, experiment, more: int) -> str:
     """Wait for `more` new checkpoints, send the signals half a second apart, return what
-    the driver printed by its exit (`timeout` seconds after the signals at most)."""
+    the driver printed by its exit."""
     seen = checkpoints(experiment)
     try:
-        wait_for(lambda: checkpoints(experiment) >= seen + more, 300, "checkpoints")
+        wait_for(lambda: checkpoints(experiment) >= seen + more, RUN_LIMIT_S, "checkpoints")
         for number in signals:
             os.killpg(process.pid, number) if number == signal.SIGKILL else process.send_signal(
                 number)
             time.sleep(0.5)
-        output, _ = process.communicate(timeout=timeout)
+        output, _ = process.communicate(timeout=RUN_LIMIT_S)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -88,7 +88,7 @@ def test_a_search_stopped_every_way_then_moved_finishes_as_one_search(ray_sessio
 
     moved = copy_experiment(experiment, tmp_path / "elsewhere")
     last = driver("--resume", str(moved))
-    printed = stop(last, [], moved, 0, timeout=900)  # no signal: to its end
+    printed = stop(last, [], moved, 0)  # no signal: to its end
     assert last.returncode == 0, printed[-3000:]
     assert "# Summary of smoke" in printed
     assert no_worker_lines(printed), printed[-3000:]

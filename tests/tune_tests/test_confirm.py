@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import copy_experiment, ctrl_c_when
+from helpers import RUN_LIMIT_S, copy_experiment, ctrl_c_when
 
 from tune.confirm import comparison
 from tune.confirm import main as confirm_main
@@ -44,7 +44,7 @@ def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment
     err = capsys.readouterr().err
     assert "an unfinished confirmation with --seeds 1 is stored there, but this asks for " \
            "--seeds 2" in err and "\n" not in err.strip()
-    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=RUN_LIMIT_S)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((experiment / "confirm.json").read_text())
     assert report["seeds"] == [2] and report["pooled_seeds"] == [1, 2]  # fresh, then pooled
@@ -64,7 +64,7 @@ def test_an_interrupted_confirmation_writes_nothing_final_and_resumes(experiment
     assert not (experiment / "evaluation-test.json").exists()  # never reads the test split
     assert "tune.confirm added seeds [2]" in (experiment / "summary.md").read_text()
     # a second confirmation: a folder of its own, the next fresh seed, every seed pooled
-    again = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900)
+    again = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=RUN_LIMIT_S)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert len(list((experiment / f"{CONFIRM_DIR}-2").glob("trial_*/places.json"))) == 6
     report = json.loads((experiment / "confirm.json").read_text())

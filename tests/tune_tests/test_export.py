@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import copy_experiment
+from helpers import RUN_LIMIT_S, copy_experiment
 
 from baseres.config import TrainConfig
 from baseres.model import BaseResidualNet
@@ -44,7 +44,7 @@ def test_rank_1_retrains_to_the_trials_val_rmse(smoke_experiment, tmp_path):
     # The documented command, in a fresh process; XDG_CACHE_HOME (tests/conftest.py) is
     # inherited, so it reads the data set and feature cache the trials used.
     proc = subprocess.run([sys.executable, "-m", "baseres.train", "--config", str(out)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=RUN_LIMIT_S)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     cfg = TrainConfig.from_yaml(out)
     retrained = read_rows(tmp_path / cfg.resolved_out_dir / "metrics.jsonl")

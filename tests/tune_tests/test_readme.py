@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import copy_experiment
+from helpers import RUN_LIMIT_S, copy_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -69,7 +69,8 @@ def test_the_fast_commands_run_whole_as_pasted(question_experiment, tmp_path):
             continue
         argv = shlex.split(line)
         done = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True,
-                              cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)}, timeout=600)
+                              cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)},
+                              timeout=RUN_LIMIT_S)
         assert done.returncode == 0, (line, done.stdout[-2000:], done.stderr[-2000:])
         ran.append(argv[2])
     assert {"tune.summary", "tune.export", "tune.run"} <= set(ran)
