@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections import Counter
 
 import pytest
 from helpers import copy_experiment
@@ -21,9 +22,14 @@ def test_evaluate_scores_every_baseline_once_on_test(experiment, capsys, smoke_s
     report = json.loads((experiment / "evaluation-test.json").read_text())
     full = [t for t in Experiment(experiment).trials()
             if not t.baseline and t.epochs_run >= smoke_spec.max_t]
-    # every baseline, and the searched trial only where it ran the full budget
-    assert [row["baseline"] for row in report["trials"]].count(None) == min(1, len(full))
-    assert {row["baseline"] for row in report["trials"]} >= set(smoke_spec.baselines)
+    # every baseline of the study exactly once and no other, and the searched trial (--top 1)
+    # only where one ran the full budget
+    baselines = Counter(row["baseline"] for row in report["trials"] if row["baseline"])
+    assert baselines == {name: 1 for name in smoke_spec.baselines}
+    searched = [row["trial"] for row in report["trials"] if row["baseline"] is None]
+    assert len(searched) == min(1, len(full))
+    assert set(searched) <= {t.trial_id for t in full}
+    assert len(report["trials"]) == len(smoke_spec.baselines) + len(searched)
     for row in report["trials"]:
         for column in report["columns"]:
             assert math.isfinite(row[column]["rmse"]) and 0 < row[column]["rmse"] < 12

@@ -37,6 +37,10 @@ def test_a_hand_worked_two_way_table():
     assert effect.se == pytest.approx(1.632993, rel=1e-6)
     assert effect.df == pytest.approx(2.805479, rel=1e-6)
     assert effect.components == pytest.approx(Components(5.0, 11 / 6, 0.5))
+    # t = 4 / sqrt(16 / 6) = sqrt(6) on 2.805479 df; scipy's t as the reference
+    from scipy import stats
+
+    assert effect.p_value == pytest.approx(2 * stats.t.sf(math.sqrt(6), 2.805479), rel=1e-6)
 
 
 def test_a_negative_component_is_truncated_and_drops_out_of_the_sum():

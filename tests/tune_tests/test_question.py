@@ -18,7 +18,15 @@ from tune.question.answer import (
     answer_lines,
     contrast,
 )
-from tune.question.intervals import CROSSED, PLACES_ONLY
+from tune.question.intervals import (
+    CROSSED,
+    PLACES_ONLY,
+    SEEDS_ONLY,
+    Components,
+    crossed_interval,
+    detectable_effect,
+    t_interval,
+)
 
 T975_DF3 = 3.182446  # Student t quantiles, from a printed table
 T80_DF3 = 0.978472
@@ -41,6 +49,13 @@ CONTROL_BLIND = gap_records("control", table(0.0))
 SE = 0.0129099
 
 
+def p_two_sided_df3(t: float) -> float:
+    """Student's t with 3 df in closed form, x = |t| / sqrt(3):
+    P(|T| > |t|) = 1 - (2 / pi) (x / (1 + x^2) + atan x)."""
+    x = abs(t) / math.sqrt(3)
+    return 1 - 2 / math.pi * (x / (1 + x * x) + math.atan(x))
+
+
 def test_place_and_pose_gaps_of_one_record():
     record = PlaceRecord("A", 1, 1, 0, seen_rmse=1.0, unseen_rmse=1.25, train_rmse=0.8)
     assert record.place_gap == pytest.approx(0.25) and record.pose_gap == pytest.approx(0.2)
@@ -55,6 +70,10 @@ def test_the_contrast_pairs_place_and_seed_and_counts_both_in_its_interval():
     assert (effect.lo, effect.hi) == (pytest.approx(0.1 - T975_DF3 * SE, rel=1e-5),
                                       pytest.approx(0.1 + T975_DF3 * SE, rel=1e-5))
     assert result.detectable == pytest.approx((T975_DF3 + T80_DF3) * SE, rel=1e-5)
+    # t = 0.1 / SE = sqrt(0.01 x 12 / 2e-3) = sqrt(60) = 7.745967 on 3 df: x = sqrt(20),
+    # p = 1 - (2 / pi) (sqrt(20) / 21 + atan sqrt(20)) = 1 - (2 / pi) 1.563767 = 0.004475
+    assert effect.p_value == pytest.approx(p_two_sided_df3(math.sqrt(60)), rel=1e-9)
+    assert effect.p_value == pytest.approx(0.004475, abs=1e-6)
     # the components: place var 4e-4 / 3 (SD 0.011547), seed var 1.6e-3 / 4 (SD 0.02)
     assert effect.components.sds() == pytest.approx(
         {"place": 0.0115470, "seed": 0.02, "residual": 0.0}, abs=1e-6)
@@ -67,16 +86,20 @@ def narrow_for(effect: dict[int, list[float]]) -> list[PlaceRecord]:
 
 
 @pytest.mark.parametrize("effect, control, verdict, reason", [
-    (table(0.1), CONTROL_SEES, SUPPORTED, "above 0"),
-    (table(-0.1, -1.0), CONTROL_SEES, CONTRADICTED, "below 0"),
+    (table(0.1), CONTROL_SEES, SUPPORTED,
+     "the interval lies above 0, Holm-adjusted p < 0.05"),
+    (table(-0.1, -1.0), CONTROL_SEES, CONTRADICTED,
+     "the interval lies below 0, Holm-adjusted p < 0.05"),
     (table(0.0), CONTROL_SEES, INCONCLUSIVE, "the interval includes 0"),
     # a control that sees nothing: whatever the effect, the question cannot be posed
-    (table(0.1), CONTROL_BLIND, INCONCLUSIVE, "cannot pose the question"),
+    (table(0.1), CONTROL_BLIND, INCONCLUSIVE,
+     "the positive control's place gap does not exclude 0 after Holm's correction: this data "
+     "and budget cannot pose the question"),
 ])
 def test_each_verdict_branch(effect, control, verdict, reason):
     result = answer(WIDE + narrow_for(effect) + control, "base_channel_divisor", (1, 4), [],
                     12, 0.02)
-    assert result.verdict == verdict and reason in result.reason
+    assert (result.verdict, result.reason) == (verdict, reason)
     primary = result.primary
     assert primary.interval.mean == pytest.approx(sum(sum(v) for v in effect.values()) / 12)
     # primary and control, one Holm family of two: the smaller p doubled, the larger kept
@@ -84,6 +107,98 @@ def test_each_verdict_branch(effect, control, verdict, reason):
     p, q = primary.interval.p_value, result.control.interval.p_value
     expected = min(1.0, 2 * p) if p <= q else min(1.0, max(2 * q, p))
     assert primary.p_holm == pytest.approx(expected, rel=1e-9)
+
+
+# The control's place gaps in cm: 25, places +1 -1 +1 -1, no seed effect, residuals
+# A +1 -1 0 and B -1 +1 0 over seeds 1 2 3 (C and D none): A 27 25 26, B 23 25 24, C 26 26
+# 26, D 24 24 24.
+CONTROL_RESIDUAL = gap_records("control", {1: [0.27, 0.23, 0.26, 0.24],
+                                           2: [0.25, 0.25, 0.26, 0.24],
+                                           3: [0.26, 0.24, 0.26, 0.24]})
+
+
+def test_the_positive_control_interval_and_the_pose_gap():
+    pose = table(0.15, -1.0)  # wide's pose gaps: 0.15 - (place effect + seed effect)
+    wide = [r._replace(train_rmse=r.seen_rmse - pose[r.seed]["ABCD".index(r.place)])
+            for r in WIDE]
+    result = answer(wide + NARROW + CONTROL_RESIDUAL, "base_channel_divisor", (1, 4), [], 12,
+                    0.02)
+    control = result.control.interval
+    # in cm^2: MS_place = 3 x (1 + 1 + 1 + 1) / 3 = 4, MS_seed = 0 (seed means 25 25 25),
+    # MS_res = (1 + 1 + 1 + 1) / 6 = 2/3. Components: place (4 - 2/3) / 3 = 10/9, seed
+    # (0 - 2/3) / 4 < 0 truncated to 0, residual 2/3; so n_p n_s var(mean) = MS_place = 4 on
+    # its 3 df: SE = sqrt(4 / 12) cm = 0.0057735 m, lo = .25 - 3.182446 x .0057735 = .231626
+    assert (control.method, control.places, control.seeds) == (CROSSED, 4, 3)
+    assert control.mean == pytest.approx(0.25)
+    assert control.components == pytest.approx(Components(10 / 9 * 1e-4, 0.0, 2 / 3 * 1e-4))
+    assert control.se == pytest.approx(0.0057735, rel=1e-5)
+    assert control.df == pytest.approx(3.0)
+    assert control.lo == pytest.approx(0.231626, abs=1e-6)
+    assert control.hi == pytest.approx(0.268374, abs=1e-6)
+    rows = {row.arm: row for row in result.arms}
+    # wide's pose gaps have the contrast table's shape (mean 0.15, SE 0.0129099, df 3);
+    # lo = .15 - 3.182446 x .0129099 = .108915
+    assert rows[1].pose_gap.mean == pytest.approx(0.15)
+    assert rows[1].pose_gap.lo == pytest.approx(0.108915, abs=1e-6)
+    assert rows[4].pose_gap.mean == pytest.approx(0.1)  # seen 1.0 - train 0.9 everywhere
+    # seen 1.0 everywhere, unseen = seen + place gap: 1.0 + wide's mean gap 0.2; the
+    # control's: 1.0 + 0.25
+    assert rows[1].seen_rmse == pytest.approx(1.0)
+    assert rows[1].unseen_rmse == pytest.approx(1.2)
+    assert rows["control"].unseen_rmse == pytest.approx(1.25)
+
+
+def test_one_place_and_one_seed_have_no_interval_and_no_detectable_effect():
+    single = crossed_interval({("A", 1): 0.3})
+    assert (single.mean, single.places, single.seeds, single.method) == (0.3, 1, 1, PLACES_ONLY)
+    assert math.isnan(single.lo) and math.isnan(single.hi) and math.isnan(single.p_value)
+    assert not single.defined and single.text() == "+0.300 m (no interval)"
+    assert math.isnan(detectable_effect(single))
+    # the same through the answer: arms 1 and 4 at place A, seed 1 only; wide's gap there
+    # .2 + 2 x (.01 + .02) = .26, narrow's .1 + .01 + .02 = .13: effect .13
+    one = [r for r in WIDE + NARROW if (r.place, r.seed) == ("A", 1)]
+    result = answer(one, "base_channel_divisor", (1, 4), [], 12, 0.02)
+    assert result.primary.interval.mean == pytest.approx(0.13)
+    assert math.isnan(result.primary.interval.lo) and math.isnan(result.primary.p_holm)
+    assert math.isnan(result.primary.detectable) and result.seeds_needed is None
+    assert result.verdict == INCONCLUSIVE and result.reason.startswith("1 seed(s): fewer than 3")
+    text = "\n".join(answer_lines(result, "The claim."))
+    assert "(no interval)" in text and "smallest effect" not in text
+    # no spread: the interval is the point; p 0 for a nonzero mean, 1 for a zero one
+    flat = t_interval([0.5, 0.5, 0.5], 1, 3, SEEDS_ONLY)
+    assert (flat.lo, flat.hi, flat.p_value) == (0.5, 0.5, 0.0)
+    assert t_interval([0.0, 0.0, 0.0], 1, 3, SEEDS_ONLY).p_value == 1.0
+
+
+def test_one_seed_p_values_are_t_tests_over_places_and_holm_corrected():
+    from scipy import stats
+
+    from tune.confirm import comparison
+
+    found = (gap_records(1, {1: [0.2, 0.2, 0.3, 0.1]}) + gap_records(4, {1: [0.1] * 4})
+             + gap_records("control", {1: [0.2, 0.3, 0.25, 0.25]}))
+    result = answer(found, "base_channel_divisor", (1, 4), [], 12, 0.02)
+    primary, control = result.primary, result.control
+    assert primary.interval.method == control.interval.method == PLACES_ONLY
+    # effects .1 .1 .2 0: mean .1, sd^2 = .02 / 3, se^2 = .02 / 12, t = sqrt(.01 / se^2) =
+    # sqrt(6) on 3 df: x = sqrt(2), p = 1 - (2 / pi)(sqrt(2) / 3 + atan sqrt(2)) = 0.091721
+    assert primary.interval.p_value == pytest.approx(p_two_sided_df3(math.sqrt(6)), rel=1e-9)
+    assert primary.interval.p_value == pytest.approx(0.091721, abs=1e-6)
+    # control .2 .3 .25 .25: mean .25, sd^2 = .005 / 3, t = sqrt(.0625 x 12 / .005) =
+    # sqrt(150) on 3 df: p = 0.0011722
+    assert control.interval.p_value == pytest.approx(p_two_sided_df3(math.sqrt(150)), rel=1e-9)
+    assert control.interval.p_value == pytest.approx(0.0011722, abs=1e-7)
+    for values, p in (([0.1, 0.1, 0.2, 0.0], primary), ([0.2, 0.3, 0.25, 0.25], control)):
+        assert p.interval.p_value == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue)
+    # Holm over the two: the control's 2 x 0.0011722 = 0.0023444; the primary's
+    # max(0.0023444, 1 x 0.091721) = 0.091721
+    assert control.p_holm == pytest.approx(0.0023444, abs=1e-7)
+    assert primary.p_holm == pytest.approx(0.091721, abs=1e-6)
+    # one seed decides nothing; tune.confirm's words: the control decided, the contrast
+    # could detect (3.182446 + 0.978472) x sqrt(.02 / 12) = 0.169868 m
+    assert result.verdict == INCONCLUSIVE
+    assert comparison(control).outcome == "above 0"
+    assert comparison(primary).outcome == "inconclusive at this power (could detect 0.170 m)"
 
 
 def test_fewer_than_three_seeds_decide_nothing_and_say_how_many_are_needed():

@@ -69,8 +69,11 @@ def test_the_statistics_of_a_hand_made_recheck():
     # -0.07 -0.03 -0.02: mean -0.04, sd 0.026458, se 0.015275
     assert s2.versus_best_baseline.mean == pytest.approx(-0.04)
     assert s2.versus_best_baseline.lo == pytest.approx(-0.04 - T975_DF2 * 0.015275, rel=1e-4)
-    # Holm over the two: s1's p is 0 (no spread), s2's doubled is no smaller than its own
-    assert s1.p_holm == 0.0 and s2.p_holm >= s2.versus_best_baseline.p_value
+    # t^2 = .04^2 / (.0007 / 3) = 48 / 7 on 2 df, whose two-sided p is 1 - |t| / sqrt(2 + t^2)
+    # = 1 - sqrt(48 / 62) = 0.120117
+    assert s2.versus_best_baseline.p_value == pytest.approx(0.120117, abs=1e-6)
+    # Holm over the two: s1's p is 0 (no spread), so s2's is max(2 x 0, 1 x 0.120117)
+    assert s1.p_holm == 0.0 and s2.p_holm == pytest.approx(0.120117, abs=1e-6)
     assert better_than_baseline(s1) and not better_than_baseline(s2)
     baseline = result.rows[2]
     assert baseline.baseline == "seed_after" and baseline.versus_best_baseline is None
