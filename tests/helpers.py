@@ -1,8 +1,12 @@
 """Plain helpers the tests import (``from helpers import ...``); fixtures live in conftest.py."""
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import textwrap
 import time
 import urllib.request
@@ -25,6 +29,8 @@ FIXTURE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ba
 # past 10 minutes (its one trial's first result came 285 s after the trial started); the
 # suite's own cap is 90 minutes.
 RUN_LIMIT_S = 1800
+# The learnability check trains the default model for 8 epochs: 60x its quiet time.
+LEARNABILITY_LIMIT_S = 3600
 
 
 def batch_metrics(pred, gt, max_depth: float) -> dict[str, float]:
@@ -182,33 +188,39 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.5)
 
 
-def ctrl_c_when(command: list[str], ready, what: str, timeout: float = RUN_LIMIT_S,
-                sigterm: bool = False) -> tuple[int, str]:
+@contextlib.contextmanager
+def reaped(process: subprocess.Popen):
+    """Kill `process`'s group (started with `start_new_session`) if it is still running when
+    the block ends, so a failed wait leaves no search behind."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+
+
+def ctrl_c_when(command: list[str], ready, what: str, sigterm: bool = False) -> tuple[int, str]:
     """Run `command` in its own session; once `ready()` holds, Ctrl-C it (SIGINT to its
     process group, as a terminal sends), or with `sigterm` send SIGTERM to it alone (as
     `kill` does), and return its exit status and output."""
-    import os
-    import signal
-    import subprocess
-
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            assert process.poll() is None, process.stdout.read()[-2000:]
-            time.sleep(0.5)
+
+    def ready_while_running() -> bool:
+        if ready():
+            return True
+        assert process.poll() is None, process.stdout.read()[-2000:]
+        return False
+
+    with reaped(process):
+        wait_for(ready_while_running, RUN_LIMIT_S, what)
         if sigterm:
             process.send_signal(signal.SIGTERM)
         else:
             os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=RUN_LIMIT_S)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=60)
     return process.returncode, output
 
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import batch_metrics
+from helpers import LEARNABILITY_LIMIT_S, batch_metrics
 
 from baseres.config import TrainConfig
 from baseres.data.cache import load_split
@@ -30,7 +30,7 @@ def test_default_model_beats_the_mean_depth_map_by_30_percent(tmp_path):
     # The CLI with no data flags: generates the default synthetic set on first use.
     proc = subprocess.run([sys.executable, "-m", "baseres.train", "--epochs", str(EPOCHS),
                            "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=3600)  # 60x its quiet time
+                          capture_output=True, text=True, timeout=LEARNABILITY_LIMIT_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_rows(tmp_path / "run" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))

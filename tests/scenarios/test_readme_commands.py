@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import RUN_LIMIT_S, copy_experiment, free_port
+from helpers import RUN_LIMIT_S, copy_experiment, free_port, reaped
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def serve_then_stop(command: str, cwd: Path, env: dict[str, str]) -> None:
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     lines = []
-    try:
+    with reaped(process):
         for line in process.stdout:
             lines.append(line)
             if "http://" in line:
@@ -63,9 +63,6 @@ def serve_then_stop(command: str, cwd: Path, env: dict[str, str]) -> None:
         assert answers(url) == 200, command
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=60) == 0, command
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_every_everyday_command_of_the_readme_runs_as_pasted(question_experiment, tmp_path):

@@ -11,7 +11,7 @@ import time
 
 import optuna
 import yaml
-from helpers import RUN_LIMIT_S, copy_experiment, journal, trials, wait_for
+from helpers import RUN_LIMIT_S, copy_experiment, journal, reaped, trials, wait_for
 
 from tune.confirm import main as confirm_main
 from tune.evaluate import main as evaluate_main
@@ -44,17 +44,13 @@ def stop(process, signals, experiment, more: int) -> str:
     """Wait for `more` new checkpoints, send the signals half a second apart, return what
     the driver printed by its exit."""
     seen = checkpoints(experiment)
-    try:
+    with reaped(process):
         wait_for(lambda: checkpoints(experiment) >= seen + more, RUN_LIMIT_S, "checkpoints")
         for number in signals:
             os.killpg(process.pid, number) if number == signal.SIGKILL else process.send_signal(
                 number)
             time.sleep(0.5)
         output, _ = process.communicate(timeout=RUN_LIMIT_S)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=60)
     return output or ""
 
 

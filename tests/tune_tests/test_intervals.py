@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from tune.question.answer import CONTRADICTED, SUPPORTED, PlaceRecord, answer
 from tune.question.intervals import (
@@ -38,8 +39,6 @@ def test_a_hand_worked_two_way_table():
     assert effect.df == pytest.approx(2.805479, rel=1e-6)
     assert effect.components == pytest.approx(Components(5.0, 11 / 6, 0.5))
     # t = 4 / sqrt(16 / 6) = sqrt(6) on 2.805479 df; scipy's t as the reference
-    from scipy import stats
-
     assert effect.p_value == pytest.approx(2 * stats.t.sf(math.sqrt(6), 2.805479), rel=1e-6)
 
 

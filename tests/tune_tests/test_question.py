@@ -7,7 +7,9 @@ import math
 
 import pytest
 from helpers import gap_records
+from scipy import stats
 
+from tune.confirm import comparison
 from tune.question.answer import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -171,10 +173,6 @@ def test_one_place_and_one_seed_have_no_interval_and_no_detectable_effect():
 
 
 def test_one_seed_p_values_are_t_tests_over_places_and_holm_corrected():
-    from scipy import stats
-
-    from tune.confirm import comparison
-
     found = (gap_records(1, {1: [0.2, 0.2, 0.3, 0.1]}) + gap_records(4, {1: [0.1] * 4})
              + gap_records("control", {1: [0.2, 0.3, 0.25, 0.25]}))
     result = answer(found, "base_channel_divisor", (1, 4), [], 12, 0.02)
