@@ -7,11 +7,39 @@ serves it read from there, so trials, parameter importances and history plots ar
 from __future__ import annotations
 
 import argparse
+import socketserver
 import sys
+from wsgiref.simple_server import WSGIServer, make_server
 
 from baseres.cli import DefaultsHelpFormatter, OneLineParser, bounded_int, run_command
 from tune.errors import UsageError
 from tune.experiment import JOURNAL_FILE, Experiment, journal_storage
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """Each request in a daemon thread, so the main thread only waits for connections and
+    Ctrl+C always lands there. optuna_dashboard.run_server serves in the main thread: a Ctrl+C
+    during a request (the page polls every few seconds) is caught by wsgiref's error handler and
+    the server goes on serving."""
+
+    daemon_threads = True
+    block_on_close = False
+
+
+def listen(app, host: str, port: int) -> ThreadingWSGIServer:
+    try:
+        return make_server(host, port, app, server_class=ThreadingWSGIServer)
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        raise UsageError(f"--host {host} --port {port}: cannot listen there: "
+                         f"{err.strerror}") from None
+
+
+def serve_until_ctrl_c(server: ThreadingWSGIServer) -> None:
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:  # Ctrl+C is how it is stopped: a normal end
+            pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,16 +71,11 @@ def _main(args: argparse.Namespace) -> int:
                          "optuna-dashboard") from None
     experiment = Experiment(args.experiment)
     experiment.optuna_study()  # an unreadable journal is one line here, not in the server
-    storage = journal_storage(experiment.folder)
+    server = listen(optuna_dashboard.wsgi(journal_storage(experiment.folder)), args.host,
+                    args.port)
     print(f"optuna-dashboard for {args.experiment}: http://{args.host}:{args.port}/ "
           "(Ctrl+C stops it)", flush=True)
-    try:
-        optuna_dashboard.run_server(storage, host=args.host, port=args.port)
-    except OSError as err:  # the port is taken, or the address is not this machine's
-        raise UsageError(f"--host {args.host} --port {args.port}: cannot listen there: "
-                         f"{err.strerror}") from None
-    except KeyboardInterrupt:  # Ctrl+C is how it is stopped: a normal end
-        pass
+    serve_until_ctrl_c(server)
     return 0
 
 

@@ -1,11 +1,17 @@
 """tune.dashboard: the smoke search's Optuna journal served by optuna-dashboard on loopback."""
 
+import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 import pytest
-from helpers import free_port, get_json
+from helpers import free_port, get_json, reaped
 
 from tune.dashboard import main
 
@@ -44,6 +50,56 @@ def test_dashboard_serves_the_smoke_study(smoke_experiment, smoke_spec):
         output, errors = server.communicate(timeout=30)
     assert output.splitlines()[0] == (f"optuna-dashboard for {smoke_experiment}: "
                                       f"http://127.0.0.1:{port}/ (Ctrl+C stops it)"), errors
+
+
+# A server whose one page takes a minute, as a slow request of the dashboard's page would.
+SLOW_SERVER = """
+import time
+from tune.dashboard import listen, serve_until_ctrl_c
+
+def slow_page(environ, start_response):
+    print("serving a request", flush=True)
+    time.sleep(60)
+    start_response("200 OK", [])
+    return [b""]
+
+server = listen(slow_page, "127.0.0.1", 0)
+print(server.server_port, flush=True)
+serve_until_ctrl_c(server)
+print("stopped", flush=True)
+"""
+
+
+def request_cut_off(url: str) -> None:
+    """A GET that the server's end cuts off."""
+    with contextlib.suppress(ConnectionError):
+        urllib.request.urlopen(url, timeout=120)
+
+
+def test_ctrl_c_during_a_request_stops_the_server():
+    """A Ctrl+C that lands while a request is being served stops the server (served in the
+    main thread, wsgiref's error handler caught it and the server went on)."""
+    server = subprocess.Popen([sys.executable, "-c", SLOW_SERVER], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with reaped(server):
+        port = int(server.stdout.readline())
+        url = f"http://127.0.0.1:{port}/"
+        threading.Thread(target=request_cut_off, args=(url,), daemon=True).start()
+        assert server.stdout.readline() == "serving a request\n"
+        os.killpg(server.pid, signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0 and output.endswith("stopped\n"), output[-2000:]
+
+
+def test_a_taken_port_is_one_line_and_exit_2(smoke_experiment, capsys):
+    pytest.importorskip("optuna_dashboard")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main([str(smoke_experiment), "--port", str(port)]) == 2
+    assert capsys.readouterr().err == (f"error: --host 127.0.0.1 --port {port}: cannot listen "
+                                       "there: Address already in use\n")
 
 
 @pytest.mark.parametrize("argv, message", [
